@@ -1,0 +1,307 @@
+"""One client's byte stream: HTTP requests with h11, then (after an upgrade) WebSocket with wsproto.
+
+The connection turns bytes into complete text messages and keeps the bytes to send back. It
+knows nothing of games: the core decides what a message means. Everything the peer can do
+wrong is answered here (an HTTP error, a close frame) and never raised.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import h11
+from wsproto.connection import SERVER as CONNECTION_TYPE_SERVER
+from wsproto.connection import Connection as WebSocket
+from wsproto.connection import ConnectionState as WebSocketState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.frame_protocol import CloseReason
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError as WebSocketHandshakeError
+
+from .config import Config
+from .errors import LocalProtocolError
+from .web import Site, simple_response
+
+__all__ = ["ClientConnection", "ConnectionState"]
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is in its life. Transitions: see ``ClientConnection``."""
+
+    #: Reading HTTP requests (keep-alive: several in a row), any of which may be an upgrade.
+    HTTP = "http"
+    #: The WebSocket is open: text messages flow both ways.
+    OPEN = "open"
+    #: We sent a close frame and wait for the peer's (RFC 6455 section 7.1.2).
+    CLOSING = "closing"
+    #: Nothing more to read or write: flush what is queued, then close the transport.
+    CLOSED = "closed"
+
+
+class ClientConnection:
+    """The server side of one client's transport.
+
+    ``HTTP`` -> ``OPEN`` on a successful upgrade; ``HTTP`` -> ``CLOSED`` when the client or
+    h11 ends the HTTP exchange, or a handshake is refused. ``OPEN`` -> ``CLOSING`` when we
+    start a closing handshake; ``OPEN``/``CLOSING`` -> ``CLOSED`` when the closing handshake
+    completes, the peer's data is not valid WebSocket, or the stream ends.
+    """
+
+    __slots__ = (
+        "_config",
+        "_fragments",
+        "_h11",
+        "_outgoing",
+        "_parts",
+        "_request",
+        "_site",
+        "_size",
+        "_websocket",
+        "close_reason",
+        "path",
+        "state",
+    )
+
+    def __init__(self, *, site: Site, config: Config) -> None:
+        self._site = site
+        self._config = config
+        self._h11: h11.Connection | None = h11.Connection(h11.SERVER)
+        self._websocket: WebSocket | None = None
+        self._request: h11.Request | None = None  # the request being read
+        self._outgoing: list[bytes] = []
+        # Reassembly of a fragmented text message (RFC 6455 section 5.4).
+        self._parts: list[str] = []
+        self._size = 0
+        self._fragments = 0
+        self.state = ConnectionState.HTTP
+        #: The WebSocket's request target, once upgraded.
+        self.path: str | None = None
+        #: Why the connection ended, when the peer was at fault: for the logs.
+        self.close_reason: str | None = None
+
+    # -- output ---------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer since the last call, in order."""
+        outgoing = self._outgoing
+        if not outgoing:
+            return b""
+        self._outgoing = []
+        return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue an already framed text message; False (and nothing queued) unless open.
+
+        Server frames are unmasked, so one broadcast is the same bytes for every recipient:
+        the core frames it once and hands the same object to each connection.
+        """
+        if self.state is not ConnectionState.OPEN:
+            return False
+        self._outgoing.append(frame)
+        return True
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start a closing handshake (only while open; otherwise nothing to do)."""
+        if self.state is ConnectionState.OPEN:
+            assert self._websocket is not None
+            self._outgoing.append(
+                self._websocket.send(CloseConnection(code=code, reason=reason or None))
+            )
+            self.state = ConnectionState.CLOSING
+        elif self.state is ConnectionState.HTTP:
+            self.state = ConnectionState.CLOSED
+
+    # -- input ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | None) -> Iterator[str]:
+        """Feed bytes from the peer (``None`` at end of stream); yield each complete message.
+
+        The generator must be exhausted: it answers the peer as it parses, so that replies
+        to earlier messages go out before a close frame that came after them.
+        """
+        if self.state is ConnectionState.CLOSED:
+            raise LocalProtocolError("receive_data() on a closed connection")
+        if self._h11 is not None:
+            if data is None:
+                data = b""  # h11 takes an empty read as the end of the stream
+            elif not data:
+                return
+            self._h11.receive_data(data)
+            trailing = self._receive_http()
+            if trailing is None:
+                return
+            data = trailing
+        assert self._websocket is not None
+        if data is None or data:
+            self._websocket.receive_data(data)
+        yield from self._receive_websocket()
+
+    def _receive_http(self) -> bytes | None:
+        """Answer every complete request; after an upgrade, the bytes that followed it."""
+        connection = self._h11
+        assert connection is not None
+        while True:
+            try:
+                event = connection.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._refuse_http(HTTPStatus(exc.error_status_hint), str(exc))
+                return None
+            if event is h11.NEED_DATA:
+                return None
+            if isinstance(event, h11.Request):
+                self._request = event
+            elif isinstance(event, h11.EndOfMessage):
+                request = self._request
+                assert request is not None
+                self._request = None
+                # h11 treats any request with an Upgrade header as a protocol switch
+                # proposal and pauses after it; wsproto judges whether it is a valid one.
+                if any(name == b"upgrade" for name, _ in request.headers):
+                    return self._upgrade(request)
+                self._respond(request)
+                if connection.our_state is h11.MUST_CLOSE:
+                    self.state = ConnectionState.CLOSED
+                    return None
+                connection.start_next_cycle()
+            elif isinstance(event, h11.ConnectionClosed):
+                self.state = ConnectionState.CLOSED
+                return None
+            # Data (a request body): read and dropped; the response waits for its end.
+
+    def _respond(self, request: h11.Request) -> None:
+        connection = self._h11
+        assert connection is not None
+        response, body = self._site.respond(request)
+        self._outgoing.append(connection.send(response) or b"")
+        if body:
+            self._outgoing.append(connection.send(h11.Data(data=body)) or b"")
+        self._outgoing.append(connection.send(h11.EndOfMessage()) or b"")
+
+    def _refuse_http(self, status: HTTPStatus, reason: str) -> None:
+        """Answer a request we cannot serve with ``status``, then close."""
+        connection = self._h11
+        assert connection is not None
+        self.close_reason = reason
+        self.state = ConnectionState.CLOSED
+        if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return  # pragma: no cover - h11 raises only while a request is being read
+        body = f"{status.value} {status.phrase}: {reason}\n".encode()
+        response = simple_response(
+            status, "text/plain; charset=utf-8", len(body), ((b"Connection", b"close"),)
+        )
+        self._outgoing.append(connection.send(response) or b"")
+        self._outgoing.append(connection.send(h11.Data(data=body)) or b"")
+        self._outgoing.append(connection.send(h11.EndOfMessage()) or b"")
+
+    def _upgrade(self, request: h11.Request) -> bytes | None:
+        """Hand an upgrade request to wsproto; the bytes after it if it succeeds."""
+        connection = self._h11
+        assert connection is not None
+        trailing = connection.trailing_data[0]
+        self._h11 = None
+        handshake = H11Handshake(CONNECTION_TYPE_SERVER)
+        try:
+            handshake.initiate_upgrade_connection(list(request.headers), request.target)
+            (event,) = handshake.events()
+        except WebSocketHandshakeError as exc:
+            self.close_reason = f"WebSocket handshake refused: {exc}"
+            self.state = ConnectionState.CLOSED
+            hint = exc.event_hint
+            assert isinstance(hint, RejectConnection)
+            self._outgoing.append(handshake.send(hint))
+            return None
+        except UnicodeError as exc:
+            # wsproto 1.3.2 decodes the Host header as IDNA and lets the error escape.
+            self.close_reason = f"WebSocket handshake refused: bad Host header ({exc})"
+            self.state = ConnectionState.CLOSED
+            self._outgoing.append(handshake.send(RejectConnection(status_code=400)))
+            return None
+        assert isinstance(event, Request)
+        # No extensions: permessage-deflate would inflate without any size limit.
+        self._outgoing.append(handshake.send(AcceptConnection()))
+        self._websocket = handshake.connection
+        self.path = event.target
+        self.state = ConnectionState.OPEN
+        return bytes(trailing)
+
+    def _receive_websocket(self) -> Iterator[str]:
+        websocket = self._websocket
+        assert websocket is not None
+        for event in websocket.events():
+            if isinstance(event, TextMessage):
+                if self.state is not ConnectionState.OPEN:
+                    continue  # data after our close frame is read and dropped (section 1.4)
+                message = self._reassemble(event)
+                if message is not None:
+                    yield message
+            elif isinstance(event, BytesMessage):
+                self._fail(CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported.")
+            elif isinstance(event, Ping):
+                if self.state is ConnectionState.OPEN:
+                    self._outgoing.append(websocket.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self._closed_by_peer(websocket, event)
+            # Pong: nothing to do; we send no pings yet.
+
+    def _reassemble(self, event: TextMessage) -> str | None:
+        """Add one piece of a text message; the message once complete and within limits."""
+        data = event.data
+        # A str's UTF-8 size is its length when it is ASCII, the common case, known in O(1).
+        self._size += len(data) if data.isascii() else len(data.encode())
+        if event.frame_finished:
+            self._fragments += 1
+        if self._size > self._config.max_message_size:
+            self._fail(
+                CloseReason.MESSAGE_TOO_BIG,
+                f"Message larger than {self._config.max_message_size} bytes.",
+            )
+            return None
+        if self._fragments > self._config.max_fragments:
+            self._fail(
+                CloseReason.MESSAGE_TOO_BIG,
+                f"Message in more than {self._config.max_fragments} fragments.",
+            )
+            return None
+        if not event.message_finished:
+            self._parts.append(data)
+            return None
+        if self._parts:
+            self._parts.append(data)
+            data = "".join(self._parts)
+            self._parts = []
+        self._size = 0
+        self._fragments = 0
+        return data
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close because the peer sent something we refuse."""
+        self.close_reason = reason
+        self._parts = []
+        self.close(code, reason)
+
+    def _closed_by_peer(self, websocket: WebSocket, event: CloseConnection) -> None:
+        state = websocket.state
+        if state is WebSocketState.REMOTE_CLOSING:
+            # The peer starts the closing handshake: echo its code (section 5.5.1).
+            self._outgoing.append(websocket.send(event.response()))
+        elif state is not WebSocketState.CLOSED:
+            # Not a close frame: wsproto could not parse the peer's bytes (invalid framing,
+            # invalid UTF-8, ...). Say why with the code it chose, then drop the stream.
+            self.close_reason = event.reason or f"WebSocket protocol error {event.code}"
+            if state is WebSocketState.OPEN:
+                self._outgoing.append(
+                    websocket.send(CloseConnection(code=event.code, reason=event.reason))
+                )
+        elif event.code == CloseReason.ABNORMAL_CLOSURE and self.close_reason is None:
+            self.close_reason = "Connection closed without a close frame."
+        self.state = ConnectionState.CLOSED

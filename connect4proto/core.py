@@ -1,0 +1,189 @@
+"""The whole server's message loop as one sans-IO object.
+
+The driver opens connections, feeds them bytes and tells when they are lost; each call
+returns an ``Output``: the bytes to write to each connection, the connections to close once
+those bytes are written, and what happened (for the logs). No sockets, clocks or randomness:
+keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from wsproto.frame_protocol import CloseReason, FrameProtocol
+
+from .config import Config
+from .connection import ClientConnection, ConnectionState
+from .errors import LocalProtocolError
+from .events import ConnectionId, ConnectionRefused, Event, GameId
+from .lobby import Lobby
+from .messages import (
+    Error,
+    InvalidMessage,
+    ServerMessage,
+    decode_client_message,
+    encode_server_message,
+)
+from .web import Site
+
+__all__ = ["GameServer", "Output"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    """What the driver must do after one call into the core.
+
+    Write ``data[c]`` to connection ``c`` (in order with earlier writes); then close every
+    connection in ``close``, after its data is written. A closed connection is already
+    forgotten by the core.
+    """
+
+    data: Mapping[ConnectionId, bytes]
+    close: frozenset[ConnectionId]
+    events: tuple[Event, ...]
+
+
+class _Batch:
+    """The ``Outbox`` of one call: frames each message once, remembers who got something."""
+
+    __slots__ = ("_connections", "_framer", "_lobby", "events", "touched")
+
+    def __init__(
+        self,
+        connections: dict[ConnectionId, ClientConnection],
+        lobby: Lobby,
+        framer: FrameProtocol,
+    ) -> None:
+        self._connections = connections
+        self._lobby = lobby
+        self._framer = framer
+        self.touched: dict[ConnectionId, None] = {}
+        self.events: list[Event] = []
+
+    def _frame(self, message: ServerMessage) -> bytes:
+        # wsproto frames text given as str; the JSON is ASCII-safe UTF-8, so this is exact.
+        return bytes(self._framer.send_data(encode_server_message(message).decode()))
+
+    def send(self, connection: ConnectionId, message: ServerMessage) -> None:
+        if self._connections[connection].send_frame(self._frame(message)):
+            self.touched[connection] = None
+
+    def broadcast(self, game: GameId, message: ServerMessage) -> None:
+        frame = self._frame(message)
+        connections = self._connections
+        touched = self.touched
+        for member in self._lobby.members(game):
+            if connections[member].send_frame(frame):
+                touched[member] = None
+
+    def report(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class GameServer:
+    """Connect Four for any number of connections, from raw bytes to raw bytes."""
+
+    def __init__(
+        self,
+        *,
+        site: Site,
+        new_key: Callable[[], str],
+        config: Config | None = None,
+    ) -> None:
+        self._site = site
+        self._config = config if config is not None else Config()
+        self._lobby = Lobby(new_key)
+        self._connections: dict[ConnectionId, ClientConnection] = {}
+        self._next_connection = 1
+        # Server frames are unmasked and we negotiate no extension: one encoder serves all.
+        self._framer = FrameProtocol(client=False, extensions=[])
+
+    @property
+    def lobby(self) -> Lobby:
+        """The games in progress (read-only use: for tests, metrics and health checks)."""
+        return self._lobby
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    def open_connection(self) -> ConnectionId:
+        """A new transport connected; returns its id for the other calls."""
+        connection = ConnectionId(self._next_connection)
+        self._next_connection += 1
+        self._connections[connection] = ClientConnection(site=self._site, config=self._config)
+        return connection
+
+    def receive_data(self, connection: ConnectionId, data: bytes | None) -> Output:
+        """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
+        client = self._client(connection)
+        batch = self._batch()
+        lobby = self._lobby
+        for text in client.receive_data(data):
+            message = decode_client_message(text)
+            if isinstance(message, InvalidMessage):
+                batch.send(connection, Error(message=message.reason))
+            else:
+                lobby.receive(connection, message, batch)
+        batch.touched[connection] = None
+        return self._finish(batch)
+
+    def connection_lost(self, connection: ConnectionId) -> Output:
+        """The transport failed or the driver gave up on it: forget ``connection`` now."""
+        client = self._client(connection)
+        client.data_to_send()  # nowhere to write it any more
+        client.state = ConnectionState.CLOSED
+        batch = self._batch()
+        batch.touched[connection] = None
+        return self._finish(batch)
+
+    def fail(self, connection: ConnectionId) -> Output:
+        """The driver hit an unexpected error on ``connection``: close it with 1011."""
+        client = self._client(connection)
+        client.close(CloseReason.INTERNAL_ERROR, "Internal error.")
+        client.state = ConnectionState.CLOSED
+        batch = self._batch()
+        batch.touched[connection] = None
+        return self._finish(batch)
+
+    def shutdown(self) -> Output:
+        """The server is stopping: close 1001 (going away) on every connection."""
+        batch = self._batch()
+        for connection, client in self._connections.items():
+            client.close(CloseReason.GOING_AWAY, "Server shutting down.")
+            batch.touched[connection] = None
+        return self._finish(batch)
+
+    def _client(self, connection: ConnectionId) -> ClientConnection:
+        client = self._connections.get(connection)
+        if client is None:
+            raise LocalProtocolError(f"unknown or closed connection {connection}")
+        return client
+
+    def _batch(self) -> _Batch:
+        return _Batch(self._connections, self._lobby, self._framer)
+
+    def _finish(self, batch: _Batch) -> Output:
+        """Take connections that stopped being open out of their games; collect the output."""
+        connections = self._connections
+        lobby = self._lobby
+        # Only open connections are in games, so the broadcasts of ``leave`` touch only open
+        # connections: iterating over a snapshot visits every one that needs to leave.
+        ended = [c for c in batch.touched if connections[c].state not in _LIVE]
+        for connection in ended:
+            lobby.leave(connection, batch)
+        data: dict[ConnectionId, bytes] = {}
+        for connection in batch.touched:
+            chunk = connections[connection].data_to_send()
+            if chunk:
+                data[connection] = chunk
+        close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
+        for connection in close:
+            reason = connections.pop(connection).close_reason
+            if reason is not None:
+                batch.events.append(ConnectionRefused(connection=connection, reason=reason))
+        return Output(data=data, close=close, events=tuple(batch.events))
+
+
+_LIVE = frozenset({ConnectionState.HTTP, ConnectionState.OPEN})

@@ -1,0 +1,143 @@
+"""The rules of Connect Four: no bytes, no JSON, no connections.
+
+The board is a pair of bitboards, one per player, in the classic layout: column ``c``,
+row ``r`` is bit ``c * 7 + r``. Each column uses 7 bits for 6 rows, so the top bit of
+every column stays empty and shifted lines never wrap from one column into the next.
+A four-in-a-row test is then four shifts and ands, whatever the position.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "COLUMNS",
+    "ROWS",
+    "Game",
+    "IllegalMove",
+    "Move",
+    "Player",
+]
+
+COLUMNS = 7
+ROWS = 6
+_HEIGHT = ROWS + 1  # one sentinel bit on top of each column
+_FULL_BOARD = sum(((1 << ROWS) - 1) << (c * _HEIGHT) for c in range(COLUMNS))
+# Shifts from a cell to its neighbour: up, right, up-right, down-right.
+_DIRECTIONS = (1, _HEIGHT, _HEIGHT + 1, _HEIGHT - 1)
+
+
+class Player(enum.Enum):
+    """A player, named by the colour of their checkers as on the wire."""
+
+    RED = "red"
+    YELLOW = "yellow"
+
+    @property
+    def opponent(self) -> Player:
+        return Player.YELLOW if self is Player.RED else Player.RED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Move:
+    """A checker that landed: who played, in which column, at which row (0 is the bottom)."""
+
+    player: Player
+    column: int
+    row: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IllegalMove:
+    """A refused move. The game did not change; ``reason`` is meant for the player."""
+
+    reason: str
+
+
+# Texts as in the websockets tutorial where it has one.
+NOT_YOUR_TURN = "It isn't your turn."
+SLOT_FULL = "This slot is full."
+NOT_A_COLUMN = "Column must be an integer."
+OUT_OF_RANGE = f"Column must be between 0 and {COLUMNS - 1}."
+GAME_OVER = "The game is over."
+
+
+class Game:
+    """One game of Connect Four, from the first move to a win or a draw."""
+
+    __slots__ = ("_boards", "_heights", "_moves", "_winner", "_winning_cells")
+
+    def __init__(self) -> None:
+        self._boards = {Player.RED: 0, Player.YELLOW: 0}
+        # Index of the next free bit in each column.
+        self._heights = [c * _HEIGHT for c in range(COLUMNS)]
+        self._moves: list[Move] = []
+        self._winner: Player | None = None
+        self._winning_cells: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        """Every move played so far, in order: what a late comer is replayed."""
+        return tuple(self._moves)
+
+    @property
+    def turn(self) -> Player:
+        """Whose turn it is (meaningful only while the game is not over)."""
+        return Player.RED if len(self._moves) % 2 == 0 else Player.YELLOW
+
+    @property
+    def winner(self) -> Player | None:
+        return self._winner
+
+    @property
+    def winning_cells(self) -> tuple[tuple[int, int], ...]:
+        """``(column, row)`` of every checker in a line of four or more, sorted; empty if none."""
+        return self._winning_cells
+
+    @property
+    def is_draw(self) -> bool:
+        return self._winner is None and len(self._moves) == COLUMNS * ROWS
+
+    @property
+    def is_over(self) -> bool:
+        return self._winner is not None or len(self._moves) == COLUMNS * ROWS
+
+    def play(self, player: Player, column: object) -> Move | IllegalMove:
+        """Drop a checker of ``player`` in ``column``, or say why that is not allowed."""
+        # bool is an int subclass, but True is not a column.
+        if type(column) is not int:
+            return IllegalMove(reason=NOT_A_COLUMN)
+        if not 0 <= column < COLUMNS:
+            return IllegalMove(reason=OUT_OF_RANGE)
+        if self.is_over:
+            return IllegalMove(reason=GAME_OVER)
+        if player is not self.turn:
+            return IllegalMove(reason=NOT_YOUR_TURN)
+        bit = self._heights[column]
+        row = bit - column * _HEIGHT
+        if row == ROWS:
+            return IllegalMove(reason=SLOT_FULL)
+        self._heights[column] = bit + 1
+        board = self._boards[player] | (1 << bit)
+        self._boards[player] = board
+        move = Move(player=player, column=column, row=row)
+        self._moves.append(move)
+        cells = _fours(board)
+        if cells:
+            self._winner = player
+            self._winning_cells = tuple(
+                (b // _HEIGHT, b % _HEIGHT) for b in range(COLUMNS * _HEIGHT) if cells >> b & 1
+            )
+        return move
+
+
+def _fours(board: int) -> int:
+    """The bits of ``board`` that belong to a line of four or more, as a bitboard."""
+    cells = 0
+    for shift in _DIRECTIONS:
+        pairs = board & (board >> shift)
+        starts = pairs & (pairs >> (2 * shift))
+        if starts:
+            cells |= starts | starts << shift | starts << (2 * shift) | starts << (3 * shift)
+    return cells & _FULL_BOARD

@@ -1,0 +1,115 @@
+"""Plain HTTP on the game's port: the static files of the web UI and the health check.
+
+The files arrive as bytes (the core reads no disk); only the paths given here exist, so there
+is no path to traverse. Every response is complete in memory: they are all small.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+import h11
+
+__all__ = ["CONTENT_TYPES", "Site", "StaticFile"]
+
+#: Content types of the file kinds the UI uses; any other file is refused when the site is built.
+CONTENT_TYPES: Mapping[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".webmanifest": "application/manifest+json",
+}
+
+HEALTH_PATH = "/healthz"
+
+# Sent with every response. no-referrer: the page's own URL holds the secret join or watch
+# key, which must not leak to other sites through the Referer header.
+_COMMON_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"Referrer-Policy", b"no-referrer"),
+    (b"X-Content-Type-Options", b"nosniff"),
+    (b"Cache-Control", b"no-cache"),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaticFile:
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """The files served over plain HTTP, by URL path (``/`` is ``index.html``)."""
+
+    files: Mapping[str, StaticFile] = field(default_factory=dict)
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes]) -> Site:
+        """Build a site from ``{"index.html": b"...", "app.js": b"..."}``.
+
+        Names are relative paths of the files under ``static/``; a name with an unknown
+        extension, or that is not a plain relative path, is a programming error (ValueError).
+        """
+        served: dict[str, StaticFile] = {}
+        for name, body in files.items():
+            if name.startswith("/") or posixpath.normpath(name) != name or "\\" in name:
+                raise ValueError(f"not a plain relative path: {name!r}")
+            extension = posixpath.splitext(name)[1].lower()
+            if extension not in CONTENT_TYPES:
+                raise ValueError(f"no known content type for {name!r}")
+            static = StaticFile(content_type=CONTENT_TYPES[extension], body=body)
+            served["/" + name] = static
+            if name == "index.html":
+                served["/"] = static
+        return cls(served)
+
+    def respond(self, request: h11.Request) -> tuple[h11.Response, bytes]:
+        """The response to a request that is not a WebSocket upgrade, and its body."""
+        method = request.method
+        path = request.target.split(b"?", 1)[0].decode("ascii", "replace")
+        if method not in (b"GET", b"HEAD"):
+            status, content_type, body = (
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                b"Method Not Allowed\n",
+            )
+            extra: tuple[tuple[bytes, bytes], ...] = ((b"Allow", b"GET, HEAD"),)
+        elif path == HEALTH_PATH:
+            status, content_type, body = HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n"
+            extra = ()
+        elif (static := self.files.get(path)) is not None:
+            status, content_type, body = HTTPStatus.OK, static.content_type, static.body
+            extra = ()
+        else:
+            status, content_type, body = (
+                HTTPStatus.NOT_FOUND,
+                "text/plain; charset=utf-8",
+                b"Not Found\n",
+            )
+            extra = ()
+        response = simple_response(status, content_type, len(body), extra)
+        return response, (b"" if method == b"HEAD" else body)
+
+
+def simple_response(
+    status: HTTPStatus,
+    content_type: str,
+    length: int,
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+) -> h11.Response:
+    headers = [
+        (b"Content-Type", content_type.encode("ascii")),
+        (b"Content-Length", str(length).encode("ascii")),
+        *_COMMON_HEADERS,
+        *extra,
+    ]
+    return h11.Response(status_code=status.value, reason=status.phrase.encode(), headers=headers)

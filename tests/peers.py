@@ -1,0 +1,206 @@
+"""In-memory peers for the sans-IO core: real wsproto and h11 clients, no sockets.
+
+A ``Network`` owns one ``GameServer`` and routes its ``Output`` to the client objects, the way
+a driver would, so that tests read like a conversation between real peers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+from connect4proto import ConnectionId, Event, GameServer, Output, Site
+
+SITE = Site.from_files(
+    {
+        "index.html": b"<!doctype html><title>Connect Four</title>",
+        "app.js": b"export {};",
+        "style.css": b"body {}",
+    }
+)
+
+Chunker = Callable[[bytes], Iterator[bytes]]
+
+
+def whole(data: bytes) -> Iterator[bytes]:
+    yield data
+
+
+def byte_by_byte(data: bytes) -> Iterator[bytes]:
+    for i in range(len(data)):
+        yield data[i : i + 1]
+
+
+CHUNKERS = {"whole": whole, "byte_by_byte": byte_by_byte}
+
+
+def counting_keys() -> Callable[[], str]:
+    """Predictable keys for tests: key-1, key-2, ..."""
+    counter = itertools.count(1)
+    return lambda: f"key-{next(counter)}"
+
+
+class Network:
+    """A core and the peers connected to it; delivers every output at once."""
+
+    def __init__(self, chunker: Chunker = whole, **kwargs: Any) -> None:
+        kwargs.setdefault("site", SITE)
+        kwargs.setdefault("new_key", counting_keys())
+        self.server = GameServer(**kwargs)
+        self.chunker = chunker
+        self.peers: dict[ConnectionId, Peer] = {}
+        self.events: list[Event] = []
+
+    def feed(self, peer: Peer, data: bytes | None) -> None:
+        """Give the server bytes from ``peer``, cut as the chunker says."""
+        if data is None:
+            self.apply(self.server.receive_data(peer.id, None))
+            return
+        for chunk in self.chunker(data):
+            self.apply(self.server.receive_data(peer.id, chunk))
+
+    def apply(self, output: Output) -> None:
+        self.events.extend(output.events)
+        for connection, data in output.data.items():
+            self.peers[connection].receive(data)
+        for connection in output.close:
+            self.peers[connection].transport_closed = True
+
+    def websocket(self, path: str = "/") -> WebSocketPeer:
+        return WebSocketPeer(self, path)
+
+    def http(self) -> HttpPeer:
+        return HttpPeer(self)
+
+
+class Peer:
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.id = network.server.open_connection()
+        network.peers[self.id] = self
+        self.transport_closed = False
+
+    def send_bytes(self, data: bytes) -> None:
+        assert not self.transport_closed, "the server closed this connection"
+        self.network.feed(self, data)
+
+    def receive(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class WebSocketPeer(Peer):
+    """A browser tab, played by wsproto's client side."""
+
+    def __init__(self, network: Network, path: str = "/") -> None:
+        super().__init__(network)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.accepted = False
+        self.rejected: RejectConnection | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.pongs: list[bytes] = []
+        self.send_bytes(self.ws.send(Request(host="localhost", target=path)))
+
+    def receive(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, AcceptConnection):
+                self.accepted = True
+            elif isinstance(event, RejectConnection):
+                self.rejected = event
+            elif isinstance(event, RejectData):
+                pass
+            elif isinstance(event, TextMessage):
+                assert event.message_finished, "the server sends whole messages"
+                self.messages.append(json.loads(event.data))
+            elif isinstance(event, CloseConnection):
+                self.close_code = event.code
+                self.close_reason = event.reason
+                if self.ws.state.name == "REMOTE_CLOSING":
+                    reply = self.ws.send(event.response())
+                    if not self.transport_closed:
+                        self.network.feed(self, reply)
+            else:
+                from wsproto.events import Pong
+
+                assert isinstance(event, Pong), event
+                self.pongs.append(event.payload)
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        self.send_bytes(self.ws.send(Message(data=text)))
+
+    def ping(self, payload: bytes = b"") -> None:
+        self.send_bytes(self.ws.send(Ping(payload=payload)))
+
+    def close(self, code: int = 1000) -> None:
+        self.send_bytes(self.ws.send(CloseConnection(code=code)))
+
+    def take(self) -> list[dict[str, Any]]:
+        """The messages received since the last call."""
+        messages, self.messages = self.messages, []
+        return messages
+
+
+class HttpPeer(Peer):
+    """A plain HTTP client, played by h11's client side."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__(network)
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.responses: list[tuple[h11.Response, bytes]] = []
+        self._body = b""
+        self._response: h11.Response | None = None
+
+    def request(self, method: str, target: str, headers: list[tuple[str, str]] | None = None) -> None:
+        all_headers = [("Host", "localhost"), *(headers or [])]
+        data = self.h11.send(h11.Request(method=method, target=target, headers=all_headers))
+        data += self.h11.send(h11.EndOfMessage())
+        self.send_bytes(data)
+
+    def receive(self, data: bytes) -> None:
+        self.h11.receive_data(data)
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Response):
+                self._response, self._body = event, b""
+            elif isinstance(event, h11.Data):
+                self._body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                assert self._response is not None
+                self.responses.append((self._response, self._body))
+                if self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE:
+                    self.h11.start_next_cycle()
+            else:
+                return
+
+    def get(self, target: str, method: str = "GET") -> tuple[h11.Response, bytes]:
+        count = len(self.responses)
+        self.request(method, target)
+        assert len(self.responses) == count + 1
+        return self.responses[-1]
+
+
+def header(response: h11.Response, name: str) -> str | None:
+    for key, value in response.headers:
+        if key.decode().lower() == name.lower():
+            return value.decode()
+    return None
