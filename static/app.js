@@ -230,7 +230,7 @@ function phase() {
 }
 
 function renderStatus() {
-  let role = state.fatal ? "" : roleText();
+  const role = state.fatal ? "" : roleText();
   let turn;
   if (state.fatal) {
     turn = state.fatal;
@@ -241,6 +241,8 @@ function renderStatus() {
   } else {
     turn = [turnText(), leftText()].filter(Boolean).join(" ");
   }
+  // A refused init means we hold no seat: a colour badge would mislead.
+  if (state.fatal) dom.badge.hidden = true;
   dom.statusRole.textContent = role;
   dom.statusTurn.textContent = turn;
 
