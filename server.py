@@ -125,8 +125,10 @@ class Driver:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._apply(self.core.connection_lost(connection))
                 return
-            # An empty read is the end of the stream, which the core spells None.
-            self._apply(self.core.receive_data(connection, data or None))
+            # An empty read is the end of the stream, which the core spells None. (Memory
+            # streams in tests hand out bytearrays; sockets give bytes, never copied here.)
+            chunk = (data if type(data) is bytes else bytes(data)) if data else None
+            self._apply(self.core.receive_data(connection, chunk))
 
     async def _write_loop(self, connection: ConnectionId, link: _Link) -> None:
         """The only writer of this stream: writes are serialised and batched."""

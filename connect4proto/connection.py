@@ -123,7 +123,7 @@ class ClientConnection:
 
     # -- input ----------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | None) -> Iterator[str]:
+    def receive_data(self, data: bytes | None) -> Iterator[str]:
         """Feed bytes from the peer (``None`` at end of stream); yield each complete message.
 
         The generator must be exhausted: it answers the peer as it parses, so that replies

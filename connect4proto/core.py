@@ -115,7 +115,7 @@ class GameServer:
         self._connections[connection] = ClientConnection(site=self._site, config=self._config)
         return connection
 
-    def receive_data(self, connection: ConnectionId, data: bytes | bytearray | None) -> Output:
+    def receive_data(self, connection: ConnectionId, data: bytes | None) -> Output:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
         client = self._client(connection)
         batch = self._batch()
