@@ -76,10 +76,11 @@ class Network:
 
     def apply(self, output: Output) -> None:
         self.events.extend(output.events)
-        for connection, data in output.data.items():
-            self.peers[connection].receive(data)
+        # The server closes those right after writing: a reply from the peer finds them closed.
         for connection in output.close:
             self.peers[connection].transport_closed = True
+        for connection, data in output.data.items():
+            self.peers[connection].receive(data)
 
     def websocket(self, path: str = "/") -> WebSocketPeer:
         return WebSocketPeer(self, path)
@@ -106,7 +107,9 @@ class Peer:
 class WebSocketPeer(Peer):
     """A browser tab, played by wsproto's client side."""
 
-    def __init__(self, network: Network, path: str = "/") -> None:
+    def __init__(self, network: Network, path: str = "/", *, connect: bool = True) -> None:
+        """Open a WebSocket to ``path``; with ``connect=False`` the handshake is only built
+        (in ``self.handshake``), for tests that send it together with more bytes."""
         super().__init__(network)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.accepted = False
@@ -115,7 +118,9 @@ class WebSocketPeer(Peer):
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.pongs: list[bytes] = []
-        self.send_bytes(self.ws.send(Request(host="localhost", target=path)))
+        self.handshake = self.ws.send(Request(host="localhost", target=path))
+        if connect:
+            self.send_bytes(self.handshake)
 
     def receive(self, data: bytes) -> None:
         self.ws.receive_data(data)
@@ -168,7 +173,9 @@ class HttpPeer(Peer):
         self._body = b""
         self._response: h11.Response | None = None
 
-    def request(self, method: str, target: str, headers: list[tuple[str, str]] | None = None) -> None:
+    def request(
+        self, method: str, target: str, headers: list[tuple[str, str]] | None = None
+    ) -> None:
         all_headers = [("Host", "localhost"), *(headers or [])]
         data = self.h11.send(h11.Request(method=method, target=target, headers=all_headers))
         data += self.h11.send(h11.EndOfMessage())
