@@ -1,0 +1,135 @@
+"""How much one move costs through the sans-IO core, in memory (no sockets, no trio).
+
+Plays full 42-move games (the draw sequence) between two in-memory clients per game, with
+pre-encoded masked frames, and prints microseconds per move; beside it the floor: the same
+frames through bare wsproto (parse each inbound frame, frame the same outbound messages), no
+JSON, no game. Also times the JSON candidates on one small message. Usage:
+
+    python benchmarks/core.py [--games N] [--spectators S] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from collections.abc import Callable
+
+import msgspec
+import orjson
+from wsproto.connection import SERVER, Connection
+from wsproto.events import TextMessage
+from wsproto.frame_protocol import FrameProtocol
+
+from connect4proto import GameServer, Player, Site
+from connect4proto.messages import Played, decode_client_message, encode_server_message
+
+DRAW = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2,
+        4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6]  # fmt: skip
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def client_frame(text: str) -> bytes:
+    return bytes(FrameProtocol(client=True, extensions=[]).send_data(text))
+
+
+PLAY_FRAMES = [client_frame(json.dumps({"type": "play", "column": c})) for c in range(7)]
+
+
+def core_run(games: int, spectators: int) -> tuple[float, int]:
+    """Seconds spent in the core for ``games`` full games, and messages delivered."""
+    keys = itertools.count()
+    server = GameServer(site=Site.from_files({}), new_key=lambda: f"k{next(keys)}")
+    pairs = []
+    for game in range(games):
+        red, yellow = server.open_connection(), server.open_connection()
+        server.receive_data(red, HANDSHAKE)
+        server.receive_data(red, client_frame('{"type": "init"}'))
+        server.receive_data(yellow, HANDSHAKE)
+        join = client_frame(json.dumps({"type": "init", "join": f"k{2 * game}"}))
+        server.receive_data(yellow, join)
+        for _ in range(spectators):
+            watcher = server.open_connection()
+            server.receive_data(watcher, HANDSHAKE)
+            watch = json.dumps({"type": "init", "watch": f"k{2 * game + 1}"})
+            server.receive_data(watcher, client_frame(watch))
+        pairs.append((red, yellow))
+    delivered = 0
+    start = time.perf_counter()
+    for index, column in enumerate(DRAW):
+        frame = PLAY_FRAMES[column]
+        for red, yellow in pairs:
+            output = server.receive_data(red if index % 2 == 0 else yellow, frame)
+            delivered += len(output.data)
+    return time.perf_counter() - start, delivered
+
+
+def floor_run(games: int, spectators: int) -> float:
+    """The same frames through bare wsproto: parse, then frame one reply per recipient."""
+    connections = [Connection(SERVER) for _ in range(2 * games)]
+    framer = FrameProtocol(client=False, extensions=[])
+    reply = '{"type":"play","player":"red","column":3,"row":0}'
+    start = time.perf_counter()
+    for index, column in enumerate(DRAW):
+        frame = PLAY_FRAMES[column]
+        for game in range(games):
+            connection = connections[2 * game + index % 2]
+            connection.receive_data(frame)
+            for event in connection.events():
+                assert isinstance(event, TextMessage)
+                framer.send_data(reply)
+    return time.perf_counter() - start
+
+
+def per_call(function: Callable[[], object], repeat: int = 100_000) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        function()
+    return (time.perf_counter() - start) / repeat * 1e6
+
+
+def json_table() -> None:
+    text = '{"type": "play", "column": 3}'
+    data = text.encode()
+    played = Played(player=Player.RED, column=3, row=0)
+    as_dict = {"type": "play", "player": "red", "column": 3, "row": 0}
+    print("JSON, one small message (us per call):")
+    print(f"  decode  stdlib json {per_call(lambda: json.loads(text)):6.2f}")
+    print(f"  decode  orjson      {per_call(lambda: orjson.loads(data)):6.2f}")
+    print(f"  decode  msgspec     {per_call(lambda: msgspec.json.decode(data)):6.2f}")
+    typed = per_call(lambda: decode_client_message(text))
+    print(f"  decode  msgspec typed, validated (ours) {typed:6.2f}")
+    print(f"  encode  stdlib json {per_call(lambda: json.dumps(as_dict)):6.2f}")
+    print(f"  encode  orjson      {per_call(lambda: orjson.dumps(as_dict)):6.2f}")
+    print(f"  encode  msgspec typed (ours) {per_call(lambda: encode_server_message(played)):6.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--games", type=int, default=100)
+    parser.add_argument("--spectators", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    moves = 42 * args.games
+    core_best = floor_best = float("inf")
+    delivered = 0
+    for _ in range(args.rounds):  # alternate core and floor: same noise for both
+        seconds, delivered = core_run(args.games, args.spectators)
+        core_best = min(core_best, seconds)
+        floor_best = min(floor_best, floor_run(args.games, args.spectators))
+    print(
+        f"{args.games} games x {args.spectators} spectators, {moves} moves, best of {args.rounds}"
+    )
+    print(f"  core : {core_best / moves * 1e6:7.2f} us per move, {moves / core_best:9.0f} moves/s,"
+          f" {delivered / core_best:9.0f} connection writes/s")  # fmt: skip
+    print(f"  floor: {floor_best / moves * 1e6:7.2f} us per move (bare wsproto parse + frame)")
+    print(f"  ratio core / floor: {core_best / floor_best:.2f}")
+    json_table()
+
+
+if __name__ == "__main__":
+    main()
