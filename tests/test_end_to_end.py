@@ -53,7 +53,8 @@ def test_full_game_with_two_players_and_a_spectator(server_url: str) -> None:
     with connect(ws_url) as red, connect(ws_url) as yellow, connect(ws_url) as spectator:
         red.send(json.dumps({"type": "init"}))
         keys = receive(red)
-        assert keys["type"] == "init" and keys["join"] != keys["watch"]
+        assert keys["type"] == "init"
+        assert keys["join"] != keys["watch"]
         assert len(keys["join"]) >= 22  # 128 bits, URL-safe base64
         yellow.send(json.dumps({"type": "init", "join": keys["join"]}))
         assert [receive(yellow)["player"] for _ in range(2)] == ["red", "yellow"]

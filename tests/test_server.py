@@ -168,7 +168,8 @@ async def test_unexpected_error_closes_only_that_connection_with_1011(
 
 async def test_http_over_the_driver_serves_the_real_static_files() -> None:
     site = load_site()
-    assert "/" in site.files and "/app.js" in site.files
+    assert "/" in site.files
+    assert "/app.js" in site.files
     driver = Driver(GameServer(site=site, new_key=counting_keys()))
     client_stream, server_stream = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
