@@ -185,8 +185,12 @@ class Lobby:
             outbox.send(connection, Win(player=game.winner, cells=game.winning_cells))
         elif game.is_draw:
             outbox.send(connection, Draw())
-        for player in room.players:
-            outbox.send(connection, Joined(player=player))
+        # Who is here. Red created the game, so an empty red seat means red left: saying so
+        # also means a newcomer always hears something, even with no moves and nobody seated.
+        red_presence = Joined if Player.RED in room.players else Left
+        outbox.send(connection, red_presence(player=Player.RED))
+        if Player.YELLOW in room.players:
+            outbox.send(connection, Joined(player=Player.YELLOW))
         self._seats[connection] = (room, role)
         if role is Role.SPECTATOR:
             room.spectators[connection] = None

@@ -374,6 +374,9 @@ const handlers = {
 
   left(event) {
     if (!isPlayer(event.player)) return;
+    // A late comer may learn that red is gone before anything else.
+    state.inGame = true;
+    state.live = true;
     state.present[event.player] = false;
     state.leftPlayer = event.player;
   },

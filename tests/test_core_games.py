@@ -229,3 +229,23 @@ def test_feeding_a_forgotten_connection_is_a_local_error() -> None:
     red.close()
     with pytest.raises(LocalProtocolError):
         network.server.receive_data(red.id, b"more")
+
+
+def test_newcomer_to_a_game_that_red_left_is_told_so() -> None:
+    network = Network()
+    red = network.websocket()
+    red.send({"type": "init"})
+    spectator = network.websocket()
+    spectator.send({"type": "init", "watch": "key-2"})
+    assert spectator.take() == [{"type": "joined", "player": "red"}]
+    red.close()
+    assert spectator.take() == [{"type": "left", "player": "red"}]
+    late = network.websocket()
+    late.send({"type": "init", "watch": "key-2"})
+    assert late.take() == [{"type": "left", "player": "red"}]
+    yellow = network.websocket()
+    yellow.send({"type": "init", "join": "key-1"})
+    assert yellow.take() == [
+        {"type": "left", "player": "red"},
+        {"type": "joined", "player": "yellow"},
+    ]
