@@ -121,6 +121,16 @@ class ClientConnection:
         elif self.state is ConnectionState.HTTP:
             self.state = ConnectionState.CLOSED
 
+    def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame if open, and end without waiting for the peer's answer."""
+        self.close(code, reason)
+        self.state = ConnectionState.CLOSED
+
+    def abort(self) -> None:
+        """The transport is gone: drop whatever is queued; the connection is closed."""
+        self._outgoing = []
+        self.state = ConnectionState.CLOSED
+
     # -- input ----------------------------------------------------------------------------
 
     def receive_data(self, data: bytes | None) -> Iterator[str]:

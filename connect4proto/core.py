@@ -131,18 +131,14 @@ class GameServer:
 
     def connection_lost(self, connection: ConnectionId) -> Output:
         """The transport failed or the driver gave up on it: forget ``connection`` now."""
-        client = self._client(connection)
-        client.data_to_send()  # nowhere to write it any more
-        client.state = ConnectionState.CLOSED
+        self._client(connection).abort()
         batch = self._batch()
         batch.touched[connection] = None
         return self._finish(batch)
 
     def fail(self, connection: ConnectionId) -> Output:
         """The driver hit an unexpected error on ``connection``: close it with 1011."""
-        client = self._client(connection)
-        client.close(CloseReason.INTERNAL_ERROR, "Internal error.")
-        client.state = ConnectionState.CLOSED
+        self._client(connection).close_now(CloseReason.INTERNAL_ERROR, "Internal error.")
         batch = self._batch()
         batch.touched[connection] = None
         return self._finish(batch)
