@@ -69,8 +69,8 @@ async def driver() -> AsyncIterator[tuple[Driver, Callable[[], Client], trio.Nur
         nursery.cancel_scope.cancel()
 
 
-async def test_two_players_play_over_the_driver(driver: Any) -> None:
-    _, connect, _ = driver
+async def start_game(connect: Callable[[], Client]) -> tuple[Client, Client]:
+    """Red creates a game and yellow joins it, over the driver."""
     red, yellow = connect(), connect()
     await red.connect()
     await yellow.connect()
@@ -80,6 +80,12 @@ async def test_two_players_play_over_the_driver(driver: Any) -> None:
     assert await yellow.receive() == {"type": "joined", "player": "red"}
     assert await yellow.receive() == {"type": "joined", "player": "yellow"}
     assert await red.receive() == {"type": "joined", "player": "yellow"}
+    return red, yellow
+
+
+async def test_two_players_play_over_the_driver(driver: Any) -> None:
+    _, connect, _ = driver
+    red, yellow = await start_game(connect)
     await red.send({"type": "play", "column": 3})
     expected = {"type": "play", "player": "red", "column": 3, "row": 0}
     assert await red.receive() == expected
@@ -101,13 +107,7 @@ async def test_closing_handshake_ends_the_connection_task(driver: Any) -> None:
 
 async def test_peer_vanishing_tells_the_opponent(driver: Any) -> None:
     server, connect, _ = driver
-    red, yellow = connect(), connect()
-    await red.connect()
-    await yellow.connect()
-    await red.send({"type": "init"})
-    keys = await red.receive()
-    await yellow.send({"type": "init", "join": keys["join"]})
-    await red.receive()
+    red, yellow = await start_game(connect)
     await yellow.stream.aclose()  # no close frame
     assert await red.receive() == {"type": "left", "player": "yellow"}
     await trio.testing.wait_all_tasks_blocked()
