@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from http import HTTPStatus
+from typing import cast
 
 import h11
 from wsproto.connection import SERVER as CONNECTION_TYPE_SERVER
@@ -80,7 +81,7 @@ class ClientConnection:
         self._request: h11.Request | None = None  # the request being read
         self._outgoing: list[bytes] = []
         # Reassembly of a fragmented text message (RFC 6455 section 5.4).
-        self._parts: list[str] = []
+        self._parts: list[str | bytes] = []
         self._size = 0
         self._fragments = 0
         self.state = ConnectionState.HTTP
@@ -133,8 +134,11 @@ class ClientConnection:
 
     # -- input ----------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | None) -> Iterator[str]:
+    def receive_data(self, data: bytes | None) -> Iterator[str | bytes]:
         """Feed bytes from the peer (``None`` at end of stream); yield each complete message.
+
+        Text messages come as ``str``, binary ones as ``bytes``: what they mean, and whether
+        binary is welcome at all, is the application's choice (see ``refuse``).
 
         The generator must be exhausted: it answers the peer as it parses, so that replies
         to earlier messages go out before a close frame that came after them.
@@ -244,18 +248,16 @@ class ClientConnection:
         self.state = ConnectionState.OPEN
         return bytes(trailing)
 
-    def _receive_websocket(self) -> Iterator[str]:
+    def _receive_websocket(self) -> Iterator[str | bytes]:
         websocket = self._websocket
         assert websocket is not None
         for event in websocket.events():
-            if isinstance(event, TextMessage):
+            if isinstance(event, (TextMessage, BytesMessage)):
                 if self.state is not ConnectionState.OPEN:
                     continue  # data after our close frame is read and dropped (section 1.4)
                 message = self._reassemble(event)
                 if message is not None:
                     yield message
-            elif isinstance(event, BytesMessage):
-                self._fail(CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported.")
             elif isinstance(event, Ping):
                 if self.state is ConnectionState.OPEN:
                     self._outgoing.append(websocket.send(event.response()))
@@ -263,21 +265,24 @@ class ClientConnection:
                 self._closed_by_peer(websocket, event)
             # Pong: nothing to do; we send no pings yet.
 
-    def _reassemble(self, event: TextMessage) -> str | None:
-        """Add one piece of a text message; the message once complete and within limits."""
-        data = event.data
-        # A str's UTF-8 size is its length when it is ASCII, the common case, known in O(1).
-        self._size += len(data) if data.isascii() else len(data.encode())
+    def _reassemble(self, event: TextMessage | BytesMessage) -> str | bytes | None:
+        """Add one piece of a message; the message once complete and within limits."""
+        data: str | bytes = event.data if isinstance(event.data, str) else bytes(event.data)
+        if isinstance(data, str):
+            # A str's UTF-8 size is its length when it is ASCII (the common case), in O(1).
+            self._size += len(data) if data.isascii() else len(data.encode())
+        else:
+            self._size += len(data)
         if event.frame_finished:
             self._fragments += 1
         if self._size > self._config.max_message_size:
-            self._fail(
+            self.refuse(
                 CloseReason.MESSAGE_TOO_BIG,
                 f"Message larger than {self._config.max_message_size} bytes.",
             )
             return None
         if self._fragments > self._config.max_fragments:
-            self._fail(
+            self.refuse(
                 CloseReason.MESSAGE_TOO_BIG,
                 f"Message in more than {self._config.max_fragments} fragments.",
             )
@@ -285,16 +290,21 @@ class ClientConnection:
         if not event.message_finished:
             self._parts.append(data)
             return None
-        if self._parts:
-            self._parts.append(data)
-            data = "".join(self._parts)
+        parts = self._parts
+        if parts:
+            # Every piece has the type of the first frame (wsproto checks the opcodes).
+            parts.append(data)
             self._parts = []
+            if isinstance(data, str):
+                data = "".join(cast("list[str]", parts))
+            else:
+                data = b"".join(cast("list[bytes]", parts))
         self._size = 0
         self._fragments = 0
         return data
 
-    def _fail(self, code: int, reason: str) -> None:
-        """Close because the peer sent something we refuse."""
+    def refuse(self, code: int, reason: str) -> None:
+        """Close because the peer sent something we refuse (``reason`` is kept for the logs)."""
         self.close_reason = reason
         self._parts = []
         self.close(code, reason)

@@ -119,15 +119,27 @@ class GameServer:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
         client = self._client(connection)
         batch = self._batch()
-        lobby = self._lobby
-        for text in client.receive_data(data):
-            message = decode_client_message(text)
-            if isinstance(message, InvalidMessage):
-                batch.send(connection, Error(message=message.reason))
-            else:
-                lobby.receive(connection, message, batch)
+        for message in client.receive_data(data):
+            self._receive_message(connection, client, message, batch)
         batch.touched[connection] = None
         return self._finish(batch)
+
+    def _receive_message(
+        self, connection: ConnectionId, client: ClientConnection, data: str | bytes, batch: _Batch
+    ) -> None:
+        """One complete message on an open WebSocket: the game's JSON protocol.
+
+        The one extension point of the class: the conformance tests' echo application
+        overrides it to run the same connection layer and driver without the game.
+        """
+        if not isinstance(data, str):
+            client.refuse(CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported.")
+            return
+        message = decode_client_message(data)
+        if isinstance(message, InvalidMessage):
+            batch.send(connection, Error(message=message.reason))
+        else:
+            self._lobby.receive(connection, message, batch)
 
     def connection_lost(self, connection: ConnectionId) -> Output:
         """The transport failed or the driver gave up on it: forget ``connection`` now."""
