@@ -9,15 +9,68 @@ __all__ = ["Config"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Limits that bound what one peer can make the server hold."""
+    """Limits that bound what one peer can make the server hold, and its timers.
+
+    Every field has a safe default for a public server; ``server.py`` has a flag for each.
+    """
 
     #: Largest WebSocket message accepted, fragments reassembled (a move is about 30 bytes).
     max_message_size: int = 4096
     #: Most frames one message may arrive in (zero-byte continuations count).
     max_fragments: int = 64
+    #: Largest HTTP request head (request line and headers), in bytes: 431 beyond.
+    max_head_size: int = 16384
+    #: Longest line of a request head: 414 for the request line, 431 for a header.
+    max_line_size: int = 8192
+    #: Most header fields in a request head: 431 beyond.
+    max_headers: int = 128
+    #: Seconds for a request head to arrive complete (slowloris), or for the next request
+    #: on an idle keep-alive connection: 408 if one was started, else a quiet close.
+    request_timeout: float = 10.0
+    #: Seconds of silence from a WebSocket peer before we send a ping.
+    ping_interval: float = 20.0
+    #: Seconds to wait for any sign of life (the pong) after that ping, then drop the peer.
+    ping_timeout: float = 20.0
+    #: Seconds to wait for the peer's close frame after ours (RFC 6455 section 7.1.1).
+    close_timeout: float = 5.0
+    #: Bytes the driver may hold unsent for one connection; a peer that reads slower than
+    #: its game moves is closed with 1013 instead of growing the server's memory.
+    max_output_buffer: int = 65536
+    #: Most connections open at once; beyond it, new ones get HTTP 503 and are closed.
+    max_connections: int = 10000
+    #: Messages (and pings) per connection per second; beyond it each message gets an
+    #: ``error`` and is dropped, and at twice the rate the connection is closed with 1008.
+    #: ``None`` turns the limit off (the conformance suite floods on purpose).
+    max_messages_per_second: int | None = 50
+    #: Origins (``scheme://host[:port]``) whose pages may open a WebSocket; empty allows any,
+    #: which suits local play. Set it when deploying: a page of another site is then refused
+    #: with 403 (cross-site WebSocket hijacking).
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("max_message_size", "max_fragments"):
+        for name in (
+            "max_message_size",
+            "max_fragments",
+            "max_head_size",
+            "max_line_size",
+            "max_headers",
+            "max_output_buffer",
+            "max_connections",
+        ):
+            _check_positive_int(name, getattr(self, name))
+        if self.max_messages_per_second is not None:
+            _check_positive_int("max_messages_per_second", self.max_messages_per_second)
+        for name in ("request_timeout", "ping_interval", "ping_timeout", "close_timeout"):
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+            if type(value) not in (int, float) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        origins = self.allowed_origins
+        if type(origins) is not tuple or not all(
+            type(origin) is str and origin for origin in origins
+        ):
+            raise ValueError(f"allowed_origins must be a tuple of origins, not {origins!r}")
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")

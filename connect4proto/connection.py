@@ -33,7 +33,7 @@ from .config import Config
 from .errors import LocalProtocolError
 from .web import Site, simple_response
 
-__all__ = ["ClientConnection", "ConnectionState"]
+__all__ = ["ClientConnection", "ConnectionState", "Throttled"]
 
 
 class ConnectionState(enum.Enum):
@@ -49,6 +49,16 @@ class ConnectionState(enum.Enum):
     CLOSED = "closed"
 
 
+class Throttled(enum.Enum):
+    """Stands in for a message dropped by the rate limit, so the application can say so."""
+
+    MESSAGE = "message"
+
+
+_INFINITY = float("inf")
+_HEAD_OVERHEAD = len(b" HTTP/1.1\r\n") + 1  # request line: method SP target SP version CRLF
+
+
 class ClientConnection:
     """The server side of one client's transport.
 
@@ -56,24 +66,34 @@ class ClientConnection:
     h11 ends the HTTP exchange, or a handshake is refused. ``OPEN`` -> ``CLOSING`` when we
     start a closing handshake; ``OPEN``/``CLOSING`` -> ``CLOSED`` when the closing handshake
     completes, the peer's data is not valid WebSocket, or the stream ends.
+
+    Time comes in as ``now`` (seconds, any epoch) with each call that reads; ``deadline``
+    says when ``on_timer`` must run next (slowloris, idle pings, a close left unanswered).
     """
 
     __slots__ = (
         "_config",
         "_fragments",
         "_h11",
+        "_now",
         "_outgoing",
         "_parts",
+        "_ping_sent",
         "_request",
+        "_since",
         "_site",
         "_size",
         "_websocket",
+        "_window_count",
+        "_window_start",
         "close_reason",
+        "last_seen",
         "path",
+        "scheduled",
         "state",
     )
 
-    def __init__(self, *, site: Site, config: Config) -> None:
+    def __init__(self, *, site: Site, config: Config, now: float = 0.0) -> None:
         self._site = site
         self._config = config
         self._h11: h11.Connection | None = h11.Connection(h11.SERVER)
@@ -89,6 +109,18 @@ class ClientConnection:
         self.path: str | None = None
         #: Why the connection ended, when the peer was at fault: for the logs.
         self.close_reason: str | None = None
+        # Time: when the peer last sent bytes; when the current wait began (a request head,
+        # or the answer to our close frame); when our unanswered ping left.
+        self._now = now
+        self.last_seen = now
+        self._since = now
+        self._ping_sent: float | None = None
+        #: The earliest time the owner has asked to be woken for this connection (its timer
+        #: queue keeps entries lazily; see ``GameServer``).
+        self.scheduled = _INFINITY
+        # Rate limit: messages counted in a one-second window.
+        self._window_start = now
+        self._window_count = 0
 
     # -- output ---------------------------------------------------------------------------
 
@@ -119,6 +151,7 @@ class ClientConnection:
                 self._websocket.send(CloseConnection(code=code, reason=reason or None))
             )
             self.state = ConnectionState.CLOSING
+            self._since = self._now
         elif self.state is ConnectionState.HTTP:
             self.state = ConnectionState.CLOSED
 
@@ -132,26 +165,76 @@ class ClientConnection:
         self._outgoing = []
         self.state = ConnectionState.CLOSED
 
+    # -- time -----------------------------------------------------------------------------
+
+    def deadline(self) -> float:
+        """When ``on_timer`` has something to do, at the earliest (infinity: never)."""
+        state = self.state
+        config = self._config
+        if state is ConnectionState.OPEN:
+            if self._ping_sent is not None:
+                return self._ping_sent + config.ping_timeout
+            return self.last_seen + config.ping_interval
+        if state is ConnectionState.HTTP:
+            return self._since + config.request_timeout
+        if state is ConnectionState.CLOSING:
+            return self._since + config.close_timeout
+        return _INFINITY
+
+    def on_timer(self, now: float) -> None:
+        """Do what is due at ``now``: ping an idle peer, or give up on a silent one."""
+        self._now = now
+        if now < self.deadline():
+            return
+        state = self.state
+        config = self._config
+        if state is ConnectionState.OPEN:
+            if self._ping_sent is None:
+                assert self._websocket is not None
+                self._outgoing.append(self._websocket.send(Ping()))
+                self._ping_sent = now
+                return
+            self.close_reason = f"No answer to a ping within {config.ping_timeout:g} s."
+            self.abort()  # RFC 6455 section 7.1.1 allows dropping a peer that does not answer
+        elif state is ConnectionState.HTTP:
+            connection = self._h11
+            assert connection is not None
+            if connection.their_state is h11.IDLE and not connection.trailing_data[0]:
+                self.state = ConnectionState.CLOSED  # an idle keep-alive: nothing to answer
+            else:
+                self._refuse_http(
+                    HTTPStatus.REQUEST_TIMEOUT,
+                    f"Request not complete within {config.request_timeout:g} s.",
+                )
+        elif state is ConnectionState.CLOSING:
+            if self.close_reason is None:
+                self.close_reason = f"No close frame within {config.close_timeout:g} s."
+            self.state = ConnectionState.CLOSED
+
     # -- input ----------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | None) -> Iterator[str | bytes]:
+    def receive_data(self, data: bytes | None, now: float) -> Iterator[str | bytes | Throttled]:
         """Feed bytes from the peer (``None`` at end of stream); yield each complete message.
 
         Text messages come as ``str``, binary ones as ``bytes``: what they mean, and whether
         binary is welcome at all, is the application's choice (see ``refuse``).
+
+        Messages beyond the rate limit come as ``Throttled.MESSAGE``, in their place.
 
         The generator must be exhausted: it answers the peer as it parses, so that replies
         to earlier messages go out before a close frame that came after them.
         """
         if self.state is ConnectionState.CLOSED:
             raise LocalProtocolError("receive_data() on a closed connection")
+        self._now = now
+        self.last_seen = now
+        self._ping_sent = None  # any bytes prove the peer alive, not only the pong
         if self._h11 is not None:
             if data is None:
                 data = b""  # h11 takes an empty read as the end of the stream
             elif not data:
                 return
-            self._h11.receive_data(data)
-            trailing = self._receive_http()
+            trailing = self._feed_http(data)
             if trailing is None:
                 return
             data = trailing
@@ -159,6 +242,59 @@ class ClientConnection:
         if data is None or data:
             self._websocket.receive_data(data)
         yield from self._receive_websocket()
+
+    def _feed_http(self, data: bytes) -> bytes | None:
+        """Give h11 at most one head's worth at a time; the bytes after an upgrade, if any.
+
+        h11 bounds a head only while it is incomplete: a whole 10 MiB head in one read would
+        be parsed. Fed in pieces of ``max_head_size``, it refuses one before it gets there.
+        """
+        connection = self._h11
+        assert connection is not None
+        piece = self._config.max_head_size
+        if len(data) <= piece:
+            connection.receive_data(data)
+            return self._receive_http()
+        for start in range(0, len(data), piece):
+            connection.receive_data(data[start : start + piece])
+            trailing = self._receive_http()
+            if trailing is not None:
+                return trailing + data[start + piece :]
+            if self.state is not ConnectionState.HTTP:
+                return None
+        return None
+
+    def _head_problem(self, request: h11.Request) -> tuple[HTTPStatus, str] | None:
+        """What is wrong with a request head that h11 accepted, by our limits, if anything."""
+        config = self._config
+        line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
+        if line > config.max_line_size:
+            return HTTPStatus.REQUEST_URI_TOO_LONG, (
+                f"Request line longer than {config.max_line_size} bytes."
+            )
+        headers = request.headers
+        if len(headers) > config.max_headers:
+            return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
+                f"More than {config.max_headers} header fields."
+            )
+        size = line + 2
+        for name, value in headers:
+            field = len(name) + len(value) + 4  # name: value CRLF
+            if field > config.max_line_size:
+                return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
+                    f"Header line longer than {config.max_line_size} bytes."
+                )
+            size += field
+        if size > config.max_head_size:
+            return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
+                f"Request head larger than {config.max_head_size} bytes."
+            )
+        if any(name in (b"content-length", b"transfer-encoding") for name, _ in headers) and (
+            dict(headers).get(b"content-length", b"") != b"0"
+        ):
+            # Nothing here takes a body: refuse it instead of reading it.
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
+        return None
 
     def _receive_http(self) -> bytes | None:
         """Answer every complete request; after an upgrade, the bytes that followed it."""
@@ -173,6 +309,10 @@ class ClientConnection:
             if event is h11.NEED_DATA:
                 return None
             if isinstance(event, h11.Request):
+                problem = self._head_problem(event)
+                if problem is not None:
+                    self._refuse_http(*problem)
+                    return None
                 self._request = event
             elif isinstance(event, h11.EndOfMessage):
                 request = self._request
@@ -181,16 +321,31 @@ class ClientConnection:
                 # h11 treats any request with an Upgrade header as a protocol switch
                 # proposal and pauses after it; wsproto judges whether it is a valid one.
                 if any(name == b"upgrade" for name, _ in request.headers):
+                    if not self._origin_allowed(request):
+                        self._refuse_http(HTTPStatus.FORBIDDEN, "Origin not allowed.")
+                        return None
                     return self._upgrade(request)
                 self._respond(request)
                 if connection.our_state is h11.MUST_CLOSE:
                     self.state = ConnectionState.CLOSED
                     return None
                 connection.start_next_cycle()
+                self._since = self._now  # the next request has its own time to arrive
             elif isinstance(event, h11.ConnectionClosed):
                 self.state = ConnectionState.CLOSED
                 return None
             # Data (a request body): read and dropped; the response waits for its end.
+
+    def _origin_allowed(self, request: h11.Request) -> bool:
+        """Whether a page of this origin may open a WebSocket (any, unless configured)."""
+        allowed = self._config.allowed_origins
+        if not allowed:
+            return True
+        origins = [value for name, value in request.headers if name == b"origin"]
+        if len(origins) != 1:
+            return False  # a browser always sends exactly one; refuse what we cannot judge
+        origin = origins[0].decode("ascii", "replace").rstrip("/").lower()
+        return any(origin == candidate.rstrip("/").lower() for candidate in allowed)
 
     def _respond(self, request: h11.Request) -> None:
         connection = self._h11
@@ -246,9 +401,10 @@ class ClientConnection:
         self._websocket = handshake.connection
         self.path = event.target
         self.state = ConnectionState.OPEN
+        self._since = self._now
         return bytes(trailing)
 
-    def _receive_websocket(self) -> Iterator[str | bytes]:
+    def _receive_websocket(self) -> Iterator[str | bytes | Throttled]:
         websocket = self._websocket
         assert websocket is not None
         for event in websocket.events():
@@ -257,13 +413,34 @@ class ClientConnection:
                     continue  # data after our close frame is read and dropped (section 1.4)
                 message = self._reassemble(event)
                 if message is not None:
-                    yield message
+                    yield message if self._admit() else Throttled.MESSAGE
             elif isinstance(event, Ping):
-                if self.state is ConnectionState.OPEN:
+                # A ping flood is held to the message rate: beyond it, no pong.
+                if self.state is ConnectionState.OPEN and self._admit():
                     self._outgoing.append(websocket.send(event.response()))
             elif isinstance(event, CloseConnection):
                 self._closed_by_peer(websocket, event)
-            # Pong: nothing to do; we send no pings yet.
+            # Pong: its arrival already counted as a sign of life.
+
+    def _admit(self) -> bool:
+        """Count a message or ping against the rate limit; False if it must be dropped."""
+        limit = self._config.max_messages_per_second
+        if limit is None:
+            return True
+        now = self._now
+        if now - self._window_start >= 1.0:
+            self._window_start = now
+            self._window_count = 1
+            return True
+        self._window_count += 1
+        if self._window_count <= limit:
+            return True
+        if self._window_count > 2 * limit:
+            self.refuse(
+                CloseReason.POLICY_VIOLATION,
+                f"More than {2 * limit} messages in one second.",
+            )
+        return False
 
     def _reassemble(self, event: TextMessage | BytesMessage) -> str | bytes | None:
         """Add one piece of a message; the message once complete and within limits."""

@@ -8,13 +8,14 @@ keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from wsproto.frame_protocol import CloseReason, FrameProtocol
 
 from .config import Config
-from .connection import ClientConnection, ConnectionState
+from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
 from .events import ConnectionId, ConnectionRefused, Event, GameId
 from .lobby import Lobby
@@ -25,7 +26,7 @@ from .messages import (
     decode_client_message,
     encode_server_message,
 )
-from .web import Site
+from .web import Site, busy_response
 
 __all__ = ["GameServer", "Output"]
 
@@ -42,6 +43,9 @@ class Output:
     data: Mapping[ConnectionId, bytes]
     close: frozenset[ConnectionId]
     events: tuple[Event, ...]
+
+
+_NOTHING = Output(data={}, close=frozenset(), events=())
 
 
 class _Batch:
@@ -96,6 +100,12 @@ class GameServer:
         self._lobby = Lobby(new_key)
         self._connections: dict[ConnectionId, ClientConnection] = {}
         self._next_connection = 1
+        # The clock, as last told by ``advance``, and the timers: (when, tie-break, connection)
+        # in a heap. An entry can be stale (the connection is gone, or was heard from since):
+        # it is checked when it comes due, so that a message costs no heap operation.
+        self._now = 0.0
+        self._timers: list[tuple[float, int, ConnectionId]] = []
+        self._timer_count = 0
         # Server frames are unmasked and we negotiate no extension: one encoder serves all.
         self._framer = FrameProtocol(client=False, extensions=[])
 
@@ -105,23 +115,92 @@ class GameServer:
         return self._lobby
 
     @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
     def connection_count(self) -> int:
         return len(self._connections)
 
+    @property
+    def accepting(self) -> bool:
+        """Whether a new connection may be opened (``max_connections`` not reached).
+
+        When it is False, answer the new transport with ``busy_response()`` and close it.
+        """
+        return len(self._connections) < self._config.max_connections
+
+    @staticmethod
+    def busy_response() -> bytes:
+        """HTTP 503, for a transport refused because the server is full."""
+        return busy_response()
+
+    @property
+    def next_deadline(self) -> float | None:
+        """When ``advance`` should be called next, at the latest (None: no timer is set).
+
+        It may come early (timers are checked lazily); calling ``advance`` then is harmless.
+        """
+        timers = self._timers
+        return timers[0][0] if timers else None
+
     def open_connection(self) -> ConnectionId:
         """A new transport connected; returns its id for the other calls."""
+        if not self.accepting:
+            raise LocalProtocolError("open_connection() beyond max_connections: check accepting")
         connection = ConnectionId(self._next_connection)
         self._next_connection += 1
-        self._connections[connection] = ClientConnection(site=self._site, config=self._config)
+        client = ClientConnection(site=self._site, config=self._config, now=self._now)
+        self._connections[connection] = client
+        self._schedule(connection, client)
         return connection
+
+    def advance(self, now: float) -> Output:
+        """The clock now reads ``now`` (seconds, monotonic): run the timers that are due.
+
+        Idle WebSockets get a ping, silent ones are dropped (and their games told), slow
+        request heads get 408, unanswered close frames stop being waited for. Every other
+        call uses the time given here last, so call it before handing over fresh bytes.
+        """
+        if now < self._now:
+            raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
+        self._now = now
+        timers = self._timers
+        if not timers or timers[0][0] > now:
+            return _NOTHING
+        connections = self._connections
+        batch = self._batch()
+        due: list[tuple[ConnectionId, ClientConnection]] = []
+        while timers and timers[0][0] <= now:
+            when, _, connection = heapq.heappop(timers)
+            client = connections.get(connection)
+            if client is None or when != client.scheduled:
+                continue  # stale: the connection is gone, or has an earlier entry
+            client.scheduled = _INFINITY
+            client.on_timer(now)
+            batch.touched[connection] = None
+            due.append((connection, client))
+        for connection, client in due:
+            self._schedule(connection, client)
+        return self._finish(batch)
 
     def receive_data(self, connection: ConnectionId, data: bytes | None) -> Output:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
         client = self._client(connection)
         batch = self._batch()
-        for message in client.receive_data(data):
-            self._receive_message(connection, client, message, batch)
+        for message in client.receive_data(data, self._now):
+            if message is Throttled.MESSAGE:
+                limit = self._config.max_messages_per_second
+                batch.send(
+                    connection,
+                    Error(message=f"Too many messages: at most {limit} per second."),
+                )
+            else:
+                self._receive_message(connection, client, message, batch)
         batch.touched[connection] = None
+        # Only a connection that was just read from can need an earlier wake-up (it may
+        # have started closing); a later one is found lazily when its old entry comes due.
+        self._schedule(connection, client)
         return self._finish(batch)
 
     def _receive_message(
@@ -155,13 +234,36 @@ class GameServer:
         batch.touched[connection] = None
         return self._finish(batch)
 
+    def too_slow(self, connection: ConnectionId) -> Output:
+        """The driver holds more than ``max_output_buffer`` unsent bytes for ``connection``.
+
+        The peer reads slower than its game moves: close it with 1013 and forget it, so that
+        memory stays bounded and its game goes on without it. The driver may drop the bytes
+        it holds for it (those not yet started), write the close frame, and close.
+        """
+        client = self._client(connection)
+        client.close_reason = "Reading too slowly to keep up."
+        client.close_now(CloseReason.TRY_AGAIN_LATER, "Too slow to keep up.")
+        batch = self._batch()
+        batch.touched[connection] = None
+        return self._finish(batch)
+
     def shutdown(self) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
         batch = self._batch()
         for connection, client in self._connections.items():
             client.close(CloseReason.GOING_AWAY, "Server shutting down.")
             batch.touched[connection] = None
+        for connection, client in self._connections.items():
+            self._schedule(connection, client)
         return self._finish(batch)
+
+    def _schedule(self, connection: ConnectionId, client: ClientConnection) -> None:
+        when = client.deadline()
+        if when < client.scheduled:
+            client.scheduled = when
+            self._timer_count += 1
+            heapq.heappush(self._timers, (when, self._timer_count, connection))
 
     def _client(self, connection: ConnectionId) -> ClientConnection:
         client = self._connections.get(connection)
@@ -195,3 +297,4 @@ class GameServer:
 
 
 _LIVE = frozenset({ConnectionState.HTTP, ConnectionState.OPEN})
+_INFINITY = float("inf")

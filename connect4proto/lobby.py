@@ -9,6 +9,8 @@ done elsewhere (another process) without touching the rules of who gets what.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -83,6 +85,11 @@ class _Room:
     def members(self) -> list[ConnectionId]:
         return [*self.players.values(), *self.spectators]
 
+    def holds(self, key: str, role: Role) -> bool:
+        """Whether ``key`` is this room's key for ``role``, compared in constant time."""
+        expected = self.join_key if role is Role.YELLOW else self.watch_key
+        return hmac.compare_digest(key.encode(), expected.encode())
+
 
 class Lobby:
     """All games in progress, found by id or by secret key."""
@@ -91,7 +98,9 @@ class Lobby:
         self._new_key = new_key
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
-        self._keys: dict[str, tuple[_Room, Role]] = {}
+        # By a digest of the key, not the key: a dict lookup compares the given string with
+        # stored ones, and how long that takes must not tell how much of a key was right.
+        self._keys: dict[bytes, tuple[_Room, Role]] = {}
         self._seats: dict[ConnectionId, tuple[_Room, Role]] = {}
 
     @property
@@ -138,8 +147,8 @@ class Lobby:
                 outbox.broadcast(room.id, Left(player=_PLAYER_OF_ROLE[role]))
             return
         del self._rooms[room.id]
-        del self._keys[room.join_key]
-        del self._keys[room.watch_key]
+        del self._keys[_digest(room.join_key)]
+        del self._keys[_digest(room.watch_key)]
         outbox.report(GameClosed(game=room.id))
 
     def _init(self, connection: ConnectionId, message: Init, outbox: Outbox) -> None:
@@ -156,21 +165,22 @@ class Lobby:
 
     def _create(self, connection: ConnectionId, outbox: Outbox) -> None:
         join_key, watch_key = self._new_key(), self._new_key()
-        if join_key == watch_key or join_key in self._keys or watch_key in self._keys:
+        join_digest, watch_digest = _digest(join_key), _digest(watch_key)
+        if join_key == watch_key or join_digest in self._keys or watch_digest in self._keys:
             raise LocalProtocolError("the key factory returned a key that is already in use")
         room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key)
         self._next_id += 1
         self._rooms[room.id] = room
-        self._keys[join_key] = (room, Role.YELLOW)
-        self._keys[watch_key] = (room, Role.SPECTATOR)
+        self._keys[join_digest] = (room, Role.YELLOW)
+        self._keys[watch_digest] = (room, Role.SPECTATOR)
         room.players[Player.RED] = connection
         self._seats[connection] = (room, Role.RED)
         outbox.report(GameCreated(game=room.id, connection=connection))
         outbox.send(connection, GameKeys(join=join_key, watch=watch_key))
 
     def _enter(self, connection: ConnectionId, key: str, role: Role, outbox: Outbox) -> None:
-        found = self._keys.get(key)
-        if found is None or found[1] is not role:
+        found = self._keys.get(_digest(key))
+        if found is None or found[1] is not role or not found[0].holds(key, role):
             outbox.send(connection, Error(message=GAME_NOT_FOUND))
             return
         room = found[0]
@@ -224,3 +234,7 @@ class Lobby:
         else:
             return
         outbox.report(GameEnded(game=room.id, winner=game.winner, moves=len(game.moves)))
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()

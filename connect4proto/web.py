@@ -6,6 +6,7 @@ is no path to traverse. Every response is complete in memory: they are all small
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from http import HTTPStatus
 
 import h11
 
-__all__ = ["CONTENT_TYPES", "Site", "StaticFile"]
+__all__ = ["CONTENT_TYPES", "Site", "StaticFile", "busy_response"]
 
 #: Content types of the file kinds the UI uses; any other file is refused when the site is built.
 CONTENT_TYPES: Mapping[str, str] = {
@@ -113,3 +114,28 @@ def simple_response(
         *extra,
     ]
     return h11.Response(status_code=status.value, reason=status.phrase.encode(), headers=headers)
+
+
+_BUSY_BODY = b"503 Service Unavailable: the server is full, try again in a moment.\n"
+
+
+@functools.cache
+def busy_response() -> bytes:
+    """The whole HTTP 503 for a connection refused before any request was read."""
+    connection = h11.Connection(h11.SERVER)
+    # h11 serialises a response only after a request: feed it a stand-in one.
+    connection.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    connection.next_event()
+    response = simple_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "text/plain; charset=utf-8",
+        len(_BUSY_BODY),
+        ((b"Connection", b"close"), (b"Retry-After", b"5")),
+    )
+    return b"".join(
+        (
+            connection.send(response) or b"",
+            connection.send(h11.Data(data=_BUSY_BODY)) or b"",
+            connection.send(h11.EndOfMessage()) or b"",
+        )
+    )
