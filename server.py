@@ -1,17 +1,31 @@
 """The trio driver: moves bytes between TCP sockets and the sans-IO core.
 
 Run ``python server.py`` and open the address it prints. Everything about HTTP, WebSocket and
-the game lives in ``connect4proto``; this file only reads, writes, logs and handles signals.
+the game lives in ``connect4proto``; this file only reads, writes, keeps time, logs and
+handles signals.
+
+One task pumps every socket (benchmarks/README.md has the measurements behind this): the
+sockets sit in one ``epoll`` set, and trio wakes the pump when that set is readable (an epoll
+descriptor is itself pollable). Each wake-up reads every ready socket once, hands the bytes to
+the core, then writes each connection's output with a single non-blocking ``send``. A task
+and an ``await`` per connection or per message would cost more than the WebSocket parsing.
+Bytes the kernel does not take wait in the connection's queue (bounded by
+``Config.max_output_buffer``) until the socket is writable again.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import heapq
 import logging
 import os
+import resource
 import secrets
+import select
 import signal
+import socket
 import sys
 from functools import partial
 from pathlib import Path
@@ -39,8 +53,11 @@ log = logging.getLogger("connect4proto")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RECEIVE_SIZE = 65536
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-#: After an unexpected error, how long we try to deliver the 1011 close frame.
-FAIL_FLUSH_TIMEOUT = 1.0
+#: Most ready sockets handled per wake-up, so that timers and signals are never starved.
+MAX_EVENTS = 1024
+#: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
+_GONE = (ConnectionError, TimeoutError)
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
 def new_key() -> str:
@@ -59,29 +76,53 @@ def load_site(directory: Path = STATIC_DIR) -> Site:
 
 
 class _Link:
-    """The driver's side of one connection: its stream and what waits to be written."""
+    """The driver's side of one socket: what waits to be written, and how it ends.
 
-    __slots__ = ("cancel_scope", "closing", "forgotten", "pending", "stream", "wakeup")
+    Life: open (the core knows it as ``connection``) -> closing (the core has forgotten it:
+    write what is queued, then stop writing) -> draining (our side is shut: read and drop
+    what the peer still sends until it closes too, so that our last bytes are not lost to a
+    reset) -> closed. ``deadline`` bounds closing and draining together.
+    """
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
+    __slots__ = (
+        "connection",
+        "deadline",
+        "draining",
+        "fd",
+        "pending",
+        "pending_size",
+        "sock",
+        "started",
+        "writable_wanted",
+    )
+
+    def __init__(self, sock: socket.socket, connection: ConnectionId | None) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        #: The core's id; None once the core has forgotten it (or never knew it).
+        self.connection = connection
         self.pending: list[bytes] = []
-        self.wakeup = trio.Event()
-        self.closing = False  # close the stream once ``pending`` is written
-        self.forgotten = False  # the core no longer knows this connection
-        self.cancel_scope = trio.CancelScope()
-
-    def take(self) -> bytes:
-        pending, self.pending = self.pending, []
-        return b"".join(pending)
+        self.pending_size = 0
+        self.started = False  # some of pending[0] is already sent: it must be finished
+        self.writable_wanted = False
+        self.draining = False
+        self.deadline = float("inf")
 
 
 class Driver:
-    """Serves one ``GameServer`` to TCP (or any trio stream) connections."""
+    """Serves one ``GameServer`` to any number of sockets, from one task (``run``)."""
 
     def __init__(self, core: GameServer) -> None:
         self.core = core
-        self._links: dict[ConnectionId, _Link] = {}
+        self._config = core.config
+        self._epoll = select.epoll()
+        self._links: dict[int, _Link] = {}  # by file descriptor
+        self._by_connection: dict[ConnectionId, _Link] = {}
+        self._listeners: dict[int, socket.socket] = {}
+        self._dirty: dict[_Link, None] = {}  # links with new bytes to write this turn
+        self._deadlines: list[tuple[float, int, _Link]] = []  # closing links, lazily
+        self._deadline_count = 0
+        self._wait_scope: trio.CancelScope | None = None
         self._all_closed = trio.Event()
         self._all_closed.set()
 
@@ -89,86 +130,286 @@ class Driver:
     def open_connections(self) -> int:
         return len(self._links)
 
-    async def serve_connection(self, stream: trio.abc.Stream) -> None:
-        """Handle one connection until it closes; never raises for its own failures."""
-        connection = self.core.open_connection()
-        link = _Link(stream)
-        self._links[connection] = link
-        self._all_closed = trio.Event()
-        try:
-            with link.cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, connection, link)
-                    await self._read_loop(connection, link)
-        except Exception:
-            # A bug of ours: this connection pays for it, nobody else does.
-            log.exception("connection %d: unexpected error", connection)
-            if not link.forgotten:
-                self._apply(self.core.fail(connection))
-                with (
-                    trio.move_on_after(FAIL_FLUSH_TIMEOUT),
-                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
-                ):
-                    await stream.send_all(link.take())
-        finally:
-            if not link.forgotten:
-                self._apply(self.core.connection_lost(connection))
-            del self._links[connection]
-            if not self._links:
-                self._all_closed.set()
-            await trio.aclose_forcefully(stream)
+    # -- sockets in -----------------------------------------------------------------------
 
-    async def _read_loop(self, connection: ConnectionId, link: _Link) -> None:
-        while not link.forgotten:
+    def add_listener(self, sock: socket.socket) -> None:
+        """Accept connections on a listening socket (from the pump, as they come)."""
+        sock.setblocking(False)
+        self._listeners[sock.fileno()] = sock
+        self._epoll.register(sock.fileno(), select.EPOLLIN)
+
+    def add_socket(self, sock: socket.socket) -> None:
+        """Serve a connected socket (from ``accept``, or a ``socketpair`` in tests)."""
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small writes must not wait for the peer's delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        core = self.core
+        if not core.accepting:
+            link = _Link(sock, None)
+            self._register(link)
+            self._queue(link, core.busy_response())
+            log.warning("refused a connection: %d connections open", core.connection_count)
+            self._close_link(link)
+        else:
+            self._apply(core.advance(trio.current_time()))  # its timers count from now
+            connection = core.open_connection()
+            link = _Link(sock, connection)
+            self._by_connection[connection] = link
+            self._register(link)
+            self._poke()  # its request timeout may be the earliest deadline
+        self._flush()
+
+    def _register(self, link: _Link) -> None:
+        self._links[link.fd] = link
+        self._epoll.register(link.fd, select.EPOLLIN)
+        self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(MAX_EVENTS):
             try:
-                data = await link.stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._apply(self.core.connection_lost(connection))
+                sock, _address = listener.accept()
+            except _WOULD_BLOCK:
                 return
-            # An empty read is the end of the stream, which the core spells None. (Memory
-            # streams in tests hand out bytearrays; sockets give bytes, never copied here.)
-            chunk = (data if type(data) is bytes else bytes(data)) if data else None
-            self._apply(self.core.receive_data(connection, chunk))
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: leave the rest in the backlog for a later turn.
+                    log.error("cannot accept connections: %s", exc)
+                    return
+                raise
+            self.add_socket(sock)
 
-    async def _write_loop(self, connection: ConnectionId, link: _Link) -> None:
-        """The only writer of this stream: writes are serialised and batched."""
+    # -- the pump -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Pump every socket until cancelled: the driver's only long-lived task."""
+        epoll = self._epoll
         while True:
-            if not link.pending:
-                if link.closing:
-                    break
-                await link.wakeup.wait()
-                link.wakeup = trio.Event()
+            ready = epoll.poll(0, MAX_EVENTS)
+            if ready:
+                await trio.lowlevel.checkpoint()  # let signals and other tasks in
+            else:
+                wake = self._next_wakeup()
+                with trio.CancelScope(deadline=wake) as self._wait_scope:
+                    await trio.lowlevel.wait_readable(epoll.fileno())
+                self._wait_scope = None
+                ready = epoll.poll(0, MAX_EVENTS)
+            self._turn(ready)
+
+    def _next_wakeup(self) -> float:
+        wake = self.core.next_deadline
+        deadlines = self._deadlines
+        if deadlines and (wake is None or deadlines[0][0] < wake):
+            wake = deadlines[0][0]
+        return float("inf") if wake is None else wake
+
+    def _poke(self) -> None:
+        """Wake the pump: something outside it changed the deadlines."""
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
+
+    def _turn(self, ready: list[tuple[int, int]]) -> None:
+        """One wake-up: timers, then every ready socket, then one write per connection."""
+        now = trio.current_time()
+        self._apply(self.core.advance(now))
+        self._expire(now)
+        links = self._links
+        for fd, mask in ready:
+            link = links.get(fd)
+            if link is None:
+                listener = self._listeners.get(fd)
+                if listener is not None:
+                    self._accept(listener)
                 continue
-            try:
-                await link.stream.send_all(link.take())
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                if not link.forgotten:
-                    self._apply(self.core.connection_lost(connection))
-                break
-        # Written and done: stop the reader too, if it still waits for bytes.
-        link.cancel_scope.cancel()
+            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                self._read(link)
+            if mask & select.EPOLLOUT and links.get(fd) is link:
+                self._dirty[link] = None
+        self._flush()
+
+    def _read(self, link: _Link) -> None:
+        try:
+            data = link.sock.recv(RECEIVE_SIZE)
+        except _WOULD_BLOCK:
+            return
+        except _GONE:
+            self._lost(link)
+            return
+        connection = link.connection
+        if connection is None:
+            if not data:
+                self._drop(link)  # draining: the peer closed too
+            return  # what the peer sends after we are done is dropped
+        try:
+            output = self.core.receive_data(connection, data or None)
+        except Exception:
+            self._fail(link, connection)
+            return
+        self._apply(output)
+
+    def _fail(self, link: _Link, connection: ConnectionId) -> None:
+        """A bug of ours: this connection pays for it (close 1011), nobody else does."""
+        log.exception("connection %d: unexpected error", connection)
+        try:
+            self._apply(self.core.fail(connection))
+        except Exception:
+            log.exception("connection %d: could not fail it cleanly", connection)
+            self._by_connection.pop(connection, None)
+            link.connection = None
+            self._drop(link)
+
+    def _lost(self, link: _Link) -> None:
+        """The socket failed (reset, ...): tell the core if it still knows it, and drop it."""
+        connection = link.connection
+        if connection is not None:
+            link.pending.clear()
+            self._apply(self.core.connection_lost(connection))
+        self._drop(link)
+
+    # -- core output ----------------------------------------------------------------------
 
     def _apply(self, output: Output) -> None:
-        """Hand the core's output to the writers; log what happened."""
-        links = self._links
-        for connection, data in output.data.items():
-            link = links[connection]
-            link.pending.append(data)
-            link.wakeup.set()
+        """Queue the core's bytes; mark closed connections; log what happened."""
+        if output.data:
+            by_connection = self._by_connection
+            for connection, data in output.data.items():
+                self._queue(by_connection[connection], data)
         for connection in output.close:
-            link = links[connection]
-            link.forgotten = True
-            link.closing = True
-            link.wakeup.set()
+            link = self._by_connection.pop(connection)
+            link.connection = None
+            self._close_link(link)
         for event in output.events:
             _log_event(event)
 
+    def _queue(self, link: _Link, data: bytes) -> None:
+        link.pending.append(data)
+        link.pending_size += len(data)
+        self._dirty[link] = None
+
+    def _close_link(self, link: _Link) -> None:
+        """The core is done with this socket: write what is queued, then end it."""
+        link.connection = None
+        self._dirty[link] = None
+        self._set_deadline(link, trio.current_time() + self._config.close_timeout)
+
+    def _set_deadline(self, link: _Link, deadline: float) -> None:
+        if deadline < link.deadline:
+            link.deadline = deadline
+            self._deadline_count += 1
+            heapq.heappush(self._deadlines, (deadline, self._deadline_count, link))
+            self._poke()
+
+    def _expire(self, now: float) -> None:
+        """Links still writing or draining past their deadline: give up on them."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, _, link = heapq.heappop(deadlines)
+            if link.deadline == deadline and link.fd in self._links:
+                self._drop(link)
+
+    def _flush(self) -> None:
+        """Write every connection's queued bytes with one ``send`` each, as far as it goes."""
+        dirty = self._dirty
+        while dirty:
+            link = next(iter(dirty))
+            del dirty[link]
+            if link.fd in self._links:
+                self._write(link)
+
+    def _write(self, link: _Link) -> None:
+        pending = link.pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            try:
+                sent = link.sock.send(data)
+            except _WOULD_BLOCK:
+                sent = 0
+            except _GONE:
+                self._lost(link)
+                return
+            if sent == len(data):
+                pending.clear()
+                link.pending_size = 0
+                link.started = False
+            else:
+                pending[:] = [data[sent:]]
+                link.pending_size = len(data) - sent
+                link.started = link.started or sent > 0
+                if link.pending_size > self._config.max_output_buffer:
+                    self._too_slow(link)
+                    return
+        wanted = bool(pending)
+        if wanted != link.writable_wanted:
+            link.writable_wanted = wanted
+            flags = select.EPOLLIN | (select.EPOLLOUT if wanted else 0)
+            self._epoll.modify(link.fd, flags)
+        if not pending and link.connection is None and not link.draining:
+            self._drain(link)
+
+    def _too_slow(self, link: _Link) -> None:
+        """The peer reads slower than its game moves: keep the frame it is in, drop the rest."""
+        connection = link.connection
+        if connection is None:
+            return  # already closing; its deadline bounds it
+        link.pending[:] = link.pending[:1] if link.started else []
+        link.pending_size = sum(map(len, link.pending))
+        self._apply(self.core.too_slow(connection))
+        self._dirty[link] = None
+
+    def _drain(self, link: _Link) -> None:
+        """All written: shut our side, and read until the peer closes (or the deadline)."""
+        link.draining = True
+        try:
+            link.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(link)
+
+    def _drop(self, link: _Link) -> None:
+        """Forget the socket and close it."""
+        if self._links.pop(link.fd, None) is None:
+            return
+        self._dirty.pop(link, None)
+        connection = link.connection
+        if connection is not None:  # only when the core failed to forget it
+            self._by_connection.pop(connection, None)
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(link.fd)
+        link.sock.close()
+        link.deadline = float("-inf")
+        if not self._links:
+            self._all_closed.set()
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        for fd, listener in self._listeners.items():
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(fd)
+            listener.close()
+        self._listeners.clear()
+
     def shutdown(self) -> None:
-        """Send close 1001 on every WebSocket (and end HTTP connections)."""
+        """Stop accepting; send close 1001 on every WebSocket (and end HTTP connections)."""
+        self.stop_accepting()
+        self._apply(self.core.advance(trio.current_time()))
         self._apply(self.core.shutdown())
+        self._flush()
+        self._poke()
 
     async def wait_all_closed(self) -> None:
         await self._all_closed.wait()
+
+    def close(self) -> None:
+        """Close every socket now, whatever state it is in (the last step of shutdown)."""
+        self.stop_accepting()
+        for link in list(self._links.values()):
+            connection = link.connection
+            if connection is not None:
+                link.pending.clear()
+                with contextlib.suppress(Exception):
+                    self._apply(self.core.connection_lost(connection))
+            self._drop(link)
+        self._epoll.close()
 
 
 def _log_event(event: Event) -> None:
@@ -193,6 +434,29 @@ def _log_event(event: Event) -> None:
         log.warning("connection %d: closed: %s", event.connection, event.reason)
 
 
+def open_listeners(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for ``host``:``port`` (every address it resolves to)."""
+    listeners: list[socket.socket] = []
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    try:
+        for family, type_, proto, _, address in infos:
+            sock = socket.socket(family, type_, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(socket.SOMAXCONN)
+            if port == 0:  # one free port for every address: the first one chosen
+                port = sock.getsockname()[1]
+                break
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
 async def serve(
     driver: Driver,
     host: str,
@@ -203,34 +467,38 @@ async def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every connection within ``shutdown_timeout``."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as connections:
-            async with trio.open_nursery() as listening:
-                listeners = await listening.start(
-                    partial(
-                        trio.serve_tcp,
-                        driver.serve_connection,
-                        port,
-                        host=host,
-                        handler_nursery=connections,
-                    )
-                )
-                bound_host, bound_port = listeners[0].socket.getsockname()[:2]
+        listeners = open_listeners(host, port)
+        try:
+            for listener in listeners:
+                driver.add_listener(listener)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(driver.run)
+                bound_host, bound_port = listeners[0].getsockname()[:2]
                 display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-                address = f"http://{display_host}:{bound_port}/"
-                task_status.started(address)
+                task_status.started(f"http://{display_host}:{bound_port}/")
                 async for signum in signals:
                     log.info("%s: shutting down", signal.Signals(signum).name)
                     break
-                listening.cancel_scope.cancel()  # stop accepting
-            driver.shutdown()
-            with trio.move_on_after(shutdown_timeout) as waited:
-                await driver.wait_all_closed()
-            if waited.cancelled_caught:
-                log.warning("%d connections did not close in time", driver.open_connections)
-            connections.cancel_scope.cancel()
+                driver.shutdown()
+                with trio.move_on_after(shutdown_timeout) as waited:
+                    await driver.wait_all_closed()
+                if waited.cancelled_caught:
+                    log.warning("%d connections did not close in time", driver.open_connections)
+                nursery.cancel_scope.cancel()
+        finally:
+            driver.close()
+
+
+def raise_open_file_limit() -> None:
+    """Every connection is a descriptor: allow as many as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Config()
     parser = argparse.ArgumentParser(description="Play Connect Four in the browser.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -251,15 +519,76 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_SHUTDOWN_TIMEOUT,
         help="seconds to wait for clients to close on shutdown",
     )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept WebSocket handshakes only from pages of this origin, e.g. "
+        "https://games.example.org (repeat for several; default: any origin, for local play)",
+    )
+    limits = parser.add_argument_group("limits")
+    for name, help_text in (
+        ("max_connections", "most connections open at once (HTTP 503 beyond)"),
+        ("max_message_size", "largest WebSocket message in bytes (close 1009 beyond)"),
+        ("max_fragments", "most frames per WebSocket message (close 1009 beyond)"),
+        ("max_head_size", "largest HTTP request head in bytes (431 beyond)"),
+        ("max_line_size", "longest HTTP request line or header in bytes (414/431 beyond)"),
+        ("max_headers", "most HTTP header fields (431 beyond)"),
+        ("max_output_buffer", "bytes queued for one slow reader (close 1013 beyond)"),
+        ("max_messages_per_second", "messages per connection per second (error, then 1008)"),
+    ):
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=getattr(defaults, name),
+            help=f"{help_text}; default %(default)s",
+        )
+    for name, help_text in (
+        ("request_timeout", "seconds for an HTTP request head to arrive (408 beyond)"),
+        ("ping_interval", "seconds of WebSocket silence before a ping"),
+        ("ping_timeout", "seconds to wait for the pong before dropping the peer"),
+        ("close_timeout", "seconds to wait for the peer's close frame"),
+    ):
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=getattr(defaults, name),
+            help=f"{help_text}; default %(default)s",
+        )
     return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The validated limits from the command line (ValueError says which is wrong)."""
+    return Config(
+        max_connections=args.max_connections,
+        max_message_size=args.max_message_size,
+        max_fragments=args.max_fragments,
+        max_head_size=args.max_head_size,
+        max_line_size=args.max_line_size,
+        max_headers=args.max_headers,
+        max_output_buffer=args.max_output_buffer,
+        max_messages_per_second=args.max_messages_per_second,
+        request_timeout=args.request_timeout,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
+        close_timeout=args.close_timeout,
+        allowed_origins=tuple(args.allowed_origin),
+    )
 
 
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        sys.exit(f"server.py: {exc}")
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=Config()))
+    raise_open_file_limit()
+    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config))
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
             partial(serve, driver, args.host, args.port, shutdown_timeout=args.shutdown_timeout)

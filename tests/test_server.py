@@ -1,9 +1,11 @@
-"""The trio driver over in-memory streams, with a wsproto client on the other end."""
+"""The trio driver over socket pairs, with a wsproto client on the other end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,10 +28,10 @@ from server import Driver, load_site
 
 
 class Client:
-    """A WebSocket client on one end of a memory stream pair."""
+    """A WebSocket client on one end of a socket pair; the driver has the other end."""
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self.stream = stream
+    def __init__(self, sock: socket.socket) -> None:
+        self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.events: list[Event] = []
 
@@ -54,19 +56,42 @@ class Client:
         result: dict[str, Any] = json.loads(event.data)
         return result
 
+    async def read_to_end(self) -> bytes:
+        """Everything until the server closes its side."""
+        received = b""
+        with trio.fail_after(5):
+            while chunk := await self.stream.receive_some():
+                received += chunk
+        return received
+
+
+@contextlib.asynccontextmanager
+async def running(core: GameServer) -> AsyncIterator[tuple[Driver, Callable[[], Client]]]:
+    """A driver pumping in the background, and a way to connect clients to it."""
+    driver = Driver(core)
+    clients: list[Client] = []
+
+    def connect() -> Client:
+        ours, theirs = socket.socketpair()
+        driver.add_socket(theirs)
+        clients.append(Client(ours))
+        return clients[-1]
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(driver.run)
+            yield driver, connect
+            nursery.cancel_scope.cancel()
+    finally:
+        driver.close()
+        for client in clients:
+            await client.stream.aclose()
+
 
 @pytest.fixture
-async def driver() -> AsyncIterator[tuple[Driver, Callable[[], Client], trio.Nursery]]:
-    driver = Driver(GameServer(site=SITE, new_key=counting_keys()))
-    async with trio.open_nursery() as nursery:
-
-        def connect() -> Client:
-            client_stream, server_stream = trio.testing.memory_stream_pair()
-            nursery.start_soon(driver.serve_connection, server_stream)
-            return Client(client_stream)
-
-        yield driver, connect, nursery
-        nursery.cancel_scope.cancel()
+async def driver() -> AsyncIterator[tuple[Driver, Callable[[], Client]]]:
+    async with running(GameServer(site=SITE, new_key=counting_keys())) as pair:
+        yield pair
 
 
 async def start_game(connect: Callable[[], Client]) -> tuple[Client, Client]:
@@ -84,7 +109,7 @@ async def start_game(connect: Callable[[], Client]) -> tuple[Client, Client]:
 
 
 async def test_two_players_play_over_the_driver(driver: Any) -> None:
-    _, connect, _ = driver
+    _, connect = driver
     red, yellow = await start_game(connect)
     await red.send({"type": "play", "column": 3})
     expected = {"type": "play", "player": "red", "column": 3, "row": 0}
@@ -92,30 +117,35 @@ async def test_two_players_play_over_the_driver(driver: Any) -> None:
     assert await yellow.receive() == expected
 
 
-async def test_closing_handshake_ends_the_connection_task(driver: Any) -> None:
-    server, connect, _ = driver
+async def test_closing_handshake_ends_the_connection(driver: Any) -> None:
+    server, connect = driver
     red = connect()
     await red.connect()
     await red.stream.send_all(red.ws.send(CloseConnection(code=1000)))
     event = await red.next_event()
     assert isinstance(event, CloseConnection)
     assert event.code == 1000
+    assert server.core.connection_count == 0
+    # The server closes the TCP connection first (RFC 6455 section 7.1.1).
+    assert await red.read_to_end() == b""
+    await red.stream.aclose()
     await trio.testing.wait_all_tasks_blocked()
     assert server.open_connections == 0
     assert server.core.connection_count == 0
 
 
 async def test_peer_vanishing_tells_the_opponent(driver: Any) -> None:
-    server, connect, _ = driver
+    server, connect = driver
     red, yellow = await start_game(connect)
     await yellow.stream.aclose()  # no close frame
     assert await red.receive() == {"type": "left", "player": "yellow"}
+    await trio.testing.wait_all_tasks_blocked()
     await trio.testing.wait_all_tasks_blocked()
     assert server.open_connections == 1
 
 
 async def test_shutdown_sends_1001_and_waits_for_the_close(driver: Any) -> None:
-    server, connect, _ = driver
+    server, connect = driver
     red = connect()
     await red.connect()
     server.shutdown()
@@ -123,6 +153,8 @@ async def test_shutdown_sends_1001_and_waits_for_the_close(driver: Any) -> None:
     assert isinstance(event, CloseConnection)
     assert event.code == 1001
     await red.stream.send_all(red.ws.send(event.response()))
+    assert await red.read_to_end() == b""
+    await red.stream.aclose()
     with trio.fail_after(5):
         await server.wait_all_closed()
     assert server.core.connection_count == 0
@@ -142,14 +174,8 @@ async def test_unexpected_error_closes_only_that_connection_with_1011(
             raise RuntimeError("entropy ran out")
         return keys()
 
-    driver = Driver(GameServer(site=SITE, new_key=flaky_keys))
-    async with trio.open_nursery() as nursery:
-        clients = []
-        for _ in range(2):
-            client_stream, server_stream = trio.testing.memory_stream_pair()
-            nursery.start_soon(driver.serve_connection, server_stream)
-            clients.append(Client(client_stream))
-        first, second = clients
+    async with running(GameServer(site=SITE, new_key=flaky_keys)) as (_, connect):
+        first, second = connect(), connect()
         await first.connect()
         await second.connect()
         await first.send({"type": "init"})
@@ -163,23 +189,17 @@ async def test_unexpected_error_closes_only_that_connection_with_1011(
         # The other game goes on.
         await first.send({"type": "play", "column": 0})
         assert (await first.receive())["type"] == "play"
-        nursery.cancel_scope.cancel()
 
 
 async def test_http_over_the_driver_serves_the_real_static_files() -> None:
     site = load_site()
     assert "/" in site.files
     assert "/app.js" in site.files
-    driver = Driver(GameServer(site=site, new_key=counting_keys()))
-    client_stream, server_stream = trio.testing.memory_stream_pair()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(driver.serve_connection, server_stream)
-        await client_stream.send_all(
+    async with running(GameServer(site=site, new_key=counting_keys())) as (_, connect):
+        client = connect()
+        await client.stream.send_all(
             b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
-        received = b""
-        with trio.fail_after(5):
-            while chunk := await client_stream.receive_some():
-                received += chunk
+        received = await client.read_to_end()
         assert received.startswith(b"HTTP/1.1 200 OK\r\n")
         assert received.endswith(b"\r\n\r\nOK\n")
