@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,12 +20,13 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Message,
+    Ping,
     Request,
     TextMessage,
 )
 
-from connect4proto import GameServer
-from server import Driver, load_site
+from connect4proto import Config, GameServer
+from server import Driver, load_site, serve
 
 
 class Client:
@@ -34,13 +36,14 @@ class Client:
         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.events: list[Event] = []
+        self.keys: dict[str, Any] = {}  # the join and watch keys, for red
 
     async def connect(self) -> None:
         await self.stream.send_all(self.ws.send(Request(host="localhost", target="/")))
         assert isinstance(await self.next_event(), AcceptConnection)
 
-    async def next_event(self) -> Event:
-        with trio.fail_after(5):
+    async def next_event(self, within: float = 5) -> Event:
+        with trio.fail_after(within):
             while not self.events:
                 data = await self.stream.receive_some()
                 self.ws.receive_data(data or None)
@@ -56,23 +59,25 @@ class Client:
         result: dict[str, Any] = json.loads(event.data)
         return result
 
-    async def read_to_end(self) -> bytes:
+    async def read_to_end(self, within: float = 5) -> bytes:
         """Everything until the server closes its side."""
         received = b""
-        with trio.fail_after(5):
+        with trio.fail_after(within):
             while chunk := await self.stream.receive_some():
                 received += chunk
         return received
 
 
 @contextlib.asynccontextmanager
-async def running(core: GameServer) -> AsyncIterator[tuple[Driver, Callable[[], Client]]]:
+async def running(core: GameServer) -> AsyncIterator[tuple[Driver, Callable[..., Client]]]:
     """A driver pumping in the background, and a way to connect clients to it."""
     driver = Driver(core)
     clients: list[Client] = []
 
-    def connect() -> Client:
+    def connect(send_buffer: int | None = None) -> Client:
         ours, theirs = socket.socketpair()
+        if send_buffer is not None:  # a peer that reads slowly fills a small buffer soon
+            theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         driver.add_socket(theirs)
         clients.append(Client(ours))
         return clients[-1]
@@ -89,18 +94,18 @@ async def running(core: GameServer) -> AsyncIterator[tuple[Driver, Callable[[], 
 
 
 @pytest.fixture
-async def driver() -> AsyncIterator[tuple[Driver, Callable[[], Client]]]:
+async def driver() -> AsyncIterator[tuple[Driver, Callable[..., Client]]]:
     async with running(GameServer(site=SITE, new_key=counting_keys())) as pair:
         yield pair
 
 
-async def start_game(connect: Callable[[], Client]) -> tuple[Client, Client]:
+async def start_game(connect: Callable[..., Client]) -> tuple[Client, Client]:
     """Red creates a game and yellow joins it, over the driver."""
     red, yellow = connect(), connect()
     await red.connect()
     await yellow.connect()
     await red.send({"type": "init"})
-    keys = await red.receive()
+    keys = red.keys = await red.receive()
     await yellow.send({"type": "init", "join": keys["join"]})
     assert await yellow.receive() == {"type": "joined", "player": "red"}
     assert await yellow.receive() == {"type": "joined", "player": "yellow"}
@@ -203,3 +208,124 @@ async def test_http_over_the_driver_serves_the_real_static_files() -> None:
         received = await client.read_to_end()
         assert received.startswith(b"HTTP/1.1 200 OK\r\n")
         assert received.endswith(b"\r\n\r\nOK\n")
+
+
+DRAW = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2,
+        4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6]  # fmt: skip
+
+
+def core_with(**limits: Any) -> GameServer:
+    return GameServer(site=SITE, new_key=counting_keys(), config=Config(**limits))
+
+
+async def test_a_spectator_who_does_not_read_is_cut_off_with_1013_and_the_game_goes_on() -> None:
+    async with running(core_with(max_output_buffer=512)) as (server, connect):
+        red, yellow = await start_game(connect)
+        watcher = connect(send_buffer=1024)
+        await watcher.connect()
+        await watcher.send({"type": "init", "watch": red.keys["watch"]})
+        for index, column in enumerate(DRAW):  # the watcher reads nothing meanwhile
+            await (red if index % 2 == 0 else yellow).send({"type": "play", "column": column})
+            expected = {
+                "type": "play",
+                "player": "red" if index % 2 == 0 else "yellow",
+                "column": column,
+            }
+            for player in (red, yellow):
+                assert (await player.receive()).items() >= expected.items()
+        assert await red.receive() == await yellow.receive() == {"type": "draw"}
+        assert server.core.lobby.member_count == 2
+        # The watcher got whole frames up to the cut, then the close frame.
+        seen: list[int] = []
+        while isinstance(event := await watcher.next_event(), TextMessage):
+            message = json.loads(event.data)
+            if message["type"] == "play":
+                seen.append(message["column"])
+        assert isinstance(event, CloseConnection)
+        assert event.code == 1013
+        assert seen == DRAW[: len(seen)]
+        assert len(seen) < len(DRAW)
+
+
+async def test_beyond_max_connections_a_new_connection_gets_503() -> None:
+    async with running(core_with(max_connections=2)) as (server, connect):
+        first, second = connect(), connect()
+        await first.connect()
+        await second.connect()
+        refused = connect()
+        response = await refused.read_to_end()
+        assert response.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        assert b"Retry-After: 5\r\n" in response
+        assert server.core.connection_count == 2
+        # A place freed is a place taken.
+        await first.stream.send_all(first.ws.send(CloseConnection(code=1000)))
+        assert isinstance(await first.next_event(), CloseConnection)
+        third = connect()
+        await third.connect()
+        assert server.core.connection_count == 2
+
+
+async def test_a_silent_peer_is_pinged_then_dropped_and_its_opponent_told(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(core_with()) as (server, connect):
+        red, yellow = await start_game(connect)
+        start = trio.current_time()
+        # Red answers pings (wsproto's client does, as browsers do); yellow reads but never
+        # answers, as a frozen tab would.
+        event = await yellow.next_event(within=60)
+        assert isinstance(event, Ping)
+        assert trio.current_time() - start == pytest.approx(20, abs=0.1)
+        while isinstance(event := await red.next_event(within=60), Ping):
+            await red.stream.send_all(red.ws.send(event.response()))
+        assert isinstance(event, TextMessage)
+        assert json.loads(event.data) == {"type": "left", "player": "yellow"}
+        assert trio.current_time() - start == pytest.approx(40, abs=0.1)
+        assert await yellow.read_to_end(within=60) == b""
+        assert server.core.connection_count == 1
+
+
+async def test_a_request_head_that_never_completes_gets_408(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with running(core_with()) as (server, connect):
+        slow, idle = connect(), connect()
+        await slow.stream.send_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: sl")
+        start = trio.current_time()
+        response = await slow.read_to_end(within=60)
+        assert response.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert trio.current_time() - start == pytest.approx(10, abs=0.1)
+        # A connection that never sent anything is closed without a word.
+        assert await idle.read_to_end(within=60) == b""
+        assert server.core.connection_count == 0
+
+
+async def test_a_connection_reset_mid_frame_tells_the_opponent() -> None:
+    driver = Driver(core_with())
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve, driver, "127.0.0.1", 0)
+        port = int(address.rsplit(":", 1)[1].rstrip("/"))
+
+        def connect() -> Client:
+            sock = socket.create_connection(("127.0.0.1", port))
+            return Client(sock)
+
+        red, yellow = await start_game(connect)
+        frame = yellow.ws.send(Message(data=json.dumps({"type": "play", "column": 3})))
+        await yellow.stream.send_all(frame[:5])
+        # SO_LINGER with a zero timeout: close() sends a TCP reset, not a FIN.
+        yellow.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await yellow.stream.aclose()
+        assert await red.receive() == {"type": "left", "player": "yellow"}
+        # Mid-handshake too: nothing is left of that connection.
+        half = connect()
+        await half.stream.send_all(b"GET / HTTP/1.1\r\nHost: localh")
+        half.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await half.stream.aclose()
+        await red.stream.send_all(red.ws.send(CloseConnection(code=1000)))
+        assert isinstance(await red.next_event(), CloseConnection)
+        await red.stream.aclose()
+        with trio.fail_after(5):
+            await driver.wait_all_closed()
+        assert driver.core.connection_count == 0
+        nursery.cancel_scope.cancel()
