@@ -1,0 +1,413 @@
+"""The whole benchmark suite in one command, printed as one Markdown table.
+
+Runs, against our ``server.py`` and the websockets tutorial's server
+(``benchmarks/reference_server.py``), alternating A B A B with a fresh server process per run:
+
+- load: 50 concurrent games x 0 spectators, and 2 games x 300 spectators; every game 42 moves
+  on new connections, each player moving as soon as it sees the echo of the previous move;
+- fan-out: one game with 10, 100 and 1000 spectators, one move at a time: time from a move to
+  its delivery at the last spectator, server CPU per delivered message;
+- idle memory: RSS growth per open idle WebSocket (each has sent ``init``);
+- system calls per move (``strace -c -f``, one short run each, if strace works here);
+- and, in this process, ``benchmarks/core.py``: one move through the sans-IO core in memory
+  against the bare-wsproto floor.
+
+Each figure is the best of its rounds (the lowest cost, the highest rate): noise on a shared
+machine only ever adds. The server is pinned to core 0, this process (the load client) to
+core 1. Progress goes to stderr, the table to stdout. Usage:
+
+    python benchmarks/run.py [--quick] [--rounds N] [--no-strace]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import live  # a sibling module, found through the path set just above
+from live import (
+    OURS,
+    REFERENCE,
+    IdleResult,
+    LoadConfig,
+    LoadResult,
+    SyscallResult,
+)
+
+KINDS = (OURS, REFERENCE)
+
+
+@dataclass
+class Settings:
+    rounds: int = 3
+    load_seconds: float = 3.0
+    fanout_seconds: float = 1.0
+    fanout_sizes: tuple[int, ...] = (10, 100, 1000)
+    idle_connections: int = 5000
+    strace_seconds: float = 1.0
+    core_games: int = 100
+    core_rounds: int = 5
+
+
+FULL = Settings()
+QUICK = Settings(
+    rounds=1,
+    load_seconds=0.3,
+    fanout_seconds=0.1,
+    idle_connections=300,
+    strace_seconds=0.3,
+    core_games=20,
+    core_rounds=1,
+)
+
+
+@dataclass
+class Row:
+    metric: str
+    ours: float
+    reference: float
+    unit_format: str = "{:.1f}"
+    target: float | None = None  # on the ratio ours / reference, lower is better
+    goal: float | None = None
+    reference_label: str = ""  # when the right-hand column is not the reference server
+
+    @property
+    def ratio(self) -> float:
+        if not self.reference or math.isnan(self.reference):
+            return float("nan")
+        return self.ours / self.reference
+
+    def cells(self) -> list[str]:
+        ratio = self.ratio
+        if self.target is None:
+            target = verdict = ""
+        else:
+            target = f"<= {self.target:.1f}" + (f" (goal {self.goal:.1f})" if self.goal else "")
+            verdict = _verdict(ratio, self.target)
+            if self.goal is not None and verdict == "met":
+                goal = _verdict(ratio, self.goal)
+                verdict += "; goal met" if goal == "met" else f"; goal {goal}"
+        return [
+            self.metric,
+            _format(self.unit_format, self.ours),
+            _format(self.unit_format, self.reference) + self.reference_label,
+            "" if math.isnan(ratio) else f"{ratio:.2f}",
+            target,
+            verdict,
+        ]
+
+
+def _verdict(ratio: float, target: float) -> str:
+    if math.isnan(ratio):
+        return "not measured"
+    return "met" if ratio <= target else f"missed by {ratio - target:.2f}"
+
+
+def _format(unit_format: str, value: float) -> str:
+    return "n/a" if math.isnan(value) else unit_format.format(value)
+
+
+@dataclass
+class Report:
+    rows: list[Row | str] = field(default_factory=list)  # a str is a section heading
+    notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def section(self, title: str) -> None:
+        self.rows.append(title)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+
+    def markdown(self) -> str:
+        lines = [
+            "| measure | ours | reference | ours / ref | target | result |",
+            "|---|--:|--:|--:|---|---|",
+        ]
+        for row in self.rows:
+            if isinstance(row, str):
+                lines.append(f"| **{row}** | | | | | |")
+            else:
+                lines.append("| " + " | ".join(row.cells()) + " |")
+        return "\n".join(lines)
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def best(values: Sequence[float], *, highest: bool = False) -> float:
+    clean = [value for value in values if not math.isnan(value)]
+    if not clean:
+        return float("nan")
+    return max(clean) if highest else min(clean)
+
+
+def alternate_loads(
+    settings: Settings, config: LoadConfig, report: Report, label: str
+) -> dict[str, list[LoadResult]]:
+    """A B A B: a fresh server per run; failures recorded in the report."""
+    results: dict[str, list[LoadResult]] = {kind.name: [] for kind in KINDS}
+    for round_number in range(settings.rounds):
+        for kind in KINDS:
+            result = live.measure_load(kind, config)
+            progress(f"  [{label} {round_number + 1}/{settings.rounds}] {result.summary()}")
+            _record_failures(report, label, result.server, result.failures)
+            _record_failures(report, label, result.server, result.server_problems)
+            if result.failure_count > len(result.failures):
+                report.failures.append(
+                    f"{label}, {result.server}: {result.failure_count} failures in all"
+                )
+            if result.moves == 0:
+                report.failures.append(f"{label}, {result.server}: no move was played")
+            results[kind.name].append(result)
+    return results
+
+
+def _record_failures(report: Report, label: str, server: str, failures: list[str]) -> None:
+    report.failures.extend(f"{label}, {server}: {failure}" for failure in failures)
+
+
+def _pair(
+    results: dict[str, list[LoadResult]],
+    measure: Callable[[LoadResult], float],
+    *,
+    highest: bool = False,
+) -> tuple[float, float]:
+    return (
+        best([measure(result) for result in results["ours"]], highest=highest),
+        best([measure(result) for result in results["reference"]], highest=highest),
+    )
+
+
+def load_rows(
+    report: Report,
+    results: dict[str, list[LoadResult]],
+    name: str,
+    *,
+    target: float | None,
+    goal: float | None,
+    latency_target: float | None,
+) -> None:
+    def row(metric: str, measure: Callable[[LoadResult], float], unit: str, **more: Any) -> None:
+        highest = more.pop("highest", False)
+        report.add(
+            Row(f"{metric}, {name}", *_pair(results, measure, highest=highest), unit, **more)
+        )
+
+    row("server CPU per move (us)", LoadResult.per_move_us, "{:.1f}", target=target, goal=goal)
+    row("server CPU per message (us)", LoadResult.per_message_us, "{:.2f}")
+    row("moves/s", lambda r: r.moves / r.wall, "{:,.0f}", highest=True)
+    row("messages/s", lambda r: r.messages / r.wall, "{:,.0f}", highest=True)
+    row("move latency p50 (ms)", lambda r: r.latency_ms(0.5), "{:.2f}")
+    row("move latency p99 (ms)", lambda r: r.latency_ms(0.99), "{:.2f}", target=latency_target)
+    row("server peak RSS (MiB)", lambda r: r.peak_rss_kib / 1024, "{:.1f}")
+    row(
+        "server CPU load (% of its core)",
+        lambda r: 100 * r.server_cpu / r.wall,
+        "{:.0f}%",
+        highest=True,
+    )
+    row(
+        "load client CPU (% of its core, worst round)",
+        lambda r: 100 * r.client_cpu / r.wall,
+        "{:.0f}%",
+        highest=True,
+    )
+
+
+def syscall_row(report: Report, settings: Settings, config: LoadConfig, name: str) -> None:
+    if not live.strace_available():
+        report.notes.append("System calls: strace is not available here; not measured.")
+        return
+    found: dict[str, SyscallResult | None] = {}
+    short = LoadConfig(config.games, config.spectators, settings.strace_seconds)
+    for kind in KINDS:
+        found[kind.name] = result = live.measure_syscalls(kind, short)
+        progress(f"  [strace] {kind.name}: {result}")
+    ours, reference = found["ours"], found["reference"]
+    report.add(
+        Row(
+            f"system calls per move, {name} (strace -c -f, {settings.strace_seconds:g} s)",
+            ours.per_move if ours else float("nan"),
+            reference.per_move if reference else float("nan"),
+            "{:.2f}",
+        )
+    )
+    for result in (ours, reference):
+        if result is not None:
+            top = ", ".join(f"{call} {count / result.moves:.2f}" for call, count in result.top)
+            report.notes.append(f"System calls per move under strace, {result.server}: {top}.")
+
+
+def fanout_rows(report: Report, settings: Settings) -> None:
+    for size in settings.fanout_sizes:
+        config = LoadConfig(
+            games=1, spectators=size, duration=settings.fanout_seconds, lockstep=True
+        )
+        results = alternate_loads(settings, config, report, f"fan-out {size}")
+        report.add(
+            Row(
+                f"move to last of {size} spectators, p50 (ms)",
+                *_pair(results, lambda r: r.fanout_ms(0.5)),
+                "{:.2f}",
+            )
+        )
+        report.add(
+            Row(
+                f"server CPU per delivered message, {size} spectators (us)",
+                *_pair(results, LoadResult.per_delivery_us),
+                "{:.2f}",
+            )
+        )
+
+
+def idle_row(report: Report, settings: Settings) -> None:
+    found: dict[str, list[IdleResult]] = {kind.name: [] for kind in KINDS}
+    for round_number in range(settings.rounds):
+        for kind in KINDS:
+            result = live.measure_idle(kind, settings.idle_connections)
+            progress(
+                f"  [idle {round_number + 1}/{settings.rounds}] {kind.name}:"
+                f" {result.per_connection_kib:.2f} KiB per connection"
+                f" ({result.rss_before_kib} -> {result.rss_after_kib} KiB)"
+            )
+            _record_failures(report, "idle", kind.name, result.failures + result.server_problems)
+            if result.ok:
+                found[kind.name].append(result)
+    report.add(
+        Row(
+            f"RSS per idle connection, N = {settings.idle_connections} (KiB)",
+            best([result.per_connection_kib for result in found["ours"]]),
+            best([result.per_connection_kib for result in found["reference"]]),
+            "{:.2f}",
+            0.5,
+        )
+    )
+
+
+def core_rows(report: Report, settings: Settings) -> None:
+    try:
+        import core  # benchmarks/core.py: imports our package, so only here
+    except Exception as exc:  # the package may be mid-edit: report it, run the rest
+        report.failures.append(f"core benchmark: cannot import benchmarks/core.py: {exc!r}")
+        return
+    games = settings.core_games
+    moves = 42 * games
+    core_best = floor_best = float("inf")
+    for _ in range(settings.core_rounds):  # alternate core and floor: the same noise for both
+        seconds, _delivered = core.core_run(games, 0)
+        core_best = min(core_best, seconds)
+        floor_best = min(floor_best, core.floor_run(games, 0))
+    progress(
+        f"  [core] {core_best / moves * 1e6:.2f} us/move, floor"
+        f" {floor_best / moves * 1e6:.2f} us/move"
+    )
+    report.add(
+        Row(
+            f"in memory, one move, {games} games x 0 spectators (us; right: bare-wsproto floor)",
+            core_best / moves * 1e6,
+            floor_best / moves * 1e6,
+            "{:.2f}",
+            1.5,
+            reference_label=" (floor)",
+        )
+    )
+
+
+def machine_line() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = []
+    for package in ("wsproto", "h11", "msgspec", "trio", "websockets", "picows", "uvloop"):
+        try:
+            versions.append(f"{package} {importlib.metadata.version(package)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{package} absent")
+    pinning = "server on core 0, client on core 1" if live.two_cores() else "not pinned"
+    return (
+        f"Machine: {model}, {os.cpu_count()} cores ({pinning}), Linux {platform.release()},"
+        f" Python {platform.python_version()}; {', '.join(versions)}."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fraction of a second each")
+    parser.add_argument("--rounds", type=int, help="rounds of A B per live scenario")
+    parser.add_argument("--no-strace", action="store_true", help="skip the system call count")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    if args.rounds:
+        settings.rounds = args.rounds
+    live.pin_client()
+    started = time.perf_counter()
+    report = Report()
+
+    plain = LoadConfig(games=50, spectators=0, duration=settings.load_seconds)
+    progress("50 games x 0 spectators")
+    report.section(f"Load: 50 games x 0 spectators, {settings.load_seconds:g} s per run")
+    results = alternate_loads(settings, plain, report, "50x0")
+    load_rows(report, results, "50x0", target=1.0, goal=0.5, latency_target=1.0)
+    if not args.no_strace:
+        syscall_row(report, settings, plain, "50x0")
+
+    crowd = LoadConfig(games=2, spectators=300, duration=settings.load_seconds)
+    progress("2 games x 300 spectators")
+    report.section(f"Load: 2 games x 300 spectators, {settings.load_seconds:g} s per run")
+    results = alternate_loads(settings, crowd, report, "2x300")
+    load_rows(report, results, "2x300", target=1.0, goal=0.5, latency_target=None)
+
+    progress("fan-out")
+    report.section("Fan-out: one game, one move at a time")
+    fanout_rows(report, settings)
+
+    progress("idle memory")
+    report.section("Idle memory")
+    idle_row(report, settings)
+
+    progress("core in memory")
+    report.section("Core in memory (benchmarks/core.py)")
+    core_rows(report, settings)
+
+    elapsed = time.perf_counter() - started
+    print(machine_line())
+    print()
+    print(
+        f"Best of {settings.rounds} round(s) per figure, servers alternated A B A B, a fresh"
+        f" server process per run; whole suite {elapsed:.0f} s"
+        f"{' (--quick)' if args.quick else ''}."
+    )
+    print()
+    print(report.markdown())
+    for note in report.notes:
+        print(f"\n{note}", end="")
+    print()
+    if report.failures:
+        print("\nFAILED RUNS (lost or reordered moves, errors, server problems):")
+        for failure in report.failures:
+            print(f"- {failure}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""The live benchmark machinery, for a fraction of a second against both servers.
+
+Benchmarks are not tests: no timing is asserted. This checks that the load client plays real,
+whole games against ``python server.py`` and against the websockets tutorial's server, that it
+checks every event (a reordered move is caught), and that the servers stop cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import live
+
+SERVERS = [pytest.param(live.OURS, id="ours"), pytest.param(live.REFERENCE, id="reference")]
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_load_plays_whole_checked_games(kind: live.ServerKind) -> None:
+    config = live.LoadConfig(games=3, spectators=2, duration=0.3)
+    result = live.measure_load(kind, config)
+    assert result.failures == []
+    assert result.failure_count == 0
+    assert result.server_problems == []
+    assert result.games > 0
+    # Every game started was played to its end, every move echoed to its player.
+    assert result.moves == 42 * result.games
+    assert len(result.latencies) == result.moves
+    # Every play event reached red, yellow and both spectators (other events come on top).
+    assert result.messages >= 42 * 4 * result.games
+    assert result.server_cpu > 0
+    assert result.peak_rss_kib > 0
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_fanout_times_each_move_to_the_last_spectator(kind: live.ServerKind) -> None:
+    config = live.LoadConfig(games=1, spectators=5, duration=0.05, lockstep=True)
+    result = live.measure_load(kind, config)
+    assert result.failures == []
+    assert result.server_problems == []
+    assert result.games >= 1
+    # Moves 2 to 42 of each game are timed (move 1 may reach a spectator by replay).
+    assert len(result.fanout) == 41 * result.games
+    assert result.play_messages == 41 * 7 * result.games
+    assert result.play_cpu > 0
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_idle_connections_are_opened_and_measured(kind: live.ServerKind) -> None:
+    result = live.measure_idle(kind, 50)
+    assert result.failures == []
+    assert result.server_problems == []
+    assert result.rss_after_kib > 0
+
+
+def test_the_checker_catches_a_reordered_move() -> None:
+    async def feed() -> live.LoadResult:
+        load = live.Load("ws://127.0.0.1:1/", live.LoadConfig(), lambda: 0.0)
+        game = live.Game(load, spectators=1)
+        spectator = live.Conn(load, game, live.SPECTATOR)
+        for index in (0, 2, 1):  # the second and third moves swapped
+            player, column, row = live.EXPECTED[index]
+            event = {"type": "play", "player": player, "column": column, "row": row}
+            load.on_text(spectator, msgspec.json.encode(event))
+        load.on_text(spectator, b'{"type": "joined", "player": "yellow"}')  # skipped
+        live._consume(game.finished)
+        live._consume(game.red.reply)
+        return load.result
+
+    result = asyncio.run(feed())
+    assert result.failure_count == 1
+    assert "lost or reordered" in result.failures[0]
+    assert result.messages == 4
