@@ -48,6 +48,9 @@ class ConnectionState(enum.Enum):
     #: Nothing more to read or write: flush what is queued, then close the transport.
     CLOSED = "closed"
 
+    # Enum.__hash__ is a Python function; members are singletons, so identity is equivalent.
+    __hash__ = object.__hash__
+
 
 class Throttled(enum.Enum):
     """Stands in for a message dropped by the rate limit, so the application can say so."""
@@ -76,7 +79,6 @@ class ClientConnection:
         "_fragments",
         "_h11",
         "_now",
-        "_outgoing",
         "_parts",
         "_ping_sent",
         "_request",
@@ -89,6 +91,7 @@ class ClientConnection:
         "close_reason",
         "last_seen",
         "path",
+        "queued",
         "scheduled",
         "state",
     )
@@ -99,7 +102,9 @@ class ClientConnection:
         self._h11: h11.Connection | None = h11.Connection(h11.SERVER)
         self._websocket: WebSocket | None = None
         self._request: h11.Request | None = None  # the request being read
-        self._outgoing: list[bytes] = []
+        #: Bytes for the peer, in order, not yet collected (``data_to_send``); the core appends
+        #: broadcast frames here directly, the same object for every recipient.
+        self.queued: list[bytes] = []
         # Reassembly of a fragmented text message (RFC 6455 section 5.4).
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -126,10 +131,10 @@ class ClientConnection:
 
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call, in order."""
-        outgoing = self._outgoing
+        outgoing = self.queued
         if not outgoing:
             return b""
-        self._outgoing = []
+        self.queued = []
         return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
 
     def send_frame(self, frame: bytes) -> bool:
@@ -140,14 +145,14 @@ class ClientConnection:
         """
         if self.state is not ConnectionState.OPEN:
             return False
-        self._outgoing.append(frame)
+        self.queued.append(frame)
         return True
 
     def close(self, code: int, reason: str = "") -> None:
         """Start a closing handshake (only while open; otherwise nothing to do)."""
         if self.state is ConnectionState.OPEN:
             assert self._websocket is not None
-            self._outgoing.append(
+            self.queued.append(
                 self._websocket.send(CloseConnection(code=code, reason=reason or None))
             )
             self.state = ConnectionState.CLOSING
@@ -162,7 +167,7 @@ class ClientConnection:
 
     def abort(self) -> None:
         """The transport is gone: drop whatever is queued; the connection is closed."""
-        self._outgoing = []
+        self.queued = []
         self.state = ConnectionState.CLOSED
 
     # -- time -----------------------------------------------------------------------------
@@ -191,7 +196,7 @@ class ClientConnection:
         if state is ConnectionState.OPEN:
             if self._ping_sent is None:
                 assert self._websocket is not None
-                self._outgoing.append(self._websocket.send(Ping()))
+                self.queued.append(self._websocket.send(Ping()))
                 self._ping_sent = now
                 return
             self.close_reason = f"No answer to a ping within {config.ping_timeout:g} s."
@@ -229,7 +234,8 @@ class ClientConnection:
         self._now = now
         self.last_seen = now
         self._ping_sent = None  # any bytes prove the peer alive, not only the pong
-        if self._h11 is not None:
+        websocket = self._websocket
+        if websocket is None:
             if data is None:
                 data = b""  # h11 takes an empty read as the end of the stream
             elif not data:
@@ -238,10 +244,37 @@ class ClientConnection:
             if trailing is None:
                 return
             data = trailing
-        assert self._websocket is not None
+            websocket = self._websocket
+            assert websocket is not None
         if data is None or data:
-            self._websocket.receive_data(data)
-        yield from self._receive_websocket()
+            websocket.receive_data(data)
+        # One generator, not two: this loop runs for every message of every game.
+        for event in websocket.events():
+            if isinstance(event, (TextMessage, BytesMessage)):
+                if self.state is not ConnectionState.OPEN:
+                    continue  # data after our close frame is read and dropped (section 1.4)
+                text = event.data
+                if (
+                    event.message_finished
+                    and not self._parts
+                    and type(text) is str
+                    and len(text) <= self._config.max_message_size
+                    and text.isascii()
+                ):
+                    # A whole ASCII message in one piece, within the limit: the usual case,
+                    # with nothing to reassemble (its UTF-8 size is its length).
+                    message: str | bytes | None = text
+                else:
+                    message = self._reassemble(event)
+                if message is not None:
+                    yield message if self._admit() else Throttled.MESSAGE
+            elif isinstance(event, Ping):
+                # A ping flood is held to the message rate: beyond it, no pong.
+                if self.state is ConnectionState.OPEN and self._admit():
+                    self.queued.append(websocket.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self._closed_by_peer(websocket, event)
+            # Pong: its arrival already counted as a sign of life.
 
     def _feed_http(self, data: bytes) -> bytes | None:
         """Give h11 at most one head's worth at a time; the bytes after an upgrade, if any.
@@ -351,10 +384,10 @@ class ClientConnection:
         connection = self._h11
         assert connection is not None
         response, body = self._site.respond(request)
-        self._outgoing.append(connection.send(response) or b"")
+        self.queued.append(connection.send(response) or b"")
         if body:
-            self._outgoing.append(connection.send(h11.Data(data=body)) or b"")
-        self._outgoing.append(connection.send(h11.EndOfMessage()) or b"")
+            self.queued.append(connection.send(h11.Data(data=body)) or b"")
+        self.queued.append(connection.send(h11.EndOfMessage()) or b"")
 
     def _refuse_http(self, status: HTTPStatus, reason: str) -> None:
         """Answer a request we cannot serve with ``status``, then close."""
@@ -368,9 +401,9 @@ class ClientConnection:
         response = simple_response(
             status, "text/plain; charset=utf-8", len(body), ((b"Connection", b"close"),)
         )
-        self._outgoing.append(connection.send(response) or b"")
-        self._outgoing.append(connection.send(h11.Data(data=body)) or b"")
-        self._outgoing.append(connection.send(h11.EndOfMessage()) or b"")
+        self.queued.append(connection.send(response) or b"")
+        self.queued.append(connection.send(h11.Data(data=body)) or b"")
+        self.queued.append(connection.send(h11.EndOfMessage()) or b"")
 
     def _upgrade(self, request: h11.Request) -> bytes | None:
         """Hand an upgrade request to wsproto; the bytes after it if it succeeds."""
@@ -387,40 +420,22 @@ class ClientConnection:
             self.state = ConnectionState.CLOSED
             hint = exc.event_hint
             assert isinstance(hint, RejectConnection)
-            self._outgoing.append(handshake.send(hint))
+            self.queued.append(handshake.send(hint))
             return None
         except UnicodeError as exc:
             # wsproto 1.3.2 decodes the Host header as IDNA and lets the error escape.
             self.close_reason = f"WebSocket handshake refused: bad Host header ({exc})"
             self.state = ConnectionState.CLOSED
-            self._outgoing.append(handshake.send(RejectConnection(status_code=400)))
+            self.queued.append(handshake.send(RejectConnection(status_code=400)))
             return None
         assert isinstance(event, Request)
         # No extensions: permessage-deflate would inflate without any size limit.
-        self._outgoing.append(handshake.send(AcceptConnection()))
+        self.queued.append(handshake.send(AcceptConnection()))
         self._websocket = handshake.connection
         self.path = event.target
         self.state = ConnectionState.OPEN
         self._since = self._now
         return bytes(trailing)
-
-    def _receive_websocket(self) -> Iterator[str | bytes | Throttled]:
-        websocket = self._websocket
-        assert websocket is not None
-        for event in websocket.events():
-            if isinstance(event, (TextMessage, BytesMessage)):
-                if self.state is not ConnectionState.OPEN:
-                    continue  # data after our close frame is read and dropped (section 1.4)
-                message = self._reassemble(event)
-                if message is not None:
-                    yield message if self._admit() else Throttled.MESSAGE
-            elif isinstance(event, Ping):
-                # A ping flood is held to the message rate: beyond it, no pong.
-                if self.state is ConnectionState.OPEN and self._admit():
-                    self._outgoing.append(websocket.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                self._closed_by_peer(websocket, event)
-            # Pong: its arrival already counted as a sign of life.
 
     def _admit(self) -> bool:
         """Count a message or ping against the rate limit; False if it must be dropped."""
@@ -490,13 +505,13 @@ class ClientConnection:
         state = websocket.state
         if state is WebSocketState.REMOTE_CLOSING:
             # The peer starts the closing handshake: echo its code (section 5.5.1).
-            self._outgoing.append(websocket.send(event.response()))
+            self.queued.append(websocket.send(event.response()))
         elif state is not WebSocketState.CLOSED:
             # Not a close frame: wsproto could not parse the peer's bytes (invalid framing,
             # invalid UTF-8, ...). Say why with the code it chose, then drop the stream.
             self.close_reason = event.reason or f"WebSocket protocol error {event.code}"
             if state is WebSocketState.OPEN:
-                self._outgoing.append(
+                self.queued.append(
                     websocket.send(CloseConnection(code=event.code, reason=event.reason))
                 )
         elif event.code == CloseReason.ABNORMAL_CLOSURE and self.close_reason is None:

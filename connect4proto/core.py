@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
+import msgspec
 from wsproto.frame_protocol import CloseReason, FrameProtocol
 
 from .config import Config
@@ -20,8 +20,12 @@ from .errors import LocalProtocolError
 from .events import ConnectionId, ConnectionRefused, Event, GameId
 from .lobby import Lobby
 from .messages import (
+    Draw,
     Error,
     InvalidMessage,
+    Joined,
+    Left,
+    Played,
     ServerMessage,
     decode_client_message,
     encode_server_message,
@@ -31,8 +35,7 @@ from .web import Site, busy_response
 __all__ = ["GameServer", "Output"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Output:
+class Output(msgspec.Struct, frozen=True, kw_only=True):
     """What the driver must do after one call into the core.
 
     Write ``data[c]`` to connection ``c`` (in order with earlier writes); then close every
@@ -66,6 +69,14 @@ class _Batch:
         self.events: list[Event] = []
 
     def _frame(self, message: ServerMessage) -> bytes:
+        if type(message) in _REPEATED:
+            frame = _FRAMES.get(message)
+            if frame is None:
+                frame = _FRAMES[message] = self._encode(message)
+            return frame
+        return self._encode(message)
+
+    def _encode(self, message: ServerMessage) -> bytes:
         # wsproto frames text given as str; the JSON is ASCII-safe UTF-8, so this is exact.
         return bytes(self._framer.send_data(encode_server_message(message).decode()))
 
@@ -78,7 +89,9 @@ class _Batch:
         connections = self._connections
         touched = self.touched
         for member in self._lobby.members(game):
-            if connections[member].send_frame(frame):
+            client = connections[member]
+            if client.state is _OPEN:  # ``send_frame``, inlined: this loop is the fan-out
+                client.queued.append(frame)
                 touched[member] = None
 
     def report(self, event: Event) -> None:
@@ -198,9 +211,11 @@ class GameServer:
             else:
                 self._receive_message(connection, client, message, batch)
         batch.touched[connection] = None
-        # Only a connection that was just read from can need an earlier wake-up (it may
-        # have started closing); a later one is found lazily when its old entry comes due.
-        self._schedule(connection, client)
+        # Only a connection that was just read from can need an earlier wake-up, and only
+        # if it is no longer open (an open one's next ping is no earlier than its entry):
+        # a later one is found lazily when its old entry comes due.
+        if client.state is not _OPEN:
+            self._schedule(connection, client)
         return self._finish(batch)
 
     def _receive_message(
@@ -278,16 +293,25 @@ class GameServer:
         """Take connections that stopped being open out of their games; collect the output."""
         connections = self._connections
         lobby = self._lobby
+        touched = batch.touched
         # Only open connections are in games, so the broadcasts of ``leave`` touch only open
         # connections: iterating over a snapshot visits every one that needs to leave.
-        ended = [c for c in batch.touched if connections[c].state not in _LIVE]
+        ended = [
+            c
+            for c in touched
+            if (state := connections[c].state) is not _OPEN and state is not _HTTP
+        ]
         for connection in ended:
             lobby.leave(connection, batch)
         data: dict[ConnectionId, bytes] = {}
-        for connection in batch.touched:
-            chunk = connections[connection].data_to_send()
-            if chunk:
-                data[connection] = chunk
+        for connection in touched:
+            client = connections[connection]
+            queued = client.queued
+            if queued:  # ``data_to_send``, inlined: once per recipient of every broadcast
+                client.queued = []
+                data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
+        if not ended:
+            return Output(data=data, close=_NOBODY, events=tuple(batch.events))
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:
             reason = connections.pop(connection).close_reason
@@ -296,5 +320,11 @@ class GameServer:
         return Output(data=data, close=close, events=tuple(batch.events))
 
 
-_LIVE = frozenset({ConnectionState.HTTP, ConnectionState.OPEN})
+_OPEN = ConnectionState.OPEN
+_HTTP = ConnectionState.HTTP
+_NOBODY: frozenset[ConnectionId] = frozenset()
 _INFINITY = float("inf")
+#: Messages from a small, fixed set (2 players x 7 columns x 6 rows of ``play``, and the
+#: presence events): each is encoded and framed once per process, then reused.
+_REPEATED = frozenset({Played, Joined, Left, Draw})
+_FRAMES: dict[ServerMessage, bytes] = {}
