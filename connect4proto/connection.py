@@ -78,6 +78,7 @@ class ClientConnection:
         "_config",
         "_fragments",
         "_h11",
+        "_head_fed",
         "_now",
         "_parts",
         "_ping_sent",
@@ -99,7 +100,11 @@ class ClientConnection:
     def __init__(self, *, site: Site, config: Config, now: float = 0.0) -> None:
         self._site = site
         self._config = config
-        self._h11: h11.Connection | None = h11.Connection(h11.SERVER)
+        # h11 refuses an unfinished head beyond this (431); ``_head_problem`` a finished one.
+        self._h11: h11.Connection | None = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=config.max_head_size
+        )
+        self._head_fed = 0  # bytes given to h11 since the current request began
         self._websocket: WebSocket | None = None
         self._request: h11.Request | None = None  # the request being read
         #: Bytes for the peer, in order, not yet collected (``data_to_send``); the core appends
@@ -124,7 +129,7 @@ class ClientConnection:
         #: queue keeps entries lazily; see ``GameServer``).
         self.scheduled = _INFINITY
         # Rate limit: messages counted in a one-second window.
-        self._window_start = now
+        self._window_start = -_INFINITY  # the first message opens the first window
         self._window_count = 0
 
     # -- output ---------------------------------------------------------------------------
@@ -148,8 +153,13 @@ class ClientConnection:
         self.queued.append(frame)
         return True
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Start a closing handshake (only while open; otherwise nothing to do)."""
+    def close(self, code: int, reason: str = "", *, now: float | None = None) -> None:
+        """Start a closing handshake (only while open; otherwise nothing to do).
+
+        ``now`` starts the wait for the peer's answer (default: the time of the last read).
+        """
+        if now is not None:
+            self._now = now
         if self.state is ConnectionState.OPEN:
             assert self._websocket is not None
             self.queued.append(
@@ -162,7 +172,7 @@ class ClientConnection:
 
     def close_now(self, code: int, reason: str) -> None:
         """Send a close frame if open, and end without waiting for the peer's answer."""
-        self.close(code, reason)
+        self.close(code, reason)  # no wait follows: the time does not matter
         self.state = ConnectionState.CLOSED
 
     def abort(self) -> None:
@@ -286,10 +296,13 @@ class ClientConnection:
         assert connection is not None
         piece = self._config.max_head_size
         if len(data) <= piece:
+            self._head_fed += len(data)
             connection.receive_data(data)
             return self._receive_http()
         for start in range(0, len(data), piece):
-            connection.receive_data(data[start : start + piece])
+            chunk = data[start : start + piece]
+            self._head_fed += len(chunk)
+            connection.receive_data(chunk)
             trailing = self._receive_http()
             if trailing is not None:
                 return trailing + data[start + piece :]
@@ -298,8 +311,17 @@ class ClientConnection:
         return None
 
     def _head_problem(self, request: h11.Request) -> tuple[HTTPStatus, str] | None:
-        """What is wrong with a request head that h11 accepted, by our limits, if anything."""
+        """What is wrong with a request head that h11 accepted, by our limits, if anything.
+
+        The head's size counts every byte it arrived in; line lengths are those of the parsed
+        fields (h11 drops the optional whitespace around values), which the head size bounds.
+        """
         config = self._config
+        connection = self._h11
+        assert connection is not None
+        after = len(connection.trailing_data[0])  # what follows the head is not part of it
+        size = self._head_fed - after
+        self._head_fed = after
         line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
         if line > config.max_line_size:
             return HTTPStatus.REQUEST_URI_TOO_LONG, (
@@ -310,23 +332,19 @@ class ClientConnection:
             return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                 f"More than {config.max_headers} header fields."
             )
-        size = line + 2
         for name, value in headers:
-            field = len(name) + len(value) + 4  # name: value CRLF
-            if field > config.max_line_size:
+            if len(name) + len(value) + 4 > config.max_line_size:  # name: value CRLF
                 return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                     f"Header line longer than {config.max_line_size} bytes."
                 )
-            size += field
         if size > config.max_head_size:
             return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                 f"Request head larger than {config.max_head_size} bytes."
             )
-        if any(name in (b"content-length", b"transfer-encoding") for name, _ in headers) and (
-            dict(headers).get(b"content-length", b"") != b"0"
-        ):
-            # Nothing here takes a body: refuse it instead of reading it.
-            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
+        for name, value in headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                # Nothing here takes a body: refuse it instead of reading it.
+                return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
         return None
 
     def _receive_http(self) -> bytes | None:

@@ -267,7 +267,7 @@ class GameServer:
         """The server is stopping: close 1001 (going away) on every connection."""
         batch = self._batch()
         for connection, client in self._connections.items():
-            client.close(CloseReason.GOING_AWAY, "Server shutting down.")
+            client.close(CloseReason.GOING_AWAY, "Server shutting down.", now=self._now)
             batch.touched[connection] = None
         for connection, client in self._connections.items():
             self._schedule(connection, client)
