@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -12,34 +13,48 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def server_url(tmp_path: Path) -> Iterator[str]:
+def start_server(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """``python server.py`` on a free port; returns the process and the address it printed."""
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", "0", *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # the server prints its address once it listens
-        assert line.startswith("Connect Four is ready: open http://127.0.0.1:"), line
-        yield line.split("open ", 1)[1].split()[0]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert process.stdout is not None
-        process.stdout.close()
-        log.close()
+    log.close()  # the child has its own copy
+    assert process.stdout is not None
+    line = process.stdout.readline()  # the server prints its address once it listens
+    assert line.startswith("Connect Four is ready: open http://127.0.0.1:"), line
+    return process, line.split("open ", 1)[1].split()[0]
+
+
+def stop_server(process: subprocess.Popen[str], tmp_path: Path) -> str:
+    """SIGTERM, a clean exit 0, and the logs."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert process.stdout is not None
+    process.stdout.close()
     logs = (tmp_path / "server.log").read_text()
     assert "Traceback" not in logs
+    return logs
+
+
+@pytest.fixture
+def server_url(tmp_path: Path) -> Iterator[str]:
+    process, url = start_server(tmp_path)
+    try:
+        yield url
+    finally:
+        logs = stop_server(process, tmp_path)
     assert "SIGTERM: shutting down" in logs
 
 
@@ -83,3 +98,35 @@ def test_http_page_and_health_check(server_url: str) -> None:
         assert b'<script type="module"' in response.read()
     with urllib.request.urlopen(server_url + "healthz", timeout=5) as response:
         assert response.read() == b"OK\n"
+
+
+def test_allowed_origin_refuses_other_sites_with_403(tmp_path: Path) -> None:
+    process, url = start_server(tmp_path, "--allowed-origin", "https://games.example.org")
+    try:
+        ws_url = url.replace("http://", "ws://")
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws_url, origin=Origin("https://evil.example.com"))
+        assert refused.value.response.status_code == 403
+        with connect(ws_url, origin=Origin("https://games.example.org")) as websocket:
+            websocket.send(json.dumps({"type": "init"}))
+            assert receive(websocket)["type"] == "init"
+    finally:
+        logs = stop_server(process, tmp_path)
+    assert "Origin not allowed." in logs
+
+
+def test_sigterm_exits_in_bounded_time_when_a_client_never_answers(tmp_path: Path) -> None:
+    process, url = start_server(tmp_path, "--shutdown-timeout", "1")
+    port = int(url.rsplit(":", 1)[1].rstrip("/"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as silent:
+        # A real handshake, then nothing: the client never answers the close frame.
+        silent.sendall(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert silent.recv(4096).startswith(b"HTTP/1.1 101 ")
+        logs = stop_server(process, tmp_path)  # waits at most 10 s for exit code 0
+        # The close frame 1001 reached the client (0x88: FIN + close; then length, code).
+        assert silent.recv(4096)[:4] == b"\x88\x17\x03\xe9"
+    assert "1 connections did not close in time" in logs
