@@ -198,7 +198,7 @@ class ServerProcess:
             for line in file:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
-        raise KeyError(key)
+        return 0  # a zombie: the server has exited (stop() records how)
 
     def settle(self, quiet: float = 0.05, timeout: float = 5.0) -> None:
         """Wait until the server has used no CPU for ``quiet`` seconds (closes processed)."""
@@ -349,6 +349,7 @@ class LoadResult:
     failures: list[str] = field(default_factory=list)  # the first few
     failure_count: int = 0
     server_cpu: float = 0.0  # seconds, over the window
+    other_cpu: float = 0.0  # seconds of every other process on the machine, over the window
     client_cpu: float = 0.0  # seconds, over the window
     play_cpu: float = 0.0  # lockstep: server seconds from move 1 sent to move 42 delivered
     play_messages: int = 0  # lockstep: play events delivered in that span
@@ -384,6 +385,7 @@ class LoadResult:
             f" {self.messages / self.wall:.0f} msg/s; server {self.per_move_us():.1f} us/move"
             f" {self.per_message_us():.2f} us/msg ({self.server_cpu / self.wall:.0%} CPU);"
             f" client {self.client_cpu / self.wall:.0%} CPU;"
+            f" other processes {self.other_cpu / self.wall:.0%} CPU;"
             f" latency p50 {self.latency_ms(0.5):.2f} p99 {self.latency_ms(0.99):.2f} ms"
         )
         if self.fanout and config.lockstep:
@@ -611,9 +613,18 @@ def _client_cpu(result: LoadResult) -> Iterator[None]:
     result.client_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU time of the whole machine, all cores, not idle (stolen time counts as busy)."""
+    with open("/proc/stat") as file:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = file.readline().split()[1:9]
+    ticks = sum(int(value) for value in (user, nice, system, irq, softirq, steal))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_load(server: ServerProcess, config: LoadConfig) -> LoadResult:
     """Play ``config`` against a running server; measure it over the whole window."""
     server.settle()
+    busy_before = machine_busy_seconds()
     cpu_before = server.cpu_seconds()
     load = Load(server.url, config, server.cpu_seconds)
     result = load.result
@@ -624,6 +635,8 @@ def run_load(server: ServerProcess, config: LoadConfig) -> LoadResult:
         server.settle()
     result.wall = time.perf_counter() - start
     result.server_cpu = server.cpu_seconds() - cpu_before
+    busy = machine_busy_seconds() - busy_before
+    result.other_cpu = max(0.0, busy - result.server_cpu - result.client_cpu)
     result.peak_rss_kib = server.status_kib("VmHWM")
     return result
 

@@ -203,25 +203,47 @@ def load_rows(
     def row(metric: str, measure: Callable[[LoadResult], float], unit: str, **more: Any) -> None:
         highest = more.pop("highest", False)
         report.add(
-            Row(f"{metric}, {name}", *_pair(results, measure, highest=highest), unit, **more)
+            Row(metric.format(name=name), *_pair(results, measure, highest=highest), unit, **more)
         )
 
-    row("server CPU per move (us)", LoadResult.per_move_us, "{:.1f}", target=target, goal=goal)
-    row("server CPU per message (us)", LoadResult.per_message_us, "{:.2f}")
-    row("moves/s", lambda r: r.moves / r.wall, "{:,.0f}", highest=True)
-    row("messages/s", lambda r: r.messages / r.wall, "{:,.0f}", highest=True)
-    row("move latency p50 (ms)", lambda r: r.latency_ms(0.5), "{:.2f}")
-    row("move latency p99 (ms)", lambda r: r.latency_ms(0.99), "{:.2f}", target=latency_target)
-    row("server peak RSS (MiB)", lambda r: r.peak_rss_kib / 1024, "{:.1f}")
     row(
-        "server CPU load (% of its core)",
+        "server CPU per move, {name} (us)",
+        LoadResult.per_move_us,
+        "{:.1f}",
+        target=target,
+        goal=goal,
+    )
+    row("server CPU per message, {name} (us)", LoadResult.per_message_us, "{:.2f}")
+    row("moves/s, {name}", lambda r: r.moves / r.wall, "{:,.0f}", highest=True)
+    row("messages/s, {name}", lambda r: r.messages / r.wall, "{:,.0f}", highest=True)
+    row("move latency p50, {name} (ms)", lambda r: r.latency_ms(0.5), "{:.2f}")
+    row(
+        "move latency p99, {name} (ms)",
+        lambda r: r.latency_ms(0.99),
+        "{:.2f}",
+        target=latency_target,
+    )
+    row("server peak RSS, {name} (MiB)", lambda r: r.peak_rss_kib / 1024, "{:.1f}")
+    row(
+        "server CPU load, {name} (% of its core)",
         lambda r: 100 * r.server_cpu / r.wall,
         "{:.0f}%",
         highest=True,
     )
     row(
-        "load client CPU (% of its core, worst round)",
+        "load client CPU, {name} (% of its core, worst round)",
         lambda r: 100 * r.client_cpu / r.wall,
+        "{:.0f}%",
+        highest=True,
+    )
+    row(
+        "load client CPU per move, {name} (us)",
+        lambda r: r.client_cpu / r.moves * 1e6 if r.moves else float("nan"),
+        "{:.1f}",
+    )
+    row(
+        "other processes' CPU, {name} (% of one core, 2 cores = 200%, worst round)",
+        lambda r: 100 * r.other_cpu / r.wall,
         "{:.0f}%",
         highest=True,
     )
@@ -298,18 +320,20 @@ def idle_row(report: Report, settings: Settings) -> None:
 
 
 def core_rows(report: Report, settings: Settings) -> None:
-    try:
-        import core  # benchmarks/core.py: imports our package, so only here
-    except Exception as exc:  # the package may be mid-edit: report it, run the rest
-        report.failures.append(f"core benchmark: cannot import benchmarks/core.py: {exc!r}")
-        return
     games = settings.core_games
     moves = 42 * games
-    core_best = floor_best = float("inf")
-    for _ in range(settings.core_rounds):  # alternate core and floor: the same noise for both
-        seconds, _delivered = core.core_run(games, 0)
-        core_best = min(core_best, seconds)
-        floor_best = min(floor_best, core.floor_run(games, 0))
+    core_best = floor_best = float("nan")
+    try:
+        import core  # benchmarks/core.py: imports our package, so only here
+
+        core_best = floor_best = float("inf")
+        for _ in range(settings.core_rounds):  # alternate core and floor: the same noise
+            seconds, _delivered = core.core_run(games, 0)
+            core_best = min(core_best, seconds)
+            floor_best = min(floor_best, core.floor_run(games, 0))
+    except Exception as exc:  # the package may be mid-edit: report it, keep the live rows
+        report.failures.append(f"core benchmark (benchmarks/core.py) failed: {exc!r}")
+        core_best = floor_best = float("nan")
     progress(
         f"  [core] {core_best / moves * 1e6:.2f} us/move, floor"
         f" {floor_best / moves * 1e6:.2f} us/move"
