@@ -67,12 +67,21 @@ class Network:
         self.events: list[Event] = []
 
     def feed(self, peer: Peer, data: bytes | None) -> None:
-        """Give the server bytes from ``peer``, cut as the chunker says."""
+        """Give the server bytes from ``peer``, cut as the chunker says.
+
+        Like a driver, stop writing to the server once it closed the connection.
+        """
         if data is None:
             self.apply(self.server.receive_data(peer.id, None))
             return
         for chunk in self.chunker(data):
+            if peer.transport_closed:
+                return
             self.apply(self.server.receive_data(peer.id, chunk))
+
+    def advance(self, now: float) -> None:
+        """Set the server's clock to ``now`` and deliver what its timers did."""
+        self.apply(self.server.advance(now))
 
     def apply(self, output: Output) -> None:
         self.events.extend(output.events)
@@ -82,8 +91,10 @@ class Network:
         for connection, data in output.data.items():
             self.peers[connection].receive(data)
 
-    def websocket(self, path: str = "/") -> WebSocketPeer:
-        return WebSocketPeer(self, path)
+    def websocket(
+        self, path: str = "/", *, headers: list[tuple[str, str]] | None = None
+    ) -> WebSocketPeer:
+        return WebSocketPeer(self, path, headers=headers)
 
     def http(self) -> HttpPeer:
         return HttpPeer(self)
@@ -107,10 +118,23 @@ class Peer:
 class WebSocketPeer(Peer):
     """A browser tab, played by wsproto's client side."""
 
-    def __init__(self, network: Network, path: str = "/", *, connect: bool = True) -> None:
+    def __init__(
+        self,
+        network: Network,
+        path: str = "/",
+        *,
+        connect: bool = True,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         """Open a WebSocket to ``path``; with ``connect=False`` the handshake is only built
-        (in ``self.handshake``), for tests that send it together with more bytes."""
+        (in ``self.handshake``), for tests that send it together with more bytes.
+        ``headers`` are extra request headers (an ``Origin``, say)."""
         super().__init__(network)
+        #: Like a browser, answer the server's pings and close frames; a test may turn
+        #: either off to play a peer that has gone silent.
+        self.answer_pings = True
+        self.answer_close = True
+        self.pings: list[bytes] = []
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.accepted = False
         self.rejected: RejectConnection | None = None
@@ -118,7 +142,13 @@ class WebSocketPeer(Peer):
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.pongs: list[bytes] = []
-        self.handshake = self.ws.send(Request(host="localhost", target=path))
+        self.handshake = self.ws.send(
+            Request(
+                host="localhost",
+                target=path,
+                extra_headers=[(k.encode(), v.encode()) for k, v in headers or []],
+            )
+        )
         if connect:
             self.send_bytes(self.handshake)
 
@@ -137,10 +167,14 @@ class WebSocketPeer(Peer):
             elif isinstance(event, CloseConnection):
                 self.close_code = event.code
                 self.close_reason = event.reason
-                if self.ws.state.name == "REMOTE_CLOSING":
+                if self.ws.state.name == "REMOTE_CLOSING" and self.answer_close:
                     reply = self.ws.send(event.response())
                     if not self.transport_closed:
                         self.network.feed(self, reply)
+            elif isinstance(event, Ping):
+                self.pings.append(event.payload)
+                if self.answer_pings and self.ws.state.name == "OPEN" and not self.transport_closed:
+                    self.network.feed(self, self.ws.send(event.response()))
             else:
                 from wsproto.events import Pong
 
@@ -176,10 +210,23 @@ class HttpPeer(Peer):
     def request(
         self, method: str, target: str, headers: list[tuple[str, str]] | None = None
     ) -> None:
+        self.send_bytes(self.build(method, target, headers))
+
+    def build(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> bytes:
+        """The bytes of a request (``Host`` first), as h11 writes them, not yet sent: for
+        tests that send them in parts, or measure them. ``body`` needs its framing header."""
         all_headers = [("Host", "localhost"), *(headers or [])]
         data = self.h11.send(h11.Request(method=method, target=target, headers=all_headers))
-        data += self.h11.send(h11.EndOfMessage())
-        self.send_bytes(data)
+        assert data is not None
+        if body:
+            data += self.h11.send(h11.Data(data=body)) or b""
+        return data + (self.h11.send(h11.EndOfMessage()) or b"")
 
     def receive(self, data: bytes) -> None:
         self.h11.receive_data(data)
