@@ -315,6 +315,7 @@ class Game:
         self.done = 0
         self.finished = asyncio.get_running_loop().create_future()
         self.cpu_start = 0.0
+        self.client_cpu_start = 0.0
 
     def play(self, conn: Conn, index: int) -> None:
         self.sent_at[index] = time.perf_counter()
@@ -352,6 +353,7 @@ class LoadResult:
     other_cpu: float = 0.0  # seconds of every other process on the machine, over the window
     client_cpu: float = 0.0  # seconds, over the window
     play_cpu: float = 0.0  # lockstep: server seconds from move 1 sent to move 42 delivered
+    play_client_cpu: float = 0.0  # lockstep: the load client's seconds in that span
     play_messages: int = 0  # lockstep: play events delivered in that span
     peak_rss_kib: int = 0
     server_problems: list[str] = field(default_factory=list)
@@ -369,6 +371,12 @@ class LoadResult:
     def per_delivery_us(self) -> float:
         """Lockstep: server CPU per play event delivered, moves 2-42 only."""
         return self.play_cpu / self.play_messages * 1e6 if self.play_messages else float("nan")
+
+    def client_per_delivery_us(self) -> float:
+        """Lockstep: the load client's CPU per play event received, moves 2-42 only."""
+        if not self.play_messages:
+            return float("nan")
+        return self.play_client_cpu / self.play_messages * 1e6
 
     def latency_ms(self, quantile: float) -> float:
         return _quantile(self.latencies, quantile) * 1e3
@@ -392,6 +400,7 @@ class LoadResult:
             text += (
                 f"; last spectator p50 {self.fanout_ms(0.5):.2f} ms,"
                 f" {self.per_delivery_us():.2f} us/delivery"
+                f" (client {self.client_per_delivery_us():.2f})"
             )
         if self.failure_count:
             text += f"; {self.failure_count} FAILURES: {self.failures[:3]}"
@@ -480,10 +489,12 @@ class Load:
         """Lockstep: move ``index`` reached everyone; play the next one."""
         if index == 0:  # every spectator is now registered: the broadcasts start
             game.cpu_start = self.server_cpu()
+            game.client_cpu_start = time.process_time()
         if index + 1 < MOVES:
             game.play(game.player(index + 1), index + 1)
         else:
             self.result.play_cpu += self.server_cpu() - game.cpu_start
+            self.result.play_client_cpu += time.process_time() - game.client_cpu_start
             self.result.play_messages += (MOVES - 1) * game.participants
 
     def on_other(self, conn: Conn, kind: object, message: Any) -> None:
