@@ -162,26 +162,26 @@ class ServerProcess:
         )
         try:
             line = self._read_line()
-            match = re.search(r"http://([^/\s]+)/", line)
-            if match is None:
-                raise RuntimeError(f"{self.kind.name}: no address in its first line: {line!r}")
         except BaseException:
             self.stop()
             raise
+        match = re.search(r"http://([^/\s]+)/", line)
+        if match is None:  # it died, or printed something else: say what it wrote
+            self.stop()
+            raise RuntimeError(
+                f"{self.kind.name} did not start: first line {line!r}, exit code"
+                f" {self.returncode}, stderr: {self.stderr[-1000:]!r}"
+            )
         self.url = f"ws://{match.group(1)}/"
         self._clock = ((~self.pid) << 3) | 2  # CPUCLOCK_SCHED of the whole process
 
     def _read_line(self) -> str:
+        """The first line the server prints, or "" if none comes in time."""
         assert self._process is not None
         assert self._process.stdout is not None
         stdout = self._process.stdout
         ready, _, _ = select.select([stdout], [], [], self._start_timeout)
-        line = stdout.readline().decode(errors="replace") if ready else ""
-        if not line:
-            raise RuntimeError(
-                f"{self.kind.name} did not print its address within {self._start_timeout} s"
-            )
-        return line
+        return stdout.readline().decode(errors="replace") if ready else ""
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server has used so far."""

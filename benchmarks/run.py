@@ -161,7 +161,11 @@ def alternate_loads(
     results: dict[str, list[LoadResult]] = {kind.name: [] for kind in KINDS}
     for round_number in range(settings.rounds):
         for kind in KINDS:
-            result = live.measure_load(kind, config)
+            try:
+                result = live.measure_load(kind, config)
+            except RuntimeError as exc:  # it did not start: say so, run the rest
+                report.failures.append(f"{label}, {kind.name}: {exc}")
+                continue
             progress(f"  [{label} {round_number + 1}/{settings.rounds}] {result.summary()}")
             _record_failures(report, label, result.server, result.failures)
             _record_failures(report, label, result.server, result.server_problems)
@@ -256,7 +260,11 @@ def syscall_row(report: Report, settings: Settings, config: LoadConfig, name: st
     found: dict[str, SyscallResult | None] = {}
     short = LoadConfig(config.games, config.spectators, settings.strace_seconds)
     for kind in KINDS:
-        found[kind.name] = result = live.measure_syscalls(kind, short)
+        try:
+            found[kind.name] = result = live.measure_syscalls(kind, short)
+        except RuntimeError as exc:
+            report.failures.append(f"strace, {kind.name}: {exc}")
+            found[kind.name] = result = None
         progress(f"  [strace] {kind.name}: {result}")
     ours, reference = found["ours"], found["reference"]
     report.add(
@@ -307,7 +315,11 @@ def idle_row(report: Report, settings: Settings) -> None:
     rounds = min(settings.rounds, 2)  # the figure hardly moves between rounds
     for round_number in range(rounds):
         for kind in KINDS:
-            result = live.measure_idle(kind, settings.idle_connections)
+            try:
+                result = live.measure_idle(kind, settings.idle_connections)
+            except RuntimeError as exc:
+                report.failures.append(f"idle, {kind.name}: {exc}")
+                continue
             progress(
                 f"  [idle {round_number + 1}/{rounds}] {kind.name}:"
                 f" {result.per_connection_kib:.2f} KiB per connection"
