@@ -12,8 +12,10 @@ Runs, against our ``server.py`` and the websockets tutorial's server
 - and, in this process, ``benchmarks/core.py``: one move through the sans-IO core in memory
   against the bare-wsproto floor.
 
-Each figure is the best of its rounds (the lowest cost, the highest rate): noise on a shared
-machine only ever adds. The server is pinned to core 0, this process (the load client) to
+CPU time and memory figures are the best (lowest) of their rounds: noise from other processes
+only ever adds to them. Rates and wall-clock latencies are the median of the rounds (marked
+"median"): a single quiet moment of the machine would otherwise decide them. Load figures
+("worst round") are the highest. The server is pinned to core 0, this process (the load client) to
 core 1. Progress goes to stderr, the table to stdout. Usage:
 
     python benchmarks/run.py [--quick] [--rounds N] [--no-strace]
@@ -26,6 +28,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -147,11 +150,14 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def best(values: Sequence[float], *, highest: bool = False) -> float:
+def combine(values: Sequence[float], how: str = "best") -> float:
+    """Rounds into one figure: "best" (lowest), "median", or "worst" (highest)."""
     clean = [value for value in values if not math.isnan(value)]
     if not clean:
         return float("nan")
-    return max(clean) if highest else min(clean)
+    if how == "median":
+        return statistics.median(clean)
+    return max(clean) if how == "worst" else min(clean)
 
 
 def alternate_loads(
@@ -186,12 +192,11 @@ def _record_failures(report: Report, label: str, server: str, failures: list[str
 def _pair(
     results: dict[str, list[LoadResult]],
     measure: Callable[[LoadResult], float],
-    *,
-    highest: bool = False,
+    how: str = "best",
 ) -> tuple[float, float]:
     return (
-        best([measure(result) for result in results["ours"]], highest=highest),
-        best([measure(result) for result in results["reference"]], highest=highest),
+        combine([measure(result) for result in results["ours"]], how),
+        combine([measure(result) for result in results["reference"]], how),
     )
 
 
@@ -205,10 +210,8 @@ def load_rows(
     latency_target: float | None,
 ) -> None:
     def row(metric: str, measure: Callable[[LoadResult], float], unit: str, **more: Any) -> None:
-        highest = more.pop("highest", False)
-        report.add(
-            Row(metric.format(name=name), *_pair(results, measure, highest=highest), unit, **more)
-        )
+        how = more.pop("how", "best")
+        report.add(Row(metric.format(name=name), *_pair(results, measure, how), unit, **more))
 
     row(
         "server CPU per move, {name} (us)",
@@ -218,27 +221,30 @@ def load_rows(
         goal=goal,
     )
     row("server CPU per message, {name} (us)", LoadResult.per_message_us, "{:.2f}")
-    row("moves/s, {name}", lambda r: r.moves / r.wall, "{:,.0f}", highest=True)
-    row("messages/s, {name}", lambda r: r.messages / r.wall, "{:,.0f}", highest=True)
-    row("move latency p50, {name} (ms)", lambda r: r.latency_ms(0.5), "{:.2f}")
+    row("moves/s, {name} (median)", lambda r: r.moves / r.wall, "{:,.0f}", how="median")
+    row("messages/s, {name} (median)", lambda r: r.messages / r.wall, "{:,.0f}", how="median")
     row(
-        "move latency p99, {name} (ms)",
+        "move latency p50, {name} (ms, median)", lambda r: r.latency_ms(0.5), "{:.2f}", how="median"
+    )
+    row(
+        "move latency p99, {name} (ms, median)",
         lambda r: r.latency_ms(0.99),
         "{:.2f}",
         target=latency_target,
+        how="median",
     )
     row("server peak RSS, {name} (MiB)", lambda r: r.peak_rss_kib / 1024, "{:.1f}")
     row(
-        "server CPU load, {name} (% of its core)",
+        "server CPU load, {name} (% of its core, highest round)",
         lambda r: 100 * r.server_cpu / r.wall,
         "{:.0f}%",
-        highest=True,
+        how="worst",
     )
     row(
         "load client CPU, {name} (% of its core, worst round)",
         lambda r: 100 * r.client_cpu / r.wall,
         "{:.0f}%",
-        highest=True,
+        how="worst",
     )
     row(
         "load client CPU per move, {name} (us)",
@@ -249,7 +255,7 @@ def load_rows(
         "other processes' CPU, {name} (% of one core, 2 cores = 200%, worst round)",
         lambda r: 100 * r.other_cpu / r.wall,
         "{:.0f}%",
-        highest=True,
+        how="worst",
     )
 
 
@@ -289,8 +295,8 @@ def fanout_rows(report: Report, settings: Settings) -> None:
         results = alternate_loads(settings, config, report, f"fan-out {size}")
         report.add(
             Row(
-                f"move to last of {size} spectators, p50 (ms)",
-                *_pair(results, lambda r: r.fanout_ms(0.5)),
+                f"move to last of {size} spectators, p50 (ms, median)",
+                *_pair(results, lambda r: r.fanout_ms(0.5), "median"),
                 "{:.2f}",
             )
         )
@@ -303,8 +309,8 @@ def fanout_rows(report: Report, settings: Settings) -> None:
         )
         report.add(
             Row(
-                f"load client CPU per delivered message, {size} spectators (us)",
-                *_pair(results, LoadResult.client_per_delivery_us, highest=True),
+                f"load client CPU per delivered message, {size} spectators (us, worst round)",
+                *_pair(results, LoadResult.client_per_delivery_us, "worst"),
                 "{:.2f}",
             )
         )
@@ -331,8 +337,8 @@ def idle_row(report: Report, settings: Settings) -> None:
     report.add(
         Row(
             f"RSS per idle connection, N = {settings.idle_connections} (KiB)",
-            best([result.per_connection_kib for result in found["ours"]]),
-            best([result.per_connection_kib for result in found["reference"]]),
+            combine([result.per_connection_kib for result in found["ours"]]),
+            combine([result.per_connection_kib for result in found["reference"]]),
             "{:.2f}",
             0.5,
         )
@@ -436,9 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     print()
     print(
-        f"Best of {settings.rounds} round(s) per figure (idle memory: of"
-        f" {min(settings.rounds, 2)}; the lowest cost, the highest rate), servers alternated"
-        f" A B A B with a fresh server process per run; every event checked by the client;"
+        f"{settings.rounds} round(s) per scenario (idle memory: {min(settings.rounds, 2)}),"
+        f" servers alternated A B A B with a fresh server process per run; CPU and memory:"
+        f" best of the rounds; rates and latencies: median of the rounds; every event checked"
+        f" by the client;"
         f" whole suite {elapsed:.0f} s{' (--quick)' if args.quick else ''}."
     )
     print()
