@@ -84,6 +84,7 @@ class Row:
     target: float | None = None  # on the ratio ours / reference, lower is better
     goal: float | None = None
     reference_label: str = ""  # when the right-hand column is not the reference server
+    show_ratio: bool = True  # False for the rows that only describe the conditions
 
     @property
     def ratio(self) -> float:
@@ -92,7 +93,7 @@ class Row:
         return self.ours / self.reference
 
     def cells(self) -> list[str]:
-        ratio = self.ratio
+        ratio = self.ratio if self.show_ratio else float("nan")
         if self.target is None:
             target = verdict = ""
         else:
@@ -239,23 +240,27 @@ def load_rows(
         lambda r: 100 * r.server_cpu / r.wall,
         "{:.0f}%",
         how="worst",
+        show_ratio=False,
     )
     row(
         "load client CPU, {name} (% of its core, worst round)",
         lambda r: 100 * r.client_cpu / r.wall,
         "{:.0f}%",
         how="worst",
+        show_ratio=False,
     )
     row(
         "load client CPU per move, {name} (us)",
         lambda r: r.client_cpu / r.moves * 1e6 if r.moves else float("nan"),
         "{:.1f}",
+        show_ratio=False,
     )
     row(
         "other processes' CPU, {name} (% of one core, 2 cores = 200%, worst round)",
         lambda r: 100 * r.other_cpu / r.wall,
         "{:.0f}%",
         how="worst",
+        show_ratio=False,
     )
 
 
@@ -312,6 +317,7 @@ def fanout_rows(report: Report, settings: Settings) -> None:
                 f"load client CPU per delivered message, {size} spectators (us, worst round)",
                 *_pair(results, LoadResult.client_per_delivery_us, "worst"),
                 "{:.2f}",
+                show_ratio=False,
             )
         )
 
