@@ -7,8 +7,9 @@ handles signals.
 One task pumps every socket (benchmarks/README.md has the measurements behind this): the
 sockets sit in one ``epoll`` set, and trio wakes the pump when that set is readable (an epoll
 descriptor is itself pollable). Each wake-up reads every ready socket once, hands the bytes to
-the core, then writes each connection's output with a single non-blocking ``send``. A task
-and an ``await`` per connection or per message would cost more than the WebSocket parsing.
+the core, and writes what that produced for each connection with a single non-blocking
+``send``. A task and an ``await`` per connection or per message would cost more than the
+WebSocket parsing.
 Bytes the kernel does not take wait in the connection's queue (bounded by
 ``Config.max_output_buffer``) until the socket is writable again.
 """
@@ -209,10 +210,17 @@ class Driver:
             self._wait_scope.cancel()
 
     def _turn(self, ready: list[tuple[int, int]]) -> None:
-        """One wake-up: timers, then every ready socket, then one write per connection."""
+        """One wake-up: timers, then every ready socket, each read answered at once.
+
+        Writing right after each read, not once at the end of the turn, costs no extra
+        ``send``: a read's output goes to connections that no other read of the same turn
+        usually reaches (players alternate; games are apart). But the first mover of a busy
+        turn no longer waits for the whole turn to hear its echo.
+        """
         now = trio.current_time()
         self._apply(self.core.advance(now))
         self._expire(now)
+        self._flush()  # pings and timeouts go out even when no socket is ready
         links = self._links
         for fd, mask in ready:
             link = links.get(fd)
@@ -225,7 +233,8 @@ class Driver:
                 self._read(link)
             if mask & select.EPOLLOUT and links.get(fd) is link:
                 self._dirty[link] = None
-        self._flush()
+            if self._dirty:
+                self._flush()
 
     def _read(self, link: _Link) -> None:
         try:

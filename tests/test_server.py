@@ -274,7 +274,7 @@ async def test_a_silent_peer_is_pinged_then_dropped_and_its_opponent_told(
         # Red answers pings (wsproto's client does, as browsers do); yellow reads but never
         # answers, as a frozen tab would.
         event = await yellow.next_event(within=60)
-        assert isinstance(event, Ping)
+        assert isinstance(event, Ping), event
         assert trio.current_time() - start == pytest.approx(20, abs=0.1)
         while isinstance(event := await red.next_event(within=60), Ping):
             await red.stream.send_all(red.ws.send(event.response()))
