@@ -141,6 +141,18 @@ class Driver:
 
     def add_socket(self, sock: socket.socket) -> None:
         """Serve a connected socket (from ``accept``, or a ``socketpair`` in tests)."""
+        try:
+            self._add_socket(sock)
+        except Exception:
+            # A bug of ours (or a socket already dead): this connection pays, not the server.
+            log.exception("could not serve a new connection")
+            link = self._links.get(sock.fileno())
+            if link is not None:
+                self._abandon(link)
+            else:
+                sock.close()
+
+    def _add_socket(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small writes must not wait for the peer's delayed ACK.
@@ -218,23 +230,31 @@ class Driver:
         turn no longer waits for the whole turn to hear its echo.
         """
         now = trio.current_time()
-        self._apply(self.core.advance(now))
+        try:
+            self._apply(self.core.advance(now))
+        except Exception:  # a bug in a timer: log it, and keep serving everyone else
+            log.exception("timers: unexpected error")
         self._expire(now)
         self._flush()  # pings and timeouts go out even when no socket is ready
         links = self._links
         for fd, mask in ready:
             link = links.get(fd)
-            if link is None:
-                listener = self._listeners.get(fd)
-                if listener is not None:
-                    self._accept(listener)
-                continue
-            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                self._read(link)
-            if mask & select.EPOLLOUT and links.get(fd) is link:
-                self._dirty[link] = None
-            if self._dirty:
-                self._flush()
+            try:
+                if link is None:
+                    listener = self._listeners.get(fd)
+                    if listener is not None:
+                        self._accept(listener)
+                    continue
+                if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                    self._read(link)
+                if mask & select.EPOLLOUT and links.get(fd) is link:
+                    self._dirty[link] = None
+                if self._dirty:
+                    self._flush()
+            except Exception:
+                log.exception("unexpected error on descriptor %d", fd)
+                if link is not None:
+                    self._abandon(link)
 
     def _read(self, link: _Link) -> None:
         try:
@@ -266,6 +286,16 @@ class Driver:
             self._by_connection.pop(connection, None)
             link.connection = None
             self._drop(link)
+
+    def _abandon(self, link: _Link) -> None:
+        """After an unexpected error around this socket: 1011 if we can, and let it go."""
+        connection = link.connection
+        if connection is not None:
+            self._fail(link, connection)
+        self._dirty.pop(link, None)
+        with contextlib.suppress(Exception):
+            self._flush()
+        self._drop(link)
 
     def _lost(self, link: _Link) -> None:
         """The socket failed (reset, ...): tell the core if it still knows it, and drop it."""

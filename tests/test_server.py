@@ -25,7 +25,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from connect4proto import Config, GameServer
+from connect4proto import Config, ConnectionId, GameServer
 from server import Driver, load_site, serve
 
 
@@ -329,3 +329,33 @@ async def test_a_connection_reset_mid_frame_tells_the_opponent() -> None:
             await driver.wait_all_closed()
         assert driver.core.connection_count == 0
         nursery.cancel_scope.cancel()
+
+
+class _FailsOnSecondOpen(GameServer):
+    """A core with a bug that strikes when the second connection is opened."""
+
+    opened = 0
+
+    def open_connection(self) -> ConnectionId:
+        self.opened += 1
+        if self.opened == 2:
+            raise RuntimeError("bug in open_connection")
+        return super().open_connection()
+
+
+async def test_an_error_while_opening_a_connection_costs_only_that_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = _FailsOnSecondOpen(site=SITE, new_key=counting_keys())
+    async with running(core) as (server, connect):
+        first = connect()
+        with caplog.at_level(logging.ERROR):
+            second = connect()
+        assert "bug in open_connection" in caplog.text
+        assert await second.read_to_end() == b""
+        third = connect()
+        for client in (first, third):
+            await client.connect()
+            await client.send({"type": "init"})
+            assert (await client.receive())["type"] == "init"
+        assert server.open_connections == 2
