@@ -5,7 +5,7 @@ pre-encoded masked frames, and prints microseconds per move; beside it the floor
 frames through bare wsproto (parse each inbound frame, frame the same outbound messages), no
 JSON, no game. Also times the JSON candidates on one small message. Usage:
 
-    python benchmarks/core.py [--games N] [--spectators S] [--rounds R]
+    python benchmarks/core.py [--games N] [--spectators S] [--rounds R] [--grid]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from wsproto.connection import SERVER, Connection
 from wsproto.events import TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
-from connect4proto import GameServer, Player, Site
+from connect4proto import Config, GameServer, Player, Site
 from connect4proto.messages import Played, decode_client_message, encode_server_message
 
 DRAW = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2,
@@ -43,7 +43,11 @@ PLAY_FRAMES = [client_frame(json.dumps({"type": "play", "column": c})) for c in 
 def core_run(games: int, spectators: int) -> tuple[float, int]:
     """Seconds spent in the core for ``games`` full games, and messages delivered."""
     keys = itertools.count()
-    server = GameServer(site=Site.from_files({}), new_key=lambda: f"k{next(keys)}")
+    server = GameServer(
+        site=Site.from_files({}),
+        new_key=lambda: f"k{next(keys)}",
+        config=Config(max_connections=10**7),  # the grid's largest cell has 102,000
+    )
     pairs = []
     for game in range(games):
         red, yellow = server.open_connection(), server.open_connection()
@@ -85,6 +89,47 @@ def floor_run(games: int, spectators: int) -> float:
     return time.perf_counter() - start
 
 
+GRID_GAMES = (1, 100, 1000)
+GRID_SPECTATORS = (0, 10, 100)
+
+
+def grid_cell(games: int, spectators: int, rounds: int) -> dict[str, float]:
+    """One cell of the grid: per-move cost and message rates, best of ``rounds``.
+
+    Messages in: one ``play`` per move. Messages out: each move's ``play`` to every member of
+    its game, plus the final ``draw``. Writes: the connection writes the core asked for.
+    """
+    best = float("inf")
+    writes = 0
+    for _ in range(rounds):
+        seconds, writes = core_run(games, spectators)
+        best = min(best, seconds)
+    moves = 42 * games
+    members = 2 + spectators
+    return {
+        "games": games,
+        "spectators": spectators,
+        "us_per_move": best / moves * 1e6,
+        "moves_per_s": moves / best,
+        "messages_in_per_s": moves / best,
+        "messages_out_per_s": games * members * 43 / best,
+        "writes_per_s": writes / best,
+    }
+
+
+def grid(rounds: int = 3, largest: int | None = None) -> list[dict[str, float]]:
+    """Every cell of games x spectators (cells over ``largest`` connections run once)."""
+    cells = []
+    for games in GRID_GAMES:
+        for spectators in GRID_SPECTATORS:
+            connections = games * (2 + spectators)
+            if largest is not None and connections > largest:
+                continue
+            cell_rounds = 1 if connections > 20_000 else rounds
+            cells.append(grid_cell(games, spectators, cell_rounds))
+    return cells
+
+
 def per_call(function: Callable[[], object], repeat: int = 100_000) -> float:
     start = time.perf_counter()
     for _ in range(repeat):
@@ -113,7 +158,15 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=100)
     parser.add_argument("--spectators", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--grid", action="store_true", help="the games x spectators grid")
     args = parser.parse_args()
+    if args.grid:
+        print("games x spectators | us/move | moves/s | messages in/s | messages out/s")
+        for cell in grid():
+            print(f"{cell['games']:5.0f} x {cell['spectators']:3.0f} | {cell['us_per_move']:8.2f} |"
+                  f" {cell['moves_per_s']:9.0f} | {cell['messages_in_per_s']:9.0f} |"
+                  f" {cell['messages_out_per_s']:10.0f}")  # fmt: skip
+        return
     moves = 42 * args.games
     core_best = floor_best = float("inf")
     delivered = 0

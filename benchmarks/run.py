@@ -61,6 +61,8 @@ class Settings:
     strace_seconds: float = 1.0
     core_games: int = 100
     core_rounds: int = 5
+    #: The in-memory grid: cells with more connections than this are skipped.
+    core_grid_largest: int | None = None
 
 
 FULL = Settings()
@@ -72,6 +74,7 @@ QUICK = Settings(
     strace_seconds=0.3,
     core_games=20,
     core_rounds=1,
+    core_grid_largest=300,
 )
 
 
@@ -382,6 +385,30 @@ def core_rows(report: Report, settings: Settings) -> None:
     )
 
 
+def core_grid_rows(report: Report, settings: Settings) -> None:
+    """Games 1/100/1000 x spectators 0/10/100 through the core in memory: rates, not ratios."""
+    try:
+        import core
+
+        cells = core.grid(rounds=min(settings.core_rounds, 3), largest=settings.core_grid_largest)
+    except Exception as exc:
+        report.failures.append(f"core grid (benchmarks/core.py) failed: {exc!r}")
+        return
+    for cell in cells:
+        label = f"{cell['games']:.0f} games x {cell['spectators']:.0f} spectators"
+        progress(f"  [core grid] {label}: {cell['us_per_move']:.2f} us/move")
+        report.add(
+            Row(
+                f"in memory, {label}: us per move (right: messages out per s)",
+                cell["us_per_move"],
+                cell["messages_out_per_s"],
+                "{:,.2f}",
+                show_ratio=False,
+                reference_label=" (out/s)",
+            )
+        )
+
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -443,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     progress("core in memory")
     report.section("Core in memory (benchmarks/core.py)")
     core_rows(report, settings)
+    core_grid_rows(report, settings)
 
     elapsed = time.perf_counter() - started
     print(machine_line())

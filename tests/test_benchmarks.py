@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import core as core_benchmark
@@ -16,3 +18,14 @@ def test_core_benchmark_plays_whole_games_to_every_participant() -> None:
     # 42 moves, each written to red, yellow and the spectator of its game.
     assert writes == 42 * 2 * 3
     assert core_benchmark.floor_run(games=2, spectators=1) > 0
+
+
+def test_core_grid_runs_the_small_cells_and_counts_messages_out() -> None:
+    cells = core_benchmark.grid(rounds=1, largest=30)
+    assert [(cell["games"], cell["spectators"]) for cell in cells] == [(1, 0), (1, 10)]
+    for cell in cells:
+        members = 2 + cell["spectators"]
+        # 42 plays and the draw reach every member; one play comes in per move.
+        assert cell["messages_out_per_s"] == pytest.approx(
+            cell["messages_in_per_s"] * members * 43 / 42
+        )
