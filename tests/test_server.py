@@ -26,7 +26,7 @@ from wsproto.events import (
 )
 
 from connect4proto import Config, ConnectionId, GameServer
-from server import Driver, load_site, serve
+from server import Driver, load_site, new_key, serve
 
 
 class Client:
@@ -359,3 +359,24 @@ async def test_an_error_while_opening_a_connection_costs_only_that_connection(
             await client.send({"type": "init"})
             assert (await client.receive())["type"] == "init"
         assert server.open_connections == 2
+
+
+async def test_join_and_watch_keys_never_reach_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running(GameServer(site=SITE, new_key=new_key)) as (_, connect):
+        with caplog.at_level(logging.DEBUG):
+            red, yellow = await start_game(connect)
+            watcher = connect()
+            await watcher.connect()
+            await watcher.send({"type": "init", "watch": red.keys["watch"]})
+            assert await watcher.receive() == {"type": "joined", "player": "red"}
+            assert await watcher.receive() == {"type": "joined", "player": "yellow"}
+            await watcher.send({"type": "init", "watch": red.keys["watch"]})  # refused
+            assert (await watcher.receive())["type"] == "error"
+            await yellow.stream.aclose()
+            assert await red.receive() == {"type": "left", "player": "yellow"}
+    assert "game 1: created" in caplog.text  # the logs do speak of the game
+    for key in (red.keys["join"], red.keys["watch"]):
+        assert len(key) >= 22  # 128 bits from the OS CSPRNG, URL-safe
+        assert key[:8] not in caplog.text
