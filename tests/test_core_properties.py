@@ -10,6 +10,7 @@ seats and games of the model, with boards that are the replay of the model's mov
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,16 @@ NOT_YOUR_TURN = "It isn't your turn."
 SLOT_FULL = "This slot is full."
 
 
+def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
+    """``data`` cut into pieces of the given sizes, in turn; whole if there are none."""
+    position, turn = 0, 0
+    while position < len(data):
+        size = sizes[turn % len(sizes)] if sizes else len(data)
+        yield data[position : position + size]
+        position += size
+        turn += 1
+
+
 def error(text: str) -> dict[str, Any]:
     return {"type": "error", "message": text}
 
@@ -92,22 +103,23 @@ def _is_not_json(text: str) -> bool:
     return False
 
 
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+_SCALARS = st.none() | st.booleans() | st.integers() | _FLOATS | st.text(max_size=8)
 _JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
+    _SCALARS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
     max_leaves=6,
 )
-_NOT_AN_INT = _JSON.filter(lambda value: type(value) is not int)
-_NOT_A_KEY = _JSON.filter(lambda value: value is not None and not isinstance(value, str))
+_ARRAYS = st.lists(_JSON, max_size=3)
+_OBJECTS = st.dictionaries(st.text(max_size=6), _JSON, max_size=3)
+_NOT_AN_OBJECT = _SCALARS | _ARRAYS
+_NOT_AN_INT = st.none() | st.booleans() | _FLOATS | st.text(max_size=8) | _ARRAYS | _OBJECTS
+_NOT_A_KEY = st.booleans() | st.integers() | _FLOATS | _ARRAYS | _OBJECTS
 
 #: Texts that are not a valid client message: each gets one "Invalid message: ..." error.
 INVALID_TEXTS = st.one_of(
     st.text(max_size=30).filter(_is_not_json),
-    _JSON.filter(lambda value: not isinstance(value, dict)).map(json.dumps),
+    _NOT_AN_OBJECT.map(json.dumps),
     st.builds(lambda column: {"type": "play", "column": column}, _NOT_AN_INT).map(json.dumps),
     st.sampled_from(["join", "watch"])
     .flatmap(lambda name: st.fixed_dictionaries({"type": st.just("init"), name: _NOT_A_KEY}))
@@ -457,9 +469,11 @@ class CoreMachine(RuleBasedStateMachine):
 
     # -- rules ------------------------------------------------------------------------------
 
-    @initialize(games=st.integers(0, 2))
-    def start_games(self, games: int) -> None:
-        """Begin with games whose two players are seated, so that play starts early."""
+    @initialize(games=st.integers(0, 2), sizes=st.lists(st.integers(1, 40), max_size=3))
+    def start_games(self, games: int, sizes: list[int]) -> None:
+        """Cut what the peers send into pieces of ``sizes`` (in turn; none: whole) and begin
+        with games whose two players are seated, so that play starts early."""
+        self.network.chunker = lambda data: pieces(data, sizes)
         for _ in range(games):
             red, yellow = self._connect(), self._connect()
             self._create(red)
