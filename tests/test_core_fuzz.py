@@ -85,9 +85,9 @@ SESSION = b"".join(SESSION_FRAMES)
 SEED = HANDSHAKE + SESSION
 
 SERVER_MESSAGE_TYPES = {"init", "play", "win", "draw", "joined", "left", "error"}
-# Codes a server may send (RFC 6455 section 7.4.1; 1005, 1006 and 1015 never go on the wire),
-# and the ones a peer may send echoed back.
-VALID_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1013, *range(3000, 5000)}
+# Close codes that may go on the wire, ours or a peer's echoed: RFC 6455 section 7.4 and the
+# IANA registry (1012-1014 came later; 1004 is reserved; 1005, 1006, 1015 are local only).
+VALID_CLOSE_CODES = {1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)}
 
 
 # -- strategies ---------------------------------------------------------------------------
