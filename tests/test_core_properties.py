@@ -5,6 +5,10 @@ wsproto and h11 clients as peers (``peers.py``). It keeps its own model of who i
 who sits where and which moves each game has; after every step each client must have received
 exactly the messages the model predicts, and the server must hold exactly the connections,
 seats and games of the model, with boards that are the replay of the model's moves.
+
+The clock moves before every step (``GameServer.advance``), so idle keep-alive connections,
+pings of idle WebSockets, silent peers and unanswered close frames all meet their timers in
+the middle of the games, and the model predicts those too.
 """
 
 from __future__ import annotations
@@ -310,7 +314,9 @@ class CoreMachine(RuleBasedStateMachine):
         if peer.transport_closed:
             event(f"out of sync: closed with {peer.close_code}")
             self._gone(client)
-        elif peer.close_code is not None and not client.closing:
+        elif client.closing:
+            event("out of sync: still closing")
+        elif peer.close_code is not None:
             # The server sent its close frame, left the game and waits for the peer's.
             event(f"out of sync: closing with {peer.close_code}")
             client.closing, client.since = True, self.now
@@ -407,6 +413,7 @@ class CoreMachine(RuleBasedStateMachine):
         replay += game.result()
         replay.append({"type": "joined" if game.red is not None else "left", "player": "red"})
         client.game, client.role = game, role
+        event(f"{role} entered a game " + ("in progress" if game.moves else "with no moves"))
         joined_yellow = {"type": "joined", "player": "yellow"}
         if role == "spectator":
             if game.yellow is not None:
@@ -521,6 +528,16 @@ class CoreMachine(RuleBasedStateMachine):
         self._enter(client, data.draw(st.sampled_from(keys), label="key"), role)
         self._check_step()
 
+    @precondition(lambda self: self.games)
+    @rule(data=st.data(), role=st.sampled_from(["yellow", "spectator"]))
+    def newcomer_joins_or_watches(self, data: st.DataObject, role: str) -> None:
+        """A new tab opens a join or watch link of a live game: it gets the replay first."""
+        self._tick()
+        client = self._connect()
+        game = data.draw(st.sampled_from(list(self.games.values())), label="game")
+        self._enter(client, game.join if role == "yellow" else game.watch, role)
+        self._check_step()
+
     @precondition(lambda self: self.talkers())
     @rule(data=st.data())
     def init_with_both_keys(self, data: st.DataObject) -> None:
@@ -553,7 +570,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._check_step()
 
     @precondition(lambda self: self._scripted())
-    @rule(data=st.data(), count=st.integers(1, 42))
+    @rule(data=st.data(), count=st.integers(1, 42) | st.just(42))
     def play_on_along_a_script(self, data: st.DataObject, count: int) -> None:
         """Known lines to each kind of end: random moves rarely get that far in one run."""
         self._tick()
@@ -698,5 +715,5 @@ class CoreMachine(RuleBasedStateMachine):
             assert board.winner == (None if winner is None else Player(winner[0]))
 
 
-CoreMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
+CoreMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
 TestManyClientsAndGamesFollowTheModel = CoreMachine.TestCase
