@@ -56,6 +56,9 @@ RECEIVE_SIZE = 65536
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Most ready sockets handled per wake-up, so that timers and signals are never starved.
 MAX_EVENTS = 1024
+#: Most connections accepted per wake-up: a burst of new connections waits in the kernel's
+#: backlog rather than holding up the moves of games in progress.
+MAX_ACCEPTS = 16
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
@@ -90,6 +93,7 @@ class _Link:
         "deadline",
         "draining",
         "fd",
+        "fresh",
         "pending",
         "pending_size",
         "sock",
@@ -108,6 +112,7 @@ class _Link:
         self.writable_wanted = False
         self.draining = False
         self.deadline = float("inf")
+        self.fresh = True  # nothing read yet: its first read is usually a handshake
 
 
 class Driver:
@@ -179,7 +184,7 @@ class Driver:
         self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
 
     def _accept(self, listener: socket.socket) -> None:
-        for _ in range(MAX_EVENTS):
+        for _ in range(MAX_ACCEPTS):
             try:
                 sock, _address = listener.accept()
             except _WOULD_BLOCK:
@@ -228,6 +233,9 @@ class Driver:
         ``send``: a read's output goes to connections that no other read of the same turn
         usually reaches (players alternate; games are apart). But the first mover of a busy
         turn no longer waits for the whole turn to hear its echo.
+
+        Games in progress go first: new connections (accepts, and first reads, which are
+        handshakes costing as much as several moves) wait for the end of the turn.
         """
         now = trio.current_time()
         try:
@@ -237,24 +245,34 @@ class Driver:
         self._expire(now)
         self._flush()  # pings and timeouts go out even when no socket is ready
         links = self._links
+        later: list[tuple[int, int]] = []
         for fd, mask in ready:
             link = links.get(fd)
-            try:
-                if link is None:
-                    listener = self._listeners.get(fd)
-                    if listener is not None:
-                        self._accept(listener)
-                    continue
-                if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                    self._read(link)
-                if mask & select.EPOLLOUT and links.get(fd) is link:
-                    self._dirty[link] = None
-                if self._dirty:
-                    self._flush()
-            except Exception:
-                log.exception("unexpected error on descriptor %d", fd)
-                if link is not None:
-                    self._abandon(link)
+            if link is None or link.fresh:
+                later.append((fd, mask))
+            else:
+                self._handle(fd, mask, link)
+        for fd, mask in later:
+            self._handle(fd, mask, links.get(fd))
+
+    def _handle(self, fd: int, mask: int, link: _Link | None) -> None:
+        """One ready descriptor: accept, or read and answer, or write what waits."""
+        try:
+            if link is None:
+                listener = self._listeners.get(fd)
+                if listener is not None:
+                    self._accept(listener)
+                return
+            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                self._read(link)
+            if mask & select.EPOLLOUT and self._links.get(fd) is link:
+                self._dirty[link] = None
+            if self._dirty:
+                self._flush()
+        except Exception:
+            log.exception("unexpected error on descriptor %d", fd)
+            if link is not None:
+                self._abandon(link)
 
     def _read(self, link: _Link) -> None:
         try:
@@ -264,6 +282,7 @@ class Driver:
         except _GONE:
             self._lost(link)
             return
+        link.fresh = False
         connection = link.connection
         if connection is None:
             if not data:

@@ -402,7 +402,7 @@ def core_grid_rows(report: Report, settings: Settings) -> None:
                 f"in memory, {label}: us per move (right: messages out per s)",
                 cell["us_per_move"],
                 cell["messages_out_per_s"],
-                "{:,.2f}",
+                "{:,.1f}",
                 show_ratio=False,
                 reference_label=" (out/s)",
             )
