@@ -62,6 +62,7 @@ MAX_ACCEPTS = 16
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_NONE: dict[ConnectionId, _Link] = {}
 
 
 def new_key() -> str:
@@ -327,17 +328,35 @@ class Driver:
     # -- core output ----------------------------------------------------------------------
 
     def _apply(self, output: Output) -> None:
-        """Queue the core's bytes; mark closed connections; log what happened."""
-        if output.data:
-            by_connection = self._by_connection
-            for connection, data in output.data.items():
-                self._queue(by_connection[connection], data)
-        for connection in output.close:
-            link = self._by_connection.pop(connection)
+        """Write the core's bytes (or queue them); end closed connections; log what happened."""
+        by_connection = self._by_connection
+        # The core has forgotten these: so must every path below (a failed send included).
+        closed = {c: by_connection.pop(c) for c in output.close} if output.close else _NONE
+        for link in closed.values():
             link.connection = None
+        for connection, data in output.data.items():
+            link = by_connection.get(connection) or closed[connection]
+            if link.pending:
+                self._queue(link, data)  # behind what already waits
+            else:
+                self._send(link, data)
+        for link in closed.values():
             self._close_link(link)
         for event in output.events:
             _log_event(event)
+
+    def _send(self, link: _Link, data: bytes) -> None:
+        """Write at once what nothing waits before: the usual case, one ``send`` per output."""
+        try:
+            sent = link.sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        except _GONE:
+            self._lost(link)
+            return
+        if sent < len(data):
+            link.started = sent > 0
+            self._queue(link, data[sent:] if sent else data)
 
     def _queue(self, link: _Link, data: bytes) -> None:
         link.pending.append(data)
@@ -362,7 +381,7 @@ class Driver:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             deadline, _, link = heapq.heappop(deadlines)
-            if link.deadline == deadline and link.fd in self._links:
+            if link.deadline == deadline and self._links.get(link.fd) is link:
                 self._drop(link)
 
     def _flush(self) -> None:
@@ -371,7 +390,7 @@ class Driver:
         while dirty:
             link = next(iter(dirty))
             del dirty[link]
-            if link.fd in self._links:
+            if self._links.get(link.fd) is link:
                 self._write(link)
 
     def _write(self, link: _Link) -> None:
