@@ -78,7 +78,8 @@ class ClientConnection:
         "_config",
         "_fragments",
         "_h11",
-        "_head_fed",
+        "_head",
+        "_head_chunks",
         "_now",
         "_parts",
         "_ping_sent",
@@ -104,7 +105,10 @@ class ClientConnection:
         self._h11: h11.Connection | None = h11.Connection(
             h11.SERVER, max_incomplete_event_size=config.max_head_size
         )
-        self._head_fed = 0  # bytes given to h11 since the current request began
+        # The bytes given to h11 since the current request began (at most two pieces of
+        # ``max_head_size``: h11 refuses more), and the raw head of the last request read.
+        self._head_chunks: list[bytes] = []
+        self._head = b""
         self._websocket: WebSocket | None = None
         self._request: h11.Request | None = None  # the request being read
         #: Bytes for the peer, in order, not yet collected (``data_to_send``); the core appends
@@ -296,12 +300,12 @@ class ClientConnection:
         assert connection is not None
         piece = self._config.max_head_size
         if len(data) <= piece:
-            self._head_fed += len(data)
+            self._head_chunks.append(data)
             connection.receive_data(data)
             return self._receive_http()
         for start in range(0, len(data), piece):
             chunk = data[start : start + piece]
-            self._head_fed += len(chunk)
+            self._head_chunks.append(chunk)
             connection.receive_data(chunk)
             trailing = self._receive_http()
             if trailing is not None:
@@ -320,8 +324,11 @@ class ClientConnection:
         connection = self._h11
         assert connection is not None
         after = len(connection.trailing_data[0])  # what follows the head is not part of it
-        size = self._head_fed - after
-        self._head_fed = after
+        chunks = self._head_chunks
+        fed = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        size = len(fed) - after
+        self._head = fed[:size]
+        self._head_chunks = [fed[size:]] if after else []
         line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
         if line > config.max_line_size:
             return HTTPStatus.REQUEST_URI_TOO_LONG, (
@@ -431,7 +438,11 @@ class ClientConnection:
         self._h11 = None
         handshake = H11Handshake(CONNECTION_TYPE_SERVER)
         try:
-            handshake.initiate_upgrade_connection(list(request.headers), request.target)
+            # The request's own bytes, not ``initiate_upgrade_connection``: that one rebuilds
+            # the request from our parsed headers and serialises it for wsproto to parse
+            # again (a third of the handshake's cost).
+            head, self._head = self._head, b""
+            handshake.receive_data(head)
             (event,) = handshake.events()
         except WebSocketHandshakeError as exc:
             self.close_reason = f"WebSocket handshake refused: {exc}"
