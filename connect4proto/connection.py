@@ -111,8 +111,8 @@ class ClientConnection:
         self._head = b""
         self._websocket: WebSocket | None = None
         self._request: h11.Request | None = None  # the request being read
-        #: Bytes for the peer, in order, not yet collected (``data_to_send``); the core appends
-        #: broadcast frames here directly, the same object for every recipient.
+        #: Bytes for the peer, in order, not yet collected by the core (which also appends
+        #: broadcast frames here directly: the same object for every recipient).
         self.queued: list[bytes] = []
         # Reassembly of a fragmented text message (RFC 6455 section 5.4).
         self._parts: list[str | bytes] = []
@@ -137,14 +137,6 @@ class ClientConnection:
         self._window_count = 0
 
     # -- output ---------------------------------------------------------------------------
-
-    def data_to_send(self) -> bytes:
-        """Everything queued for the peer since the last call, in order."""
-        outgoing = self.queued
-        if not outgoing:
-            return b""
-        self.queued = []
-        return outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an already framed text message; False (and nothing queued) unless open.
@@ -225,7 +217,7 @@ class ClientConnection:
                     HTTPStatus.REQUEST_TIMEOUT,
                     f"Request not complete within {config.request_timeout:g} s.",
                 )
-        elif state is ConnectionState.CLOSING:
+        else:  # CLOSING (a closed connection has no deadline, so never gets here)
             if self.close_reason is None:
                 self.close_reason = f"No close frame within {config.close_timeout:g} s."
             self.state = ConnectionState.CLOSED

@@ -307,7 +307,7 @@ class GameServer:
         for connection in touched:
             client = connections[connection]
             queued = client.queued
-            if queued:  # ``data_to_send``, inlined: once per recipient of every broadcast
+            if queued:  # this runs once per recipient of every broadcast: kept inline
                 client.queued = []
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
         if not ended:

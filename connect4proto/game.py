@@ -40,10 +40,6 @@ class Player(enum.Enum):
     # (and several times cheaper: members key dicts on every move).
     __hash__ = object.__hash__
 
-    @property
-    def opponent(self) -> Player:
-        return Player.YELLOW if self is Player.RED else Player.RED
-
 
 class Move(msgspec.Struct, frozen=True, kw_only=True):
     """A checker that landed: who played, in which column, at which row (0 is the bottom).

@@ -62,7 +62,13 @@ class Site:
         """
         served: dict[str, StaticFile] = {}
         for name, body in files.items():
-            if name.startswith("/") or posixpath.normpath(name) != name or "\\" in name:
+            parts = name.split("/")
+            if (
+                name.startswith("/")
+                or posixpath.normpath(name) != name
+                or "\\" in name
+                or ".." in parts
+            ):
                 raise ValueError(f"not a plain relative path: {name!r}")
             extension = posixpath.splitext(name)[1].lower()
             if extension not in CONTENT_TYPES:

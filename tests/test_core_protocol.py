@@ -9,7 +9,7 @@ from peers import SITE, Network, WebSocketPeer, byte_by_byte, header
 from wsproto.events import CloseConnection, Message
 from wsproto.frame_protocol import FrameProtocol
 
-from connect4proto import Config, ConnectionRefused
+from connect4proto import Config, ConnectionRefused, GameServer, Site
 
 
 def started() -> tuple[Network, WebSocketPeer]:
@@ -371,3 +371,26 @@ def test_fail_closes_one_connection_with_1011_and_tells_the_opponent() -> None:
     assert yellow.close_code == 1011
     assert yellow.transport_closed
     assert red.take() == [{"type": "left", "player": "yellow"}]
+
+
+def test_pipelined_requests_beyond_one_head_size_in_one_read_are_all_answered() -> None:
+    # 500 small requests in a single read: 17,500 bytes, fed to h11 in head-sized pieces.
+    server = GameServer(site=SITE, new_key=lambda: "k")
+    connection = server.open_connection()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = request * 500 + request[:10]  # and the start of one more
+    assert len(data) > Config().max_head_size
+    output = server.receive_data(connection, data)
+    assert output.data[connection].count(b"HTTP/1.1 200 OK\r\n") == 500
+    assert connection not in output.close
+    # The last one completes later, as if its rest came in the next read.
+    output = server.receive_data(connection, request[10:])
+    assert output.data[connection].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize(
+    "name", ["/index.html", "../secret.html", "a/../index.html", "a\\b.html", "payload.exe"]
+)
+def test_the_site_refuses_files_it_could_not_serve_safely(name: str) -> None:
+    with pytest.raises(ValueError, match=r"not a plain relative path|no known content type"):
+        Site.from_files({name: b"x"})
