@@ -59,6 +59,9 @@ MAX_EVENTS = 1024
 #: Most connections accepted per wake-up: a burst of new connections waits in the kernel's
 #: backlog rather than holding up the moves of games in progress.
 MAX_ACCEPTS = 16
+#: Out of file descriptors, accepting pauses this long (the listener would stay readable, and
+#: the pump spin on it, until some connection closes).
+ACCEPT_PAUSE = 0.1
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
@@ -126,6 +129,8 @@ class Driver:
         self._links: dict[int, _Link] = {}  # by file descriptor
         self._by_connection: dict[ConnectionId, _Link] = {}
         self._listeners: dict[int, socket.socket] = {}
+        self._accepting_again = float("inf")  # when paused listeners are watched again
+        self._paused: list[socket.socket] = []
         self._dirty: dict[_Link, None] = {}  # links with new bytes to write this turn
         self._deadlines: list[tuple[float, int, _Link]] = []  # closing links, lazily
         self._deadline_count = 0
@@ -192,8 +197,12 @@ class Driver:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: leave the rest in the backlog for a later turn.
-                    log.error("cannot accept connections: %s", exc)
+                    # Out of descriptors: leave the rest in the backlog, and stop watching
+                    # the listener for a moment rather than spin on it.
+                    log.error("cannot accept connections for now: %s", exc)
+                    self._epoll.unregister(listener.fileno())
+                    self._paused.append(listener)
+                    self._accepting_again = trio.current_time() + ACCEPT_PAUSE
                     return
                 raise
             self.add_socket(sock)
@@ -220,7 +229,14 @@ class Driver:
         deadlines = self._deadlines
         if deadlines and (wake is None or deadlines[0][0] < wake):
             wake = deadlines[0][0]
-        return float("inf") if wake is None else wake
+        return min(self._accepting_again, float("inf") if wake is None else wake)
+
+    def _resume_accepting(self, now: float) -> None:
+        if now >= self._accepting_again:
+            self._accepting_again = float("inf")
+            for listener in self._paused:
+                self._epoll.register(listener.fileno(), select.EPOLLIN)
+            self._paused.clear()
 
     def _poke(self) -> None:
         """Wake the pump: something outside it changed the deadlines."""
@@ -244,6 +260,7 @@ class Driver:
         except Exception:  # a bug in a timer: log it, and keep serving everyone else
             log.exception("timers: unexpected error")
         self._expire(now)
+        self._resume_accepting(now)
         self._flush()  # pings and timeouts go out even when no socket is ready
         links = self._links
         later: list[tuple[int, int]] = []
@@ -464,6 +481,8 @@ class Driver:
                 self._epoll.unregister(fd)
             listener.close()
         self._listeners.clear()
+        self._paused.clear()
+        self._accepting_again = float("inf")
 
     def shutdown(self) -> None:
         """Stop accepting; send close 1001 on every WebSocket (and end HTTP connections)."""

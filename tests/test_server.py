@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import socket
@@ -26,7 +27,7 @@ from wsproto.events import (
 )
 
 from connect4proto import Config, ConnectionId, GameServer
-from server import Driver, load_site, new_key, serve
+from server import ACCEPT_PAUSE, Driver, load_site, new_key, serve
 
 
 class Client:
@@ -380,3 +381,39 @@ async def test_join_and_watch_keys_never_reach_the_logs(
     for key in (red.keys["join"], red.keys["watch"]):
         assert len(key) >= 22  # 128 bits from the OS CSPRNG, URL-safe
         assert key[:8] not in caplog.text
+
+
+class _OutOfDescriptorsOnce(socket.socket):
+    """A listener whose first ``accept`` fails as if the process had no descriptor left."""
+
+    calls: list[float]
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.calls.append(trio.current_time())
+        if len(self.calls) == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+async def test_out_of_descriptors_pauses_accepting_instead_of_spinning(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = _OutOfDescriptorsOnce(socket.AF_INET, socket.SOCK_STREAM)
+    listener.calls = []
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    driver = Driver(core_with())
+    driver.add_listener(listener)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(driver.run)
+            client = Client(socket.create_connection(listener.getsockname()))
+            request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            await client.stream.send_all(request)
+            assert (await client.read_to_end()).endswith(b"\r\n\r\nOK\n")
+            await client.stream.aclose()
+            # The listener stayed readable, yet the next try came only after the pause.
+            assert listener.calls[1] - listener.calls[0] >= ACCEPT_PAUSE
+            nursery.cancel_scope.cancel()
+    finally:
+        driver.close()
