@@ -65,7 +65,6 @@ ACCEPT_PAUSE = 0.1
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
-_NONE: dict[ConnectionId, _Link] = {}
 
 
 def new_key() -> str:
@@ -132,6 +131,9 @@ class Driver:
         self._accepting_again = float("inf")  # when paused listeners are watched again
         self._paused: list[socket.socket] = []
         self._dirty: dict[_Link, None] = {}  # links with new bytes to write this turn
+        # Links whose send failed (True) or whose queue overflowed (False), to settle once the
+        # output being written is all written (see ``_apply``).
+        self._troubled: list[tuple[_Link, bool]] = []
         self._deadlines: list[tuple[float, int, _Link]] = []  # closing links, lazily
         self._deadline_count = 0
         self._wait_scope: trio.CancelScope | None = None
@@ -345,22 +347,38 @@ class Driver:
     # -- core output ----------------------------------------------------------------------
 
     def _apply(self, output: Output) -> None:
-        """Write the core's bytes (or queue them); end closed connections; log what happened."""
+        """Write the core's bytes (or queue them); end closed connections; log what happened.
+
+        A socket that fails or overflows on the way is only noted here: telling the core
+        (which answers with more output, for other connections too) waits until this output
+        is applied whole, so that nothing is sent out of order or to a forgotten connection.
+        """
         by_connection = self._by_connection
-        # The core has forgotten these: so must every path below (a failed send included).
-        closed = {c: by_connection.pop(c) for c in output.close} if output.close else _NONE
-        for link in closed.values():
-            link.connection = None
         for connection, data in output.data.items():
-            link = by_connection.get(connection) or closed[connection]
+            link = by_connection[connection]
             if link.pending:
                 self._queue(link, data)  # behind what already waits
             else:
                 self._send(link, data)
-        for link in closed.values():
+        for connection in output.close:
+            link = by_connection.pop(connection)
+            link.connection = None
             self._close_link(link)
         for event in output.events:
             _log_event(event)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Deal with the sockets that failed or overflowed while output was being written."""
+        troubled = self._troubled
+        while troubled:
+            link, failed = troubled.pop()
+            if self._links.get(link.fd) is not link:
+                continue  # already dropped
+            if failed:
+                self._lost(link)
+            else:
+                self._too_slow(link)
 
     def _send(self, link: _Link, data: bytes) -> None:
         """Write at once what nothing waits before: the usual case, one ``send`` per output."""
@@ -369,16 +387,31 @@ class Driver:
         except _WOULD_BLOCK:
             sent = 0
         except _GONE:
-            self._lost(link)
+            self._troubled.append((link, True))
             return
         if sent < len(data):
+            link.pending.append(data[sent:] if sent else data)
+            link.pending_size = len(data) - sent
             link.started = sent > 0
-            self._queue(link, data[sent:] if sent else data)
+            self._check_size(link)
+            self._watch_writable(link, True)
 
     def _queue(self, link: _Link, data: bytes) -> None:
         link.pending.append(data)
         link.pending_size += len(data)
-        self._dirty[link] = None
+        if link.writable_wanted:
+            self._check_size(link)  # the socket is full: wait for EPOLLOUT, do not try now
+        else:
+            self._dirty[link] = None
+
+    def _check_size(self, link: _Link) -> None:
+        if link.pending_size > self._config.max_output_buffer and link.connection is not None:
+            self._troubled.append((link, False))
+
+    def _watch_writable(self, link: _Link, wanted: bool) -> None:
+        if wanted != link.writable_wanted:
+            link.writable_wanted = wanted
+            self._epoll.modify(link.fd, select.EPOLLIN | (select.EPOLLOUT if wanted else 0))
 
     def _close_link(self, link: _Link) -> None:
         """The core is done with this socket: write what is queued, then end it."""
@@ -409,6 +442,7 @@ class Driver:
             del dirty[link]
             if self._links.get(link.fd) is link:
                 self._write(link)
+        self._settle()
 
     def _write(self, link: _Link) -> None:
         pending = link.pending
@@ -419,29 +453,29 @@ class Driver:
             except _WOULD_BLOCK:
                 sent = 0
             except _GONE:
-                self._lost(link)
+                self._troubled.append((link, True))
                 return
             if sent == len(data):
                 pending.clear()
                 link.pending_size = 0
                 link.started = False
-            else:
-                pending[:] = [data[sent:]]
-                link.pending_size = len(data) - sent
-                link.started = link.started or sent > 0
-                if link.pending_size > self._config.max_output_buffer:
-                    self._too_slow(link)
-                    return
-        wanted = bool(pending)
-        if wanted != link.writable_wanted:
-            link.writable_wanted = wanted
-            flags = select.EPOLLIN | (select.EPOLLOUT if wanted else 0)
-            self._epoll.modify(link.fd, flags)
+            elif sent:
+                # Keep the queued pieces apart: a reader too slow loses all but the one it is in.
+                link.pending_size -= sent
+                skipped = 0
+                while sent >= len(pending[skipped]):
+                    sent -= len(pending[skipped])
+                    skipped += 1
+                pending[: skipped + 1] = [pending[skipped][sent:]]
+                link.started = sent > 0
+            if pending:
+                self._check_size(link)
+        self._watch_writable(link, bool(pending))
         if not pending and link.connection is None and not link.draining:
             self._drain(link)
 
     def _too_slow(self, link: _Link) -> None:
-        """The peer reads slower than its game moves: keep the frame it is in, drop the rest."""
+        """The peer reads slower than its game moves: keep the piece it is in, drop the rest."""
         connection = link.connection
         if connection is None:
             return  # already closing; its deadline bounds it

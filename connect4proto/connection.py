@@ -79,7 +79,7 @@ class ClientConnection:
         "_fragments",
         "_h11",
         "_head",
-        "_head_chunks",
+        "_head_buffer",
         "_now",
         "_parts",
         "_ping_sent",
@@ -107,7 +107,7 @@ class ClientConnection:
         )
         # The bytes given to h11 since the current request began (at most two pieces of
         # ``max_head_size``: h11 refuses more), and the raw head of the last request read.
-        self._head_chunks: list[bytes] = []
+        self._head_buffer = bytearray()
         self._head = b""
         self._websocket: WebSocket | None = None
         self._request: h11.Request | None = None  # the request being read
@@ -292,12 +292,12 @@ class ClientConnection:
         assert connection is not None
         piece = self._config.max_head_size
         if len(data) <= piece:
-            self._head_chunks.append(data)
+            self._head_buffer += data
             connection.receive_data(data)
             return self._receive_http()
         for start in range(0, len(data), piece):
             chunk = data[start : start + piece]
-            self._head_chunks.append(chunk)
+            self._head_buffer += chunk
             connection.receive_data(chunk)
             trailing = self._receive_http()
             if trailing is not None:
@@ -306,21 +306,28 @@ class ClientConnection:
                 return None
         return None
 
-    def _head_problem(self, request: h11.Request) -> tuple[HTTPStatus, str] | None:
+    def _take_head(self, request: h11.Request) -> int:
+        """The size of the head h11 just read, in bytes; keep them if wsproto will need them.
+
+        Every byte given to h11 since the request began is in ``_head_buffer``; what h11
+        still holds after the head belongs to the next request (or to the WebSocket).
+        """
+        connection = self._h11
+        assert connection is not None
+        buffer = self._head_buffer
+        size = len(buffer) - len(connection.trailing_data[0])
+        if any(name == b"upgrade" for name, _ in request.headers):
+            self._head = bytes(buffer[:size])  # wsproto's handshake reads the request itself
+        del buffer[:size]
+        return size
+
+    def _head_problem(self, request: h11.Request, size: int) -> tuple[HTTPStatus, str] | None:
         """What is wrong with a request head that h11 accepted, by our limits, if anything.
 
-        The head's size counts every byte it arrived in; line lengths are those of the parsed
+        ``size`` counts every byte the head arrived in; line lengths are those of the parsed
         fields (h11 drops the optional whitespace around values), which the head size bounds.
         """
         config = self._config
-        connection = self._h11
-        assert connection is not None
-        after = len(connection.trailing_data[0])  # what follows the head is not part of it
-        chunks = self._head_chunks
-        fed = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        size = len(fed) - after
-        self._head = fed[:size]
-        self._head_chunks = [fed[size:]] if after else []
         line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
         if line > config.max_line_size:
             return HTTPStatus.REQUEST_URI_TOO_LONG, (
@@ -359,7 +366,7 @@ class ClientConnection:
             if event is h11.NEED_DATA:
                 return None
             if isinstance(event, h11.Request):
-                problem = self._head_problem(event)
+                problem = self._head_problem(event, self._take_head(event))
                 if problem is not None:
                     self._refuse_http(*problem)
                     return None
@@ -434,6 +441,7 @@ class ClientConnection:
             # the request from our parsed headers and serialises it for wsproto to parse
             # again (a third of the handshake's cost).
             head, self._head = self._head, b""
+            self._head_buffer = bytearray()
             handshake.receive_data(head)
             (event,) = handshake.events()
         except WebSocketHandshakeError as exc:

@@ -211,11 +211,9 @@ class GameServer:
             else:
                 self._receive_message(connection, client, message, batch)
         batch.touched[connection] = None
-        # Only a connection that was just read from can need an earlier wake-up, and only
-        # if it is no longer open (an open one's next ping is no earlier than its entry):
-        # a later one is found lazily when its old entry comes due.
-        if client.state is not _OPEN:
-            self._schedule(connection, client)
+        # Only a connection that was just read from can need an earlier wake-up (its next
+        # ping, or the wait for its close); a later one is found when its entry comes due.
+        self._schedule(connection, client)
         return self._finish(batch)
 
     def _receive_message(

@@ -974,3 +974,27 @@ def test_keys_of_a_game_everyone_left_find_nothing() -> None:
     peer.send({"type": "init", "join": "key-1"})
     peer.send({"type": "init", "watch": "key-2"})
     assert peer.take() == [{"type": "error", "message": "Game not found."}] * 2
+
+
+def test_ping_interval_shorter_than_the_request_timeout_is_kept() -> None:
+    # The timer set for the request head (60 s) must not hide the first ping (5 s).
+    network = Network(config=Config(request_timeout=60.0, ping_interval=5.0))
+    red, _ = start_game(network)
+    network.advance(4.999)
+    assert red.pings == []
+    assert network.server.next_deadline == pytest.approx(5.0)
+    network.advance(5.0)
+    assert red.pings == [b""]
+
+
+def test_ping_timeout_longer_than_the_interval_is_kept_after_a_read() -> None:
+    # A read while our ping waits for its pong moves the next ping to 5 s after that read.
+    network = Network(config=Config(ping_interval=5.0, ping_timeout=30.0))
+    red, yellow = start_game(network)
+    network.advance(5.0)
+    assert red.pings == yellow.pings == [b""]
+    red.send({"type": "play", "column": 3})
+    network.advance(9.999)
+    assert red.pings == [b""]
+    network.advance(10.0)
+    assert red.pings == [b"", b""]

@@ -34,6 +34,7 @@ class Client:
     """A WebSocket client on one end of a socket pair; the driver has the other end."""
 
     def __init__(self, sock: socket.socket) -> None:
+        self.raw = sock  # for the tests that must act without yielding to the driver
         self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.events: list[Event] = []
@@ -417,3 +418,22 @@ async def test_out_of_descriptors_pauses_accepting_instead_of_spinning(
             nursery.cancel_scope.cancel()
     finally:
         driver.close()
+
+
+async def test_sends_that_fail_while_a_move_is_broadcast_cost_only_the_dead_peers() -> None:
+    async with running(core_with()) as (server, connect):
+        red, yellow = await start_game(connect)
+        watcher = connect()
+        await watcher.connect()
+        await watcher.send({"type": "init", "watch": red.keys["watch"]})
+        assert [(await watcher.receive())["player"] for _ in range(2)] == ["red", "yellow"]
+        # Without yielding to the driver: red's move arrives, then yellow and the watcher
+        # vanish, so the move's broadcast meets two dead sockets.
+        red.raw.send(red.ws.send(Message(data=json.dumps({"type": "play", "column": 3}))))
+        yellow.raw.close()
+        watcher.raw.close()
+        assert await red.receive() == {"type": "play", "player": "red", "column": 3, "row": 0}
+        assert await red.receive() == {"type": "left", "player": "yellow"}
+        await red.send({"type": "play", "column": 4})
+        assert await red.receive() == {"type": "error", "message": "It isn't your turn."}
+        assert server.core.connection_count == 1
