@@ -322,8 +322,6 @@ class Driver:
             self._apply(self.core.fail(connection))
         except Exception:
             log.exception("connection %d: could not fail it cleanly", connection)
-            self._by_connection.pop(connection, None)
-            link.connection = None
             self._drop(link)
 
     def _abandon(self, link: _Link) -> None:
@@ -533,11 +531,8 @@ class Driver:
         """Close every socket now, whatever state it is in (the last step of shutdown)."""
         self.stop_accepting()
         for link in list(self._links.values()):
-            connection = link.connection
-            if connection is not None:
-                link.pending.clear()
-                with contextlib.suppress(Exception):
-                    self._apply(self.core.connection_lost(connection))
+            with contextlib.suppress(Exception):  # closing regardless is the point here
+                self._lost(link)
             self._drop(link)
         self._epoll.close()
 

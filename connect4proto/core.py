@@ -236,16 +236,12 @@ class GameServer:
     def connection_lost(self, connection: ConnectionId) -> Output:
         """The transport failed or the driver gave up on it: forget ``connection`` now."""
         self._client(connection).abort()
-        batch = self._batch()
-        batch.touched[connection] = None
-        return self._finish(batch)
+        return self._finish_one(connection)
 
     def fail(self, connection: ConnectionId) -> Output:
         """The driver hit an unexpected error on ``connection``: close it with 1011."""
         self._client(connection).close_now(CloseReason.INTERNAL_ERROR, "Internal error.")
-        batch = self._batch()
-        batch.touched[connection] = None
-        return self._finish(batch)
+        return self._finish_one(connection)
 
     def too_slow(self, connection: ConnectionId) -> Output:
         """The driver holds more than ``max_output_buffer`` unsent bytes for ``connection``.
@@ -257,9 +253,7 @@ class GameServer:
         client = self._client(connection)
         client.close_reason = "Reading too slowly to keep up."
         client.close_now(CloseReason.TRY_AGAIN_LATER, "Too slow to keep up.")
-        batch = self._batch()
-        batch.touched[connection] = None
-        return self._finish(batch)
+        return self._finish_one(connection)
 
     def shutdown(self) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
@@ -267,8 +261,7 @@ class GameServer:
         for connection, client in self._connections.items():
             client.close(CloseReason.GOING_AWAY, "Server shutting down.", now=self._now)
             batch.touched[connection] = None
-        for connection, client in self._connections.items():
-            self._schedule(connection, client)
+            self._schedule(connection, client)  # the wait for its answer
         return self._finish(batch)
 
     def _schedule(self, connection: ConnectionId, client: ClientConnection) -> None:
@@ -283,6 +276,12 @@ class GameServer:
         if client is None:
             raise LocalProtocolError(f"unknown or closed connection {connection}")
         return client
+
+    def _finish_one(self, connection: ConnectionId) -> Output:
+        """The output after the driver ended ``connection`` (lost, failed, too slow)."""
+        batch = self._batch()
+        batch.touched[connection] = None
+        return self._finish(batch)
 
     def _batch(self) -> _Batch:
         return _Batch(self._connections, self._lobby, self._framer)
