@@ -31,7 +31,7 @@ from wsproto.utilities import RemoteProtocolError as WebSocketHandshakeError
 
 from .config import Config
 from .errors import LocalProtocolError
-from .web import Site, simple_response
+from .web import Site, error_response, serialize
 
 __all__ = ["ClientConnection", "ConnectionState", "Throttled"]
 
@@ -407,11 +407,7 @@ class ClientConnection:
     def _respond(self, request: h11.Request) -> None:
         connection = self._h11
         assert connection is not None
-        response, body = self._site.respond(request)
-        self.queued.append(connection.send(response) or b"")
-        if body:
-            self.queued.append(connection.send(h11.Data(data=body)) or b"")
-        self.queued.append(connection.send(h11.EndOfMessage()) or b"")
+        self.queued.append(serialize(connection, *self._site.respond(request)))
 
     def _refuse_http(self, status: HTTPStatus, reason: str) -> None:
         """Answer a request we cannot serve with ``status``, then close."""
@@ -421,13 +417,7 @@ class ClientConnection:
         self.state = ConnectionState.CLOSED
         if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return  # pragma: no cover - h11 raises only while a request is being read
-        body = f"{status.value} {status.phrase}: {reason}\n".encode()
-        response = simple_response(
-            status, "text/plain; charset=utf-8", len(body), ((b"Connection", b"close"),)
-        )
-        self.queued.append(connection.send(response) or b"")
-        self.queued.append(connection.send(h11.Data(data=body)) or b"")
-        self.queued.append(connection.send(h11.EndOfMessage()) or b"")
+        self.queued.append(serialize(connection, *error_response(status, reason)))
 
     def _upgrade(self, request: h11.Request) -> bytes | None:
         """Hand an upgrade request to wsproto; the bytes after it if it succeeds."""

@@ -14,7 +14,14 @@ from http import HTTPStatus
 
 import h11
 
-__all__ = ["CONTENT_TYPES", "Site", "StaticFile", "busy_response"]
+__all__ = [
+    "CONTENT_TYPES",
+    "Site",
+    "StaticFile",
+    "busy_response",
+    "error_response",
+    "serialize",
+]
 
 #: Content types of the file kinds the UI uses; any other file is refused when the site is built.
 CONTENT_TYPES: Mapping[str, str] = {
@@ -122,7 +129,23 @@ def simple_response(
     return h11.Response(status_code=status.value, reason=status.phrase.encode(), headers=headers)
 
 
-_BUSY_BODY = b"503 Service Unavailable: the server is full, try again in a moment.\n"
+def error_response(
+    status: HTTPStatus, reason: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[h11.Response, bytes]:
+    """A plain-text error that says why (``431 Request Header Fields Too Large: ...``) and
+    closes the connection."""
+    body = f"{status.value} {status.phrase}: {reason}\n".encode()
+    headers = ((b"Connection", b"close"), *extra)
+    return simple_response(status, "text/plain; charset=utf-8", len(body), headers), body
+
+
+def serialize(connection: h11.Connection, response: h11.Response, body: bytes) -> bytes:
+    """A whole response through ``connection``'s state machine: head, body, end."""
+    parts = [connection.send(response) or b""]
+    if body:
+        parts.append(connection.send(h11.Data(data=body)) or b"")
+    parts.append(connection.send(h11.EndOfMessage()) or b"")
+    return b"".join(parts)
 
 
 @functools.cache
@@ -132,16 +155,9 @@ def busy_response() -> bytes:
     # h11 serialises a response only after a request: feed it a stand-in one.
     connection.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     connection.next_event()
-    response = simple_response(
+    response, body = error_response(
         HTTPStatus.SERVICE_UNAVAILABLE,
-        "text/plain; charset=utf-8",
-        len(_BUSY_BODY),
-        ((b"Connection", b"close"), (b"Retry-After", b"5")),
+        "the server is full, try again in a moment.",
+        ((b"Retry-After", b"5"),),
     )
-    return b"".join(
-        (
-            connection.send(response) or b"",
-            connection.send(h11.Data(data=_BUSY_BODY)) or b"",
-            connection.send(h11.EndOfMessage()) or b"",
-        )
-    )
+    return serialize(connection, response, body)
