@@ -653,54 +653,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "https://games.example.org (repeat for several; default: any origin, for local play)",
     )
     limits = parser.add_argument_group("limits")
-    for name, help_text in (
-        ("max_connections", "most connections open at once (HTTP 503 beyond)"),
-        ("max_message_size", "largest WebSocket message in bytes (close 1009 beyond)"),
-        ("max_fragments", "most frames per WebSocket message (close 1009 beyond)"),
-        ("max_head_size", "largest HTTP request head in bytes (431 beyond)"),
-        ("max_line_size", "longest HTTP request line or header in bytes (414/431 beyond)"),
-        ("max_headers", "most HTTP header fields (431 beyond)"),
-        ("max_output_buffer", "bytes queued for one slow reader (close 1013 beyond)"),
-        ("max_messages_per_second", "messages per connection per second (error, then 1008)"),
-    ):
+    for name, help_text in LIMIT_FLAGS.items():
+        default = getattr(defaults, name)
         limits.add_argument(
             "--" + name.replace("_", "-"),
-            type=int,
-            default=getattr(defaults, name),
-            help=f"{help_text}; default %(default)s",
-        )
-    for name, help_text in (
-        ("request_timeout", "seconds for an HTTP request head to arrive (408 beyond)"),
-        ("ping_interval", "seconds of WebSocket silence before a ping"),
-        ("ping_timeout", "seconds to wait for the pong before dropping the peer"),
-        ("close_timeout", "seconds to wait for the peer's close frame"),
-    ):
-        limits.add_argument(
-            "--" + name.replace("_", "-"),
-            type=float,
-            default=getattr(defaults, name),
+            type=float if isinstance(default, float) else int,
+            default=default,
             help=f"{help_text}; default %(default)s",
         )
     return parser.parse_args(argv)
 
 
+#: A flag for every limit of ``Config`` (``allowed_origins`` has its own, repeatable one).
+LIMIT_FLAGS = {
+    "max_connections": "most connections open at once (HTTP 503 beyond)",
+    "max_message_size": "largest WebSocket message in bytes (close 1009 beyond)",
+    "max_fragments": "most frames per WebSocket message (close 1009 beyond)",
+    "max_head_size": "largest HTTP request head in bytes (431 beyond)",
+    "max_line_size": "longest HTTP request line or header in bytes (414/431 beyond)",
+    "max_headers": "most HTTP header fields (431 beyond)",
+    "max_output_buffer": "bytes queued for one slow reader (close 1013 beyond)",
+    "max_messages_per_second": "messages per connection per second (error, then 1008; 0: no limit)",
+    "request_timeout": "seconds for an HTTP request head to arrive (408 beyond)",
+    "ping_interval": "seconds of WebSocket silence before a ping",
+    "ping_timeout": "seconds to wait for the pong before dropping the peer",
+    "close_timeout": "seconds to wait for the peer's close frame",
+}
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The validated limits from the command line (ValueError says which is wrong)."""
-    return Config(
-        max_connections=args.max_connections,
-        max_message_size=args.max_message_size,
-        max_fragments=args.max_fragments,
-        max_head_size=args.max_head_size,
-        max_line_size=args.max_line_size,
-        max_headers=args.max_headers,
-        max_output_buffer=args.max_output_buffer,
-        max_messages_per_second=args.max_messages_per_second,
-        request_timeout=args.request_timeout,
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        close_timeout=args.close_timeout,
-        allowed_origins=tuple(args.allowed_origin),
-    )
+    limits = {name: getattr(args, name) for name in LIMIT_FLAGS}
+    if limits["max_messages_per_second"] == 0:
+        limits["max_messages_per_second"] = None
+    return Config(**limits, allowed_origins=tuple(args.allowed_origin))
 
 
 async def main(argv: list[str] | None = None) -> None:

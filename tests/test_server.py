@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -27,7 +28,16 @@ from wsproto.events import (
 )
 
 from connect4proto import Config, ConnectionId, GameServer
-from server import ACCEPT_PAUSE, Driver, load_site, new_key, serve
+from server import (
+    ACCEPT_PAUSE,
+    LIMIT_FLAGS,
+    Driver,
+    config_from_args,
+    load_site,
+    new_key,
+    parse_args,
+    serve,
+)
 
 
 class Client:
@@ -437,3 +447,24 @@ async def test_sends_that_fail_while_a_move_is_broadcast_cost_only_the_dead_peer
         await red.send({"type": "play", "column": 4})
         assert await red.receive() == {"type": "error", "message": "It isn't your turn."}
         assert server.core.connection_count == 1
+
+
+def test_every_limit_has_a_flag_whose_default_is_the_configs() -> None:
+    names = {field.name for field in dataclasses.fields(Config)} - {"allowed_origins"}
+    assert set(LIMIT_FLAGS) == names
+    assert config_from_args(parse_args([])) == Config()
+    args = parse_args(
+        [
+            "--max-messages-per-second=0",
+            "--ping-interval=7.5",
+            "--allowed-origin=https://a.example",
+            "--allowed-origin=https://b.example",
+        ]
+    )
+    assert config_from_args(args) == Config(
+        max_messages_per_second=None,
+        ping_interval=7.5,
+        allowed_origins=("https://a.example", "https://b.example"),
+    )
+    with pytest.raises(ValueError, match="max_headers must be a positive integer"):
+        config_from_args(parse_args(["--max-headers=0"]))
