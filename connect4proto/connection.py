@@ -377,7 +377,8 @@ class ClientConnection:
                 self._request = None
                 # h11 treats any request with an Upgrade header as a protocol switch
                 # proposal and pauses after it; wsproto judges whether it is a valid one.
-                if any(name == b"upgrade" for name, _ in request.headers):
+                # ``_take_head`` kept the head's bytes for exactly those requests.
+                if self._head:
                     if not self._origin_allowed(request):
                         self._refuse_http(HTTPStatus.FORBIDDEN, "Origin not allowed.")
                         return None
