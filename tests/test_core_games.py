@@ -122,6 +122,18 @@ def test_late_comer_to_a_finished_game_gets_the_result_after_the_replay() -> Non
     assert [m["type"] for m in messages] == ["play"] * 7 + ["win", "joined", "joined"]
 
 
+def test_late_comer_to_a_drawn_game_gets_the_draw_after_the_replay() -> None:
+    network = Network()
+    red, yellow, watch_key = start_game(network)
+    for index, column in enumerate(DRAW_COLUMNS):
+        play(red if index % 2 == 0 else yellow, column)
+    spectator = network.websocket()
+    spectator.send({"type": "init", "watch": watch_key})
+    messages = spectator.take()
+    assert [m["type"] for m in messages] == ["play"] * 42 + ["draw", "joined", "joined"]
+    assert [m["column"] for m in messages[:42]] == DRAW_COLUMNS
+
+
 def test_opponent_is_told_when_a_player_leaves_and_the_seat_can_be_taken_back() -> None:
     network = Network()
     red, yellow, watch_key = start_game(network)
