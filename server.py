@@ -45,6 +45,8 @@ from connect4proto import (
     Output,
     PlayerJoined,
     PlayerLeft,
+    PlayerReturned,
+    SeatReplaced,
     Site,
     SpectatorJoined,
 )
@@ -178,8 +180,7 @@ class Driver:
             log.warning("refused a connection: %d connections open", core.connection_count)
             self._close_link(link)
         else:
-            self._apply(core.advance(trio.current_time()))  # its timers count from now
-            connection = core.open_connection()
+            connection = core.open_connection(trio.current_time())
             link = _Link(sock, connection)
             self._by_connection[connection] = link
             self._register(link)
@@ -309,7 +310,7 @@ class Driver:
                 self._drop(link)  # draining: the peer closed too
             return  # what the peer sends after we are done is dropped
         try:
-            output = self.core.receive_data(connection, data or None)
+            output = self.core.receive_data(connection, data or None, trio.current_time())
         except Exception:
             self._fail(link, connection)
             return
@@ -319,7 +320,7 @@ class Driver:
         """A bug of ours: this connection pays for it (close 1011), nobody else does."""
         log.exception("connection %d: unexpected error", connection)
         try:
-            self._apply(self.core.fail(connection))
+            self._apply(self.core.fail(connection, trio.current_time()))
         except Exception:
             log.exception("connection %d: could not fail it cleanly", connection)
             self._drop(link)
@@ -339,7 +340,7 @@ class Driver:
         connection = link.connection
         if connection is not None:
             link.pending.clear()
-            self._apply(self.core.connection_lost(connection))
+            self._apply(self.core.connection_lost(connection, trio.current_time()))
         self._drop(link)
 
     # -- core output ----------------------------------------------------------------------
@@ -479,7 +480,7 @@ class Driver:
             return  # already closing; its deadline bounds it
         link.pending[:] = link.pending[:1] if link.started else []
         link.pending_size = sum(map(len, link.pending))
-        self._apply(self.core.too_slow(connection))
+        self._apply(self.core.too_slow(connection, trio.current_time()))
         self._dirty[link] = None
 
     def _drain(self, link: _Link) -> None:
@@ -519,8 +520,9 @@ class Driver:
     def shutdown(self) -> None:
         """Stop accepting; send close 1001 on every WebSocket (and end HTTP connections)."""
         self.stop_accepting()
-        self._apply(self.core.advance(trio.current_time()))
-        self._apply(self.core.shutdown())
+        now = trio.current_time()
+        self._apply(self.core.advance(now))
+        self._apply(self.core.shutdown(now))
         self._flush()
         self._poke()
 
@@ -548,13 +550,33 @@ def _log_event(event: Event) -> None:
         log.info("game %d: spectator joined (connection %d)", event.game, event.connection)
     elif isinstance(event, PlayerLeft):
         log.info(
-            "game %d: %s left (connection %d)", event.game, event.player.value, event.connection
+            "game %d: %s away (connection %d ended)",
+            event.game,
+            event.player.value,
+            event.connection,
+        )
+    elif isinstance(event, PlayerReturned):
+        log.info(
+            "game %d: %s back (connection %d)", event.game, event.player.value, event.connection
+        )
+    elif isinstance(event, SeatReplaced):
+        log.info(
+            "game %d: %s taken over from connection %d",
+            event.game,
+            event.player.value,
+            event.connection,
         )
     elif isinstance(event, GameEnded):
         outcome = "draw" if event.winner is None else f"{event.winner.value} wins"
-        log.info("game %d: ended, %s after %d moves", event.game, outcome, event.moves)
+        log.info(
+            "game %d: ended, %s (%s) after %d moves",
+            event.game,
+            outcome,
+            event.reason.value,
+            event.moves,
+        )
     elif isinstance(event, GameClosed):
-        log.info("game %d: closed, nobody left in it", event.game)
+        log.info("game %d: closed, nobody can come back to it", event.game)
     elif isinstance(event, ConnectionRefused):
         log.warning("connection %d: closed: %s", event.connection, event.reason)
 
@@ -678,6 +700,8 @@ LIMIT_FLAGS = {
     "ping_interval": "seconds of WebSocket silence before a ping",
     "ping_timeout": "seconds to wait for the pong before dropping the peer",
     "close_timeout": "seconds to wait for the peer's close frame",
+    "seat_grace": "seconds a dropped player keeps the seat before the opponent may claim the win",
+    "max_log_events": "events of a game's log kept for resuming (a snapshot beyond)",
 }
 
 

@@ -50,24 +50,25 @@ def core_run(games: int, spectators: int) -> tuple[float, int]:
     )
     pairs = []
     for game in range(games):
-        red, yellow = server.open_connection(), server.open_connection()
-        server.receive_data(red, HANDSHAKE)
-        server.receive_data(red, client_frame('{"type": "init"}'))
-        server.receive_data(yellow, HANDSHAKE)
-        join = client_frame(json.dumps({"type": "init", "join": f"k{2 * game}"}))
-        server.receive_data(yellow, join)
+        red, yellow = server.open_connection(0.0), server.open_connection(0.0)
+        server.receive_data(red, HANDSHAKE, 0.0)
+        server.receive_data(red, client_frame('{"type": "init"}'), 0.0)
+        server.receive_data(yellow, HANDSHAKE, 0.0)
+        # Each game takes four keys: join, watch, then red's and yellow's seat tokens.
+        join = client_frame(json.dumps({"type": "init", "join": f"k{4 * game}"}))
+        server.receive_data(yellow, join, 0.0)
         for _ in range(spectators):
-            watcher = server.open_connection()
-            server.receive_data(watcher, HANDSHAKE)
-            watch = json.dumps({"type": "init", "watch": f"k{2 * game + 1}"})
-            server.receive_data(watcher, client_frame(watch))
+            watcher = server.open_connection(0.0)
+            server.receive_data(watcher, HANDSHAKE, 0.0)
+            watch = json.dumps({"type": "init", "watch": f"k{4 * game + 1}"})
+            server.receive_data(watcher, client_frame(watch), 0.0)
         pairs.append((red, yellow))
     delivered = 0
     start = time.perf_counter()
     for index, column in enumerate(DRAW):
         frame = PLAY_FRAMES[column]
         for red, yellow in pairs:
-            output = server.receive_data(red if index % 2 == 0 else yellow, frame)
+            output = server.receive_data(red if index % 2 == 0 else yellow, frame, 0.0)
             delivered += len(output.data)
     return time.perf_counter() - start, delivered
 

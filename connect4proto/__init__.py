@@ -17,15 +17,21 @@ from .events import (
     GameId,
     PlayerJoined,
     PlayerLeft,
+    PlayerReturned,
+    SeatReplaced,
     SpectatorJoined,
 )
-from .game import Game, IllegalMove, Move, Player
+from .game import Ending, Game, IllegalMove, Move, Player
+from .lobby import SEAT_REPLACED
+from .store import GameStore, MemoryStore
 from .web import Site
 
 __all__ = [
+    "SEAT_REPLACED",
     "Config",
     "ConnectionId",
     "ConnectionRefused",
+    "Ending",
     "Event",
     "Game",
     "GameClosed",
@@ -33,13 +39,17 @@ __all__ = [
     "GameEnded",
     "GameId",
     "GameServer",
+    "GameStore",
     "IllegalMove",
     "LocalProtocolError",
+    "MemoryStore",
     "Move",
     "Output",
     "Player",
     "PlayerJoined",
     "PlayerLeft",
+    "PlayerReturned",
+    "SeatReplaced",
     "Site",
     "SpectatorJoined",
 ]

@@ -46,6 +46,13 @@ class Config:
     #: which suits local play. Set it when deploying: a page of another site is then refused
     #: with 403 (cross-site WebSocket hijacking).
     allowed_origins: tuple[str, ...] = ()
+    #: Seconds a player whose connection dropped keeps the seat before the opponent may
+    #: claim the win (they may still come back until then, or until it is claimed). A game
+    #: nobody is connected to is forgotten once every absent player's grace has run out.
+    seat_grace: float = 60.0
+    #: Events of one game's log kept for resuming event by event; a client further behind
+    #: gets a snapshot (``sync``) instead. A whole game is at most 45 events.
+    max_log_events: int = 256
 
     def __post_init__(self) -> None:
         for name in (
@@ -56,11 +63,18 @@ class Config:
             "max_headers",
             "max_output_buffer",
             "max_connections",
+            "max_log_events",
         ):
             _check_positive_int(name, getattr(self, name))
         if self.max_messages_per_second is not None:
             _check_positive_int("max_messages_per_second", self.max_messages_per_second)
-        for name in ("request_timeout", "ping_interval", "ping_timeout", "close_timeout"):
+        for name in (
+            "request_timeout",
+            "ping_interval",
+            "ping_timeout",
+            "close_timeout",
+            "seat_grace",
+        ):
             value = getattr(self, name)
             if type(value) not in (int, float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")

@@ -94,7 +94,6 @@ class ClientConnection:
         "last_seen",
         "path",
         "queued",
-        "scheduled",
         "state",
     )
 
@@ -129,9 +128,6 @@ class ClientConnection:
         self.last_seen = now
         self._since = now
         self._ping_sent: float | None = None
-        #: The earliest time the owner has asked to be woken for this connection (its timer
-        #: queue keeps entries lazily; see ``GameServer``).
-        self.scheduled = _INFINITY
         # Rate limit: messages counted in a one-second window.
         self._window_start = -_INFINITY  # the first message opens the first window
         self._window_count = 0

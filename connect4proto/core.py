@@ -8,7 +8,6 @@ keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Mapping
 
 import msgspec
@@ -19,9 +18,9 @@ from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
 from .events import ConnectionId, ConnectionRefused, Event, GameId
 from .lobby import Lobby
+from .log import Logged
 from .messages import (
     Draw,
-    Error,
     InvalidMessage,
     Joined,
     Left,
@@ -30,6 +29,10 @@ from .messages import (
     decode_client_message,
     encode_server_message,
 )
+from .projection import Profile, project
+from .refusals import invalid_message, too_many_messages
+from .store import GameStore, MemoryStore
+from .timers import Timers
 from .web import Site, busy_response
 
 __all__ = ["GameServer", "Output"]
@@ -52,24 +55,30 @@ _NOTHING = Output(data={}, close=frozenset(), events=())
 
 
 class _Batch:
-    """The ``Outbox`` of one call: frames each message once, remembers who got something."""
+    """The ``Outbox`` of one call: frames each event once per profile, remembers who got
+    something."""
 
-    __slots__ = ("_connections", "_framer", "_lobby", "events", "touched")
+    __slots__ = ("_connections", "_framer", "_grace", "_lobby", "events", "now", "touched")
 
     def __init__(
         self,
         connections: dict[ConnectionId, ClientConnection],
         lobby: Lobby,
         framer: FrameProtocol,
+        now: float,
     ) -> None:
         self._connections = connections
         self._lobby = lobby
         self._framer = framer
+        self._grace = lobby.seat_grace
+        self.now = now
         self.touched: dict[ConnectionId, None] = {}
         self.events: list[Event] = []
 
     def _frame(self, message: ServerMessage) -> bytes:
-        if type(message) in _REPEATED:
+        # Messages of the tutorial's protocol come from a small, fixed set: framed once per
+        # process. Versioned ones carry their ``v`` and are framed once per event.
+        if type(message) in _REPEATED and getattr(message, "v", None) is None:
             frame = _FRAMES.get(message)
             if frame is None:
                 frame = _FRAMES[message] = self._encode(message)
@@ -84,22 +93,36 @@ class _Batch:
         if self._connections[connection].send_frame(self._frame(message)):
             self.touched[connection] = None
 
-    def broadcast(self, game: GameId, message: ServerMessage) -> None:
-        frame = self._frame(message)
+    def publish(self, game: GameId, logged: Logged) -> None:
+        frames: dict[Profile, bytes | None] = {}
         connections = self._connections
         touched = self.touched
-        for member in self._lobby.members(game):
+        for member, profile in self._lobby.members(game).items():
+            frame = frames.get(profile, _UNSET)
+            if frame is _UNSET:
+                message = project(logged, profile, now=self.now, grace=self._grace)
+                frame = frames[profile] = None if message is None else self._frame(message)
+            if frame is None:
+                continue
             client = connections[member]
             if client.state is _OPEN:  # ``send_frame``, inlined: this loop is the fan-out
                 client.queued.append(frame)
                 touched[member] = None
+
+    def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
+        self._connections[connection].close(code, reason, now=self.now)
+        self.touched[connection] = None
 
     def report(self, event: Event) -> None:
         self.events.append(event)
 
 
 class GameServer:
-    """Connect Four for any number of connections, from raw bytes to raw bytes."""
+    """Connect Four for any number of connections, from raw bytes to raw bytes.
+
+    Every call takes ``now``: the time in seconds on a monotonic clock (any epoch), which must
+    never go backwards. It drives the timers: pings, timeouts, a seat's grace period.
+    """
 
     def __init__(
         self,
@@ -107,18 +130,19 @@ class GameServer:
         site: Site,
         new_key: Callable[[], str],
         config: Config | None = None,
+        store: GameStore | None = None,
     ) -> None:
         self._site = site
-        self._config = config if config is not None else Config()
-        self._lobby = Lobby(new_key)
+        self._config = config = config if config is not None else Config()
+        if store is None:
+            store = MemoryStore(max_events=config.max_log_events)
+        self._lobby = Lobby(new_key, store=store, seat_grace=config.seat_grace)
         self._connections: dict[ConnectionId, ClientConnection] = {}
         self._next_connection = 1
-        # The clock, as last told by ``advance``, and the timers: (when, tie-break, connection)
-        # in a heap. An entry can be stale (the connection is gone, or was heard from since):
-        # it is checked when it comes due, so that a message costs no heap operation.
+        # The latest time given; each connection's next deadline, kept lazily (see Timers):
+        # a message pushes a connection's ping back without any heap operation.
         self._now = 0.0
-        self._timers: list[tuple[float, int, ConnectionId]] = []
-        self._timer_count = 0
+        self._timers: Timers[ConnectionId] = Timers()
         # Server frames are unmasked and we negotiate no extension: one encoder serves all.
         self._framer = FrameProtocol(client=False, extensions=[])
 
@@ -154,66 +178,69 @@ class GameServer:
 
         It may come early (timers are checked lazily); calling ``advance`` then is harmless.
         """
-        timers = self._timers
-        return timers[0][0] if timers else None
+        ours = self._timers.next_deadline
+        games = self._lobby.next_deadline
+        if ours is None:
+            return games
+        return ours if games is None else min(ours, games)
 
-    def open_connection(self) -> ConnectionId:
-        """A new transport connected; returns its id for the other calls."""
-        if not self.accepting:
-            raise LocalProtocolError("open_connection() beyond max_connections: check accepting")
-        connection = ConnectionId(self._next_connection)
-        self._next_connection += 1
-        client = ClientConnection(site=self._site, config=self._config, now=self._now)
-        self._connections[connection] = client
-        self._schedule(connection, client)
-        return connection
-
-    def advance(self, now: float) -> Output:
-        """The clock now reads ``now`` (seconds, monotonic): run the timers that are due.
-
-        Idle WebSockets get a ping, silent ones are dropped (and their games told), slow
-        request heads get 408, unanswered close frames stop being waited for. Every other
-        call uses the time given here last, so call it before handing over fresh bytes.
-        """
+    def _tick(self, now: float) -> None:
         if now < self._now:
             raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
         self._now = now
-        timers = self._timers
-        if not timers or timers[0][0] > now:
+
+    def open_connection(self, now: float) -> ConnectionId:
+        """A new transport connected; returns its id for the other calls."""
+        if not self.accepting:
+            raise LocalProtocolError("open_connection() beyond max_connections: check accepting")
+        self._tick(now)
+        connection = ConnectionId(self._next_connection)
+        self._next_connection += 1
+        client = ClientConnection(site=self._site, config=self._config, now=now)
+        self._connections[connection] = client
+        self._timers.schedule(connection, client.deadline())
+        return connection
+
+    def advance(self, now: float) -> Output:
+        """Run the timers that are due at ``now``.
+
+        Idle WebSockets get a ping, silent ones are dropped (and their games told), slow
+        request heads get 408, unanswered close frames stop being waited for, and games
+        nobody came back to are forgotten.
+        """
+        self._tick(now)
+        lobby_due = (games := self._lobby.next_deadline) is not None and games <= now
+        ours = self._timers.next_deadline
+        if not lobby_due and (ours is None or ours > now):
             return _NOTHING
         connections = self._connections
         batch = self._batch()
-        due: list[tuple[ConnectionId, ClientConnection]] = []
-        while timers and timers[0][0] <= now:
-            when, _, connection = heapq.heappop(timers)
-            client = connections.get(connection)
-            if client is None or when != client.scheduled:
-                continue  # stale: the connection is gone, or has an earlier entry
-            client.scheduled = _INFINITY
-            client.on_timer(now)
+        due = self._timers.pop_due(now)
+        for connection in due:  # a closed connection's deadline is cancelled: all are open
+            connections[connection].on_timer(now)
             batch.touched[connection] = None
-            due.append((connection, client))
-        for connection, client in due:
-            self._schedule(connection, client)
+        for connection in due:
+            self._timers.schedule(connection, connections[connection].deadline())
+        if lobby_due:
+            self._lobby.advance(now, batch)
         return self._finish(batch)
 
-    def receive_data(self, connection: ConnectionId, data: bytes | None) -> Output:
+    def receive_data(self, connection: ConnectionId, data: bytes | None, now: float) -> Output:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
         client = self._client(connection)
+        self._tick(now)
         batch = self._batch()
-        for message in client.receive_data(data, self._now):
+        for message in client.receive_data(data, now):
             if message is Throttled.MESSAGE:
                 limit = self._config.max_messages_per_second
-                batch.send(
-                    connection,
-                    Error(message=f"Too many messages: at most {limit} per second."),
-                )
+                assert limit is not None
+                self._lobby.refuse(connection, too_many_messages(limit), batch)
             else:
                 self._receive_message(connection, client, message, batch)
         batch.touched[connection] = None
         # Only a connection that was just read from can need an earlier wake-up (its next
         # ping, or the wait for its close); a later one is found when its entry comes due.
-        self._schedule(connection, client)
+        self._timers.schedule(connection, client.deadline())
         return self._finish(batch)
 
     def _receive_message(
@@ -229,21 +256,25 @@ class GameServer:
             return
         message = decode_client_message(data)
         if isinstance(message, InvalidMessage):
-            batch.send(connection, Error(message=message.reason))
+            self._lobby.refuse(connection, invalid_message(message.reason), batch)
         else:
-            self._lobby.receive(connection, message, batch)
+            self._lobby.receive(connection, message, batch, batch.now)
 
-    def connection_lost(self, connection: ConnectionId) -> Output:
+    def connection_lost(self, connection: ConnectionId, now: float) -> Output:
         """The transport failed or the driver gave up on it: forget ``connection`` now."""
-        self._client(connection).abort()
+        client = self._client(connection)
+        self._tick(now)
+        client.abort()
         return self._finish_one(connection)
 
-    def fail(self, connection: ConnectionId) -> Output:
+    def fail(self, connection: ConnectionId, now: float) -> Output:
         """The driver hit an unexpected error on ``connection``: close it with 1011."""
-        self._client(connection).close_now(CloseReason.INTERNAL_ERROR, "Internal error.")
+        client = self._client(connection)
+        self._tick(now)
+        client.close_now(CloseReason.INTERNAL_ERROR, "Internal error.")
         return self._finish_one(connection)
 
-    def too_slow(self, connection: ConnectionId) -> Output:
+    def too_slow(self, connection: ConnectionId, now: float) -> Output:
         """The driver holds more than ``max_output_buffer`` unsent bytes for ``connection``.
 
         The peer reads slower than its game moves: close it with 1013 and forget it, so that
@@ -251,25 +282,20 @@ class GameServer:
         it holds for it (those not yet started), write the close frame, and close.
         """
         client = self._client(connection)
+        self._tick(now)
         client.close_reason = "Reading too slowly to keep up."
         client.close_now(CloseReason.TRY_AGAIN_LATER, "Too slow to keep up.")
         return self._finish_one(connection)
 
-    def shutdown(self) -> Output:
+    def shutdown(self, now: float) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
+        self._tick(now)
         batch = self._batch()
         for connection, client in self._connections.items():
-            client.close(CloseReason.GOING_AWAY, "Server shutting down.", now=self._now)
+            client.close(CloseReason.GOING_AWAY, "Server shutting down.", now=now)
             batch.touched[connection] = None
-            self._schedule(connection, client)  # the wait for its answer
+            self._timers.schedule(connection, client.deadline())  # the wait for its answer
         return self._finish(batch)
-
-    def _schedule(self, connection: ConnectionId, client: ClientConnection) -> None:
-        when = client.deadline()
-        if when < client.scheduled:
-            client.scheduled = when
-            self._timer_count += 1
-            heapq.heappush(self._timers, (when, self._timer_count, connection))
 
     def _client(self, connection: ConnectionId) -> ClientConnection:
         client = self._connections.get(connection)
@@ -284,7 +310,7 @@ class GameServer:
         return self._finish(batch)
 
     def _batch(self) -> _Batch:
-        return _Batch(self._connections, self._lobby, self._framer)
+        return _Batch(self._connections, self._lobby, self._framer, self._now)
 
     def _finish(self, batch: _Batch) -> Output:
         """Take connections that stopped being open out of their games; collect the output."""
@@ -299,7 +325,7 @@ class GameServer:
             if (state := connections[c].state) is not _OPEN and state is not _HTTP
         ]
         for connection in ended:
-            lobby.leave(connection, batch)
+            lobby.leave(connection, batch, self._now)
         data: dict[ConnectionId, bytes] = {}
         for connection in touched:
             client = connections[connection]
@@ -311,6 +337,7 @@ class GameServer:
             return Output(data=data, close=_NOBODY, events=tuple(batch.events))
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:
+            self._timers.cancel(connection)
             reason = connections.pop(connection).close_reason
             if reason is not None:
                 batch.events.append(ConnectionRefused(connection=connection, reason=reason))
@@ -320,8 +347,8 @@ class GameServer:
 _OPEN = ConnectionState.OPEN
 _HTTP = ConnectionState.HTTP
 _NOBODY: frozenset[ConnectionId] = frozenset()
-_INFINITY = float("inf")
-#: Messages from a small, fixed set (2 players x 7 columns x 6 rows of ``play``, and the
-#: presence events): each is encoded and framed once per process, then reused.
+_UNSET = b"\x00unset"  # a sentinel, compared by identity
+#: Messages from a small, fixed set in the tutorial's protocol (2 players x 7 columns x 6 rows
+#: of ``play``, and the presence events): each is encoded and framed once per process.
 _REPEATED = frozenset({Played, Joined, Left, Draw})
 _FRAMES: dict[ServerMessage, bytes] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NewType, TypeAlias
 
-from .game import Player
+from .game import Ending, Player
 
 __all__ = [
     "ConnectionId",
@@ -21,6 +21,8 @@ __all__ = [
     "GameId",
     "PlayerJoined",
     "PlayerLeft",
+    "PlayerReturned",
+    "SeatReplaced",
     "SpectatorJoined",
 ]
 
@@ -51,6 +53,26 @@ class SpectatorJoined:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlayerLeft:
+    """A player's connection ended: the seat waits for its token (see ``Config.seat_grace``)."""
+
+    game: GameId
+    player: Player
+    connection: ConnectionId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlayerReturned:
+    """A player took their seat back with its token (after a drop, or from another tab)."""
+
+    game: GameId
+    player: Player
+    connection: ConnectionId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeatReplaced:
+    """``connection`` no longer acts for its seat: a newer connection took it over."""
+
     game: GameId
     player: Player
     connection: ConnectionId
@@ -63,11 +85,13 @@ class GameEnded:
     game: GameId
     winner: Player | None
     moves: int
+    reason: Ending
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GameClosed:
-    """Nobody is connected to the game any more: it and its keys are forgotten."""
+    """Nobody is connected to the game, and nobody can come back to it any more: it, its
+    keys and its tokens are forgotten."""
 
     game: GameId
 
@@ -85,6 +109,8 @@ Event: TypeAlias = (
     | PlayerJoined
     | SpectatorJoined
     | PlayerLeft
+    | PlayerReturned
+    | SeatReplaced
     | GameEnded
     | GameClosed
     | ConnectionRefused

@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "COLUMNS",
     "ROWS",
+    "Ending",
     "Game",
     "IllegalMove",
     "Move",
@@ -53,25 +54,40 @@ class Move(msgspec.Struct, frozen=True, kw_only=True):
     row: int
 
 
+class Ending(enum.Enum):
+    """How a game ended; the value is the ``reason`` on the wire."""
+
+    #: Four (or more) in a row on the board.
+    FOUR_IN_A_ROW = "four"
+    #: The board is full and nobody has four: a draw.
+    BOARD_FULL = "full"
+    #: The opponent stayed away beyond the grace period and the winner claimed the game.
+    CLAIM = "claim"
+
+    __hash__ = object.__hash__
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IllegalMove:
-    """A refused move. The game did not change; ``reason`` is meant for the player."""
+    """A refused move. The game did not change; ``reason`` is meant for the player and
+    ``code`` (stable, for programs) says which refusal it is."""
 
+    code: str
     reason: str
 
 
 # Texts as in the websockets tutorial where it has one.
-NOT_YOUR_TURN = "It isn't your turn."
-SLOT_FULL = "This slot is full."
-NOT_A_COLUMN = "Column must be an integer."
-OUT_OF_RANGE = f"Column must be between 0 and {COLUMNS - 1}."
-GAME_OVER = "The game is over."
+NOT_YOUR_TURN = IllegalMove(code="not_your_turn", reason="It isn't your turn.")
+SLOT_FULL = IllegalMove(code="column_full", reason="This slot is full.")
+NOT_A_COLUMN = IllegalMove(code="bad_column", reason="Column must be an integer.")
+OUT_OF_RANGE = IllegalMove(code="bad_column", reason=f"Column must be between 0 and {COLUMNS - 1}.")
+GAME_OVER = IllegalMove(code="game_over", reason="The game is over.")
 
 
 class Game:
     """One game of Connect Four, from the first move to a win or a draw."""
 
-    __slots__ = ("_boards", "_heights", "_moves", "_winner", "_winning_cells")
+    __slots__ = ("_boards", "_ending", "_heights", "_moves", "_winner", "_winning_cells")
 
     def __init__(self) -> None:
         self._boards = {Player.RED: 0, Player.YELLOW: 0}
@@ -80,6 +96,7 @@ class Game:
         self._moves: list[Move] = []
         self._winner: Player | None = None
         self._winning_cells: tuple[tuple[int, int], ...] = ()
+        self._ending: Ending | None = None
 
     @property
     def moves(self) -> tuple[Move, ...]:
@@ -101,30 +118,47 @@ class Game:
         return self._winning_cells
 
     @property
+    def ending(self) -> Ending | None:
+        """How the game ended; None while it goes on."""
+        return self._ending
+
+    @property
     def is_draw(self) -> bool:
-        return self._winner is None and len(self._moves) == COLUMNS * ROWS
+        return self._ending is not None and self._winner is None
 
     @property
     def is_over(self) -> bool:
-        return self._winner is not None or len(self._moves) == COLUMNS * ROWS
+        return self._ending is not None
+
+    def end(self, winner: Player | None, ending: Ending) -> None:
+        """End the game off the board (a claim; later a resignation, an agreed draw...).
+
+        Ending a game that is over already is a programming error: the caller checks first.
+        """
+        if self._ending is not None:
+            raise ValueError(f"the game is over already ({self._ending.value})")
+        if ending in (Ending.FOUR_IN_A_ROW, Ending.BOARD_FULL):
+            raise ValueError(f"{ending.value} is decided by the board, not declared")
+        self._winner = winner
+        self._ending = ending
 
     def play(self, player: Player, column: object) -> Move | IllegalMove:
         """Drop a checker of ``player`` in ``column``, or say why that is not allowed."""
         # bool is an int subclass, but True is not a column.
         if type(column) is not int:
-            return IllegalMove(reason=NOT_A_COLUMN)
+            return NOT_A_COLUMN
         if not 0 <= column < COLUMNS:
-            return IllegalMove(reason=OUT_OF_RANGE)
+            return OUT_OF_RANGE
+        if self._ending is not None:
+            return GAME_OVER
         moves = self._moves
-        count = len(moves)  # ``is_over`` and ``turn``, inlined: this runs on every move
-        if self._winner is not None or count == COLUMNS * ROWS:
-            return IllegalMove(reason=GAME_OVER)
+        count = len(moves)  # ``turn``, inlined: this runs on every move
         if player is not (Player.RED if count % 2 == 0 else Player.YELLOW):
-            return IllegalMove(reason=NOT_YOUR_TURN)
+            return NOT_YOUR_TURN
         bit = self._heights[column]
         row = bit - column * _HEIGHT
         if row == ROWS:
-            return IllegalMove(reason=SLOT_FULL)
+            return SLOT_FULL
         self._heights[column] = bit + 1
         board = self._boards[player] | (1 << bit)
         self._boards[player] = board
@@ -133,9 +167,12 @@ class Game:
         cells = _fours(board)
         if cells:
             self._winner = player
+            self._ending = Ending.FOUR_IN_A_ROW
             self._winning_cells = tuple(
                 (b // _HEIGHT, b % _HEIGHT) for b in range(COLUMNS * _HEIGHT) if cells >> b & 1
             )
+        elif count + 1 == COLUMNS * ROWS:
+            self._ending = Ending.BOARD_FULL
         return move
 
 

@@ -1,17 +1,18 @@
-"""Games and who is in them: creating, joining, watching, playing, leaving.
+"""Games and who is in them: creating, joining, watching, playing, dropping, resuming.
 
-The lobby speaks in wire messages and connection numbers, never in bytes: it tells an
-``Outbox`` to send a message to one connection or to everyone in a game, and the core turns
-that into frames. "Everyone in game G" stays a single instruction, so fan-out can later be
-done elsewhere (another process) without touching the rules of who gets what.
+A game is a log of domain events (``log``) kept by a ``GameStore``; its seats belong to the
+holders of their tokens (``seats``), and what each connection sees is a projection of the log
+(``projection``). The lobby appends and tells an ``Outbox`` to publish: it never builds a
+frame, and "everyone in game G" stays one instruction, so fan-out can later be done in
+another process without touching the rules of who gets what.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,30 +26,58 @@ from .events import (
     GameId,
     PlayerJoined,
     PlayerLeft,
+    PlayerReturned,
+    SeatReplaced,
     SpectatorJoined,
 )
-from .game import Game, IllegalMove, Player
+from .game import Ending, Game, IllegalMove, Player
+from .log import GameEvent, GameOver, Logged, MovePlayed, SeatAway, SeatBack, SeatTaken
 from .messages import (
+    Claim,
     ClientMessage,
-    Draw,
     Error,
     GameKeys,
     Init,
-    Joined,
-    Left,
-    Played,
+    Play,
+    Seat,
     ServerMessage,
-    Win,
 )
+from .projection import Profile, project, snapshot
+from .refusals import (
+    ALREADY_IN_GAME,
+    GAME_NOT_FOUND,
+    GAME_OVER,
+    INIT_FIRST,
+    JOIN_OR_WATCH,
+    NO_OPPONENT,
+    SEAT_TAKEN,
+    SPECTATORS_CANNOT_CLAIM,
+    SPECTATORS_CANNOT_PLAY,
+    TOKEN_ALONE,
+    UNKNOWN_TOKEN,
+    Refusal,
+    opponent_connected,
+    too_early,
+)
+from .seats import (
+    Away,
+    Held,
+    SeatChange,
+    SeatEvent,
+    SeatInput,
+    SeatRequest,
+    Vacant,
+    transition,
+)
+from .seats import Seat as SeatState
+from .store import Conflict, Credential, GameStore
+from .timers import Timers
 
-__all__ = ["Lobby", "Outbox", "Role"]
+__all__ = ["SEAT_REPLACED", "Lobby", "Outbox", "Role"]
 
-GAME_NOT_FOUND = "Game not found."
-SEAT_TAKEN = "This game already has a yellow player."
-ALREADY_IN_GAME = "You are already in a game."
-INIT_FIRST = "Send an init message first."
-SPECTATORS_CANNOT_PLAY = "Spectators cannot play."
-JOIN_OR_WATCH = "Send either join or watch, not both."
+#: The close code for a connection whose seat was taken over by a newer one (a second tab):
+#: from the range RFC 6455 section 7.4.2 leaves to applications.
+SEAT_REPLACED = 4000
 
 
 class Role(enum.Enum):
@@ -62,50 +91,69 @@ class Role(enum.Enum):
 
 
 _PLAYER_OF_ROLE = {Role.RED: Player.RED, Role.YELLOW: Player.YELLOW}
+_ROLE_OF_PLAYER = {Player.RED: Role.RED, Player.YELLOW: Role.YELLOW}
+_OPPONENT = {Player.RED: Player.YELLOW, Player.YELLOW: Player.RED}
+_SEAT_CREDENTIAL = {Player.RED: Credential.RED_SEAT, Player.YELLOW: Credential.YELLOW_SEAT}
+_PLAYER_OF_CREDENTIAL = {Credential.RED_SEAT: Player.RED, Credential.YELLOW_SEAT: Player.YELLOW}
 
 
 class Outbox(Protocol):
     """Where the lobby's answers go."""
 
-    def send(self, connection: ConnectionId, message: ServerMessage) -> None: ...
+    def send(self, connection: ConnectionId, message: ServerMessage) -> None:
+        """One message to one connection."""
 
-    def broadcast(self, game: GameId, message: ServerMessage) -> None: ...
+    def publish(self, game: GameId, logged: Logged) -> None:
+        """A new event of ``game``'s log, to everyone in it, as each one's profile sees it."""
 
-    def report(self, event: Event) -> None: ...
+    def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
+        """Close ``connection``'s WebSocket with ``code`` (it is already out of its game)."""
+
+    def report(self, event: Event) -> None:
+        """Something to log or count."""
 
 
 @dataclass(slots=True, kw_only=True)
 class _Room:
-    """One game and its audience; the game itself knows nothing of connections."""
+    """One game: its board, its seats, and who is connected to it."""
 
     id: GameId
     join_key: str
     watch_key: str
     game: Game = field(default_factory=Game)
-    players: dict[Player, ConnectionId] = field(default_factory=dict)
-    # A dict as an ordered set: broadcasts reach spectators in the order they came.
-    spectators: dict[ConnectionId, None] = field(default_factory=dict)
+    seats: dict[Player, SeatState] = field(
+        default_factory=lambda: {Player.RED: Vacant(), Player.YELLOW: Vacant()}
+    )
+    #: Everyone connected (players and spectators), in arrival order, with their profile.
+    members: dict[ConnectionId, Profile] = field(default_factory=dict)
+    #: The version of the last event in the log.
+    version: int = 0
+    #: When the game is forgotten, if nobody comes back before (set while nobody is here).
+    forget_at: float | None = None
 
-    def members(self) -> list[ConnectionId]:
-        return [*self.players.values(), *self.spectators]
 
-    def holds(self, key: str, role: Role) -> bool:
-        """Whether ``key`` is this room's key for ``role``, compared in constant time."""
-        expected = self.join_key if role is Role.YELLOW else self.watch_key
-        return hmac.compare_digest(key.encode(), expected.encode())
+@dataclass(slots=True)
+class _Member:
+    room: _Room
+    role: Role
 
 
 class Lobby:
-    """All games in progress, found by id or by secret key."""
+    """All games in progress, found by id or by the digest of a secret."""
 
-    def __init__(self, new_key: Callable[[], str]) -> None:
+    def __init__(self, new_key: Callable[[], str], *, store: GameStore, seat_grace: float) -> None:
         self._new_key = new_key
+        self._store = store
+        self._grace = seat_grace
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
-        # By a digest of the key, not the key: a dict lookup compares the given string with
-        # stored ones, and how long that takes must not tell how much of a key was right.
-        self._keys: dict[bytes, tuple[_Room, Role]] = {}
-        self._seats: dict[ConnectionId, tuple[_Room, Role]] = {}
+        self._members: dict[ConnectionId, _Member] = {}
+        # Connections that asked for the versioned protocol (members or not): their errors
+        # carry a code.
+        self._versioned: set[ConnectionId] = set()
+        self._timers: Timers[GameId] = Timers()
+
+    # -- read-only views, for the core, tests, metrics and health checks ---------------
 
     @property
     def game_count(self) -> int:
@@ -113,132 +161,375 @@ class Lobby:
 
     @property
     def member_count(self) -> int:
-        return len(self._seats)
+        return len(self._members)
 
-    def members(self, game: GameId) -> list[ConnectionId]:
-        """Every connection in ``game``: players first, then spectators in arrival order."""
-        return self._rooms[game].members()
+    def members(self, game: GameId) -> Mapping[ConnectionId, Profile]:
+        """Every connection in ``game``, in arrival order, with the protocol it speaks."""
+        return self._rooms[game].members
 
     def game(self, game: GameId) -> Game:
         return self._rooms[game].game
 
+    def seats(self, game: GameId) -> Mapping[Player, SeatState]:
+        return self._rooms[game].seats
+
+    def version(self, game: GameId) -> int:
+        """The version of ``game``'s last event (0 before the first)."""
+        return self._rooms[game].version
+
     def seat(self, connection: ConnectionId) -> tuple[GameId, Role] | None:
         """The game and role of ``connection``, if it is in one."""
-        seat = self._seats.get(connection)
-        return None if seat is None else (seat[0].id, seat[1])
+        member = self._members.get(connection)
+        return None if member is None else (member.room.id, member.role)
 
-    def receive(self, connection: ConnectionId, message: ClientMessage, outbox: Outbox) -> None:
+    def profile(self, connection: ConnectionId) -> Profile:
+        """The protocol ``connection`` speaks (the tutorial's until its ``init`` says)."""
+        return Profile.VERSIONED if connection in self._versioned else Profile.TUTORIAL
+
+    @property
+    def seat_grace(self) -> float:
+        return self._grace
+
+    # -- input ---------------------------------------------------------------------------
+
+    def receive(
+        self, connection: ConnectionId, message: ClientMessage, outbox: Outbox, now: float
+    ) -> None:
         """Act on one valid message from ``connection``."""
-        if isinstance(message, Init):
-            self._init(connection, message, outbox)
-        else:
+        if type(message) is Play:
             self._play(connection, message.column, outbox)
-
-    def leave(self, connection: ConnectionId, outbox: Outbox) -> None:
-        """``connection`` is gone: free its seat, tell the others, forget empty games."""
-        seat = self._seats.pop(connection, None)
-        if seat is None:
-            return
-        room, role = seat
-        if role is Role.SPECTATOR:
-            del room.spectators[connection]
+        elif type(message) is Init:
+            self._init(connection, message, outbox, now)
         else:
-            player = _PLAYER_OF_ROLE[role]
-            del room.players[player]
+            assert type(message) is Claim
+            self._claim(connection, outbox, now)
+
+    def refuse(self, connection: ConnectionId, refusal: Refusal, outbox: Outbox) -> None:
+        """Send ``refusal`` as ``connection``'s protocol shows it (with its code, if versioned)."""
+        code = refusal.code if connection in self._versioned else None
+        outbox.send(connection, Error(message=refusal.message, code=code))
+
+    def leave(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
+        """``connection`` is gone. A player's seat waits for its token (a drop is not a
+        leave); a game nobody can come back to any more is forgotten."""
+        self._versioned.discard(connection)
+        member = self._members.pop(connection, None)
+        if member is None:
+            return
+        room = member.room
+        del room.members[connection]
+        if member.role is Role.SPECTATOR:
+            pass
+        else:
+            player = _PLAYER_OF_ROLE[member.role]
+            self._change_seat(room, player, SeatInput.DROP, SeatRequest(now=now), outbox)
             outbox.report(PlayerLeft(game=room.id, player=player, connection=connection))
-        if room.players or room.spectators:
-            if role is not Role.SPECTATOR:
-                outbox.broadcast(room.id, Left(player=_PLAYER_OF_ROLE[role]))
+        if not room.members:
+            self._schedule_forget(room, now, outbox)
+
+    # -- time ----------------------------------------------------------------------------
+
+    @property
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline
+
+    def advance(self, now: float, outbox: Outbox) -> None:
+        """Forget the games whose time has come (nobody came back)."""
+        for game in self._timers.pop_due(now):
+            room = self._rooms.get(game)
+            if room is not None and room.forget_at is not None:
+                self._schedule_forget(room, now, outbox)
+
+    def _schedule_forget(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """Nobody is connected to ``room``: forget it now, or when the last grace runs out."""
+        forget_at = max(
+            (seat.since + self._grace for seat in room.seats.values() if type(seat) is Away),
+            default=now,
+        )
+        if forget_at > now:
+            room.forget_at = forget_at
+            self._timers.schedule(room.id, forget_at)
             return
         del self._rooms[room.id]
-        del self._keys[_digest(room.join_key)]
-        del self._keys[_digest(room.watch_key)]
+        self._timers.cancel(room.id)
+        self._store.drop(room.id)
         outbox.report(GameClosed(game=room.id))
 
-    def _init(self, connection: ConnectionId, message: Init, outbox: Outbox) -> None:
-        if connection in self._seats:
-            outbox.send(connection, Error(message=ALREADY_IN_GAME))
-        elif message.join is not None and message.watch is not None:
-            outbox.send(connection, Error(message=JOIN_OR_WATCH))
-        elif message.join is not None:
-            self._enter(connection, message.join, Role.YELLOW, outbox)
-        elif message.watch is not None:
-            self._enter(connection, message.watch, Role.SPECTATOR, outbox)
-        else:
-            self._create(connection, outbox)
+    # -- messages ------------------------------------------------------------------------
 
-    def _create(self, connection: ConnectionId, outbox: Outbox) -> None:
-        join_key, watch_key = self._new_key(), self._new_key()
-        join_digest, watch_digest = _digest(join_key), _digest(watch_key)
-        if join_key == watch_key or join_digest in self._keys or watch_digest in self._keys:
-            raise LocalProtocolError("the key factory returned a key that is already in use")
+    def _init(self, connection: ConnectionId, message: Init, outbox: Outbox, now: float) -> None:
+        token = message.token
+        if message.v is not None or token is not None:
+            self._versioned.add(connection)
+        profile = self.profile(connection)
+        since = message.v or 0
+        if connection in self._members:
+            self.refuse(connection, ALREADY_IN_GAME, outbox)
+        elif message.join is not None and message.watch is not None:
+            self.refuse(connection, JOIN_OR_WATCH, outbox)
+        elif token is not None:
+            if message.join is not None or message.watch is not None:
+                self.refuse(connection, TOKEN_ALONE, outbox)
+            else:
+                self._resume(connection, token, since, outbox, now)
+        elif message.join is not None:
+            self._join(connection, message.join, profile, since, outbox, now)
+        elif message.watch is not None:
+            self._watch(connection, message.watch, profile, since, outbox, now)
+        else:
+            self._create(connection, profile, since, outbox, now)
+
+    def _create(
+        self, connection: ConnectionId, profile: Profile, since: int, outbox: Outbox, now: float
+    ) -> None:
+        # Every secret first: a factory that fails leaves nothing half made.
+        join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key)
         self._next_id += 1
+        self._store.create(room.id)
+        self._store.add_secret(_digest(room.join_key), room.id, Credential.JOIN)
+        self._store.add_secret(_digest(room.watch_key), room.id, Credential.WATCH)
         self._rooms[room.id] = room
-        self._keys[join_digest] = (room, Role.YELLOW)
-        self._keys[watch_digest] = (room, Role.SPECTATOR)
-        room.players[Player.RED] = connection
-        self._seats[connection] = (room, Role.RED)
         outbox.report(GameCreated(game=room.id, connection=connection))
-        outbox.send(connection, GameKeys(join=join_key, watch=watch_key))
+        outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
+        self._take_seat(connection, room, Player.RED, token, profile, since, outbox, now)
 
-    def _enter(self, connection: ConnectionId, key: str, role: Role, outbox: Outbox) -> None:
-        found = self._keys.get(_digest(key))
-        if found is None or found[1] is not role or not found[0].holds(key, role):
-            outbox.send(connection, Error(message=GAME_NOT_FOUND))
-            return
-        room = found[0]
-        if role is Role.YELLOW and Player.YELLOW in room.players:
-            outbox.send(connection, Error(message=SEAT_TAKEN))
-            return
-        # Replay first, so that the newcomer's board is complete before anything live.
-        game = room.game
-        for move in game.moves:
-            outbox.send(connection, Played(player=move.player, column=move.column, row=move.row))
-        if game.winner is not None:
-            outbox.send(connection, Win(player=game.winner, cells=game.winning_cells))
-        elif game.is_draw:
-            outbox.send(connection, Draw())
-        # Who is here. Red created the game, so an empty red seat means red left: saying so
-        # also means a newcomer always hears something, even with no moves and nobody seated.
-        red_presence = Joined if Player.RED in room.players else Left
-        outbox.send(connection, red_presence(player=Player.RED))
-        if Player.YELLOW in room.players:
-            outbox.send(connection, Joined(player=Player.YELLOW))
-        self._seats[connection] = (room, role)
-        if role is Role.SPECTATOR:
-            room.spectators[connection] = None
-            outbox.report(SpectatorJoined(game=room.id, connection=connection))
+    def _join(
+        self,
+        connection: ConnectionId,
+        key: str,
+        profile: Profile,
+        since: int,
+        outbox: Outbox,
+        now: float,
+    ) -> None:
+        room = self._find(key, (Credential.JOIN,))
+        if room is None:
+            self.refuse(connection, GAME_NOT_FOUND, outbox)
+        elif type(room.seats[Player.YELLOW]) is not Vacant:
+            self.refuse(connection, SEAT_TAKEN, outbox)
         else:
-            room.players[Player.YELLOW] = connection
-            outbox.report(PlayerJoined(game=room.id, player=Player.YELLOW, connection=connection))
-            outbox.broadcast(room.id, Joined(player=Player.YELLOW))
+            token = self._new_key()
+            self._take_seat(connection, room, Player.YELLOW, token, profile, since, outbox, now)
+
+    def _take_seat(
+        self,
+        connection: ConnectionId,
+        room: _Room,
+        player: Player,
+        token: str,
+        profile: Profile,
+        since: int,
+        outbox: Outbox,
+        now: float,
+    ) -> None:
+        digest = _digest(token)
+        request = SeatRequest(connection=connection, token=digest, now=now)
+        change = transition(room.seats[player], SeatInput.TAKE, request)
+        assert isinstance(change, SeatChange)  # the caller saw the seat vacant
+        self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
+        if profile is Profile.VERSIONED:
+            outbox.send(connection, Seat(player=player, token=token))
+        self._catch_up(connection, room, profile, since, outbox, now, fresh=player is Player.RED)
+        self._enter(connection, room, _ROLE_OF_PLAYER[player], profile)
+        self._apply_seat_change(room, player, change, outbox, now)
+        if player is Player.YELLOW:  # the creator's seat is reported as ``GameCreated``
+            outbox.report(PlayerJoined(game=room.id, player=player, connection=connection))
+
+    def _watch(
+        self,
+        connection: ConnectionId,
+        key: str,
+        profile: Profile,
+        since: int,
+        outbox: Outbox,
+        now: float,
+    ) -> None:
+        # The join key lets its holder watch too: whoever could have taken the seat may see
+        # the game (the page of a join link whose seat is taken offers to).
+        room = self._find(key, (Credential.WATCH, Credential.JOIN))
+        if room is None:
+            self.refuse(connection, GAME_NOT_FOUND, outbox)
+            return
+        self._catch_up(connection, room, profile, since, outbox, now)
+        self._enter(connection, room, Role.SPECTATOR, profile)
+        outbox.report(SpectatorJoined(game=room.id, connection=connection))
+
+    def _resume(
+        self, connection: ConnectionId, token: str, since: int, outbox: Outbox, now: float
+    ) -> None:
+        digest = _digest(token)
+        found = self._store.find(digest)
+        player = None if found is None else _PLAYER_OF_CREDENTIAL.get(found[1])
+        room = None if found is None else self._rooms.get(found[0])
+        if player is None or room is None:
+            self.refuse(connection, UNKNOWN_TOKEN, outbox)
+            return
+        request = SeatRequest(connection=connection, token=digest, now=now)
+        change = transition(room.seats[player], SeatInput.RESUME, request)
+        if isinstance(change, Refusal):  # pragma: no cover - a found token is the seat's
+            self.refuse(connection, change, outbox)
+            return
+        outbox.send(connection, Seat(player=player, token=token))
+        if player is Player.RED:
+            # The creator's page shows the invite links: a reloaded page needs them again.
+            outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
+        self._catch_up(connection, room, Profile.VERSIONED, since, outbox, now)
+        displaced = change.displaced
+        if displaced is not None:
+            del self._members[displaced]
+            del room.members[displaced]
+            outbox.disconnect(
+                displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
+            )
+            outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
+        self._enter(connection, room, _ROLE_OF_PLAYER[player], Profile.VERSIONED)
+        self._apply_seat_change(room, player, change, outbox, now)
+        outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
 
     def _play(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
-        seat = self._seats.get(connection)
-        if seat is None:
-            outbox.send(connection, Error(message=INIT_FIRST))
+        member = self._members.get(connection)
+        if member is None:
+            self.refuse(connection, INIT_FIRST, outbox)
             return
-        room, role = seat
+        role = member.role
         if role is Role.SPECTATOR:
-            outbox.send(connection, Error(message=SPECTATORS_CANNOT_PLAY))
+            self.refuse(connection, SPECTATORS_CANNOT_PLAY, outbox)
             return
+        room = member.room
         game = room.game
         result = game.play(_PLAYER_OF_ROLE[role], column)
-        if isinstance(result, IllegalMove):
-            outbox.send(connection, Error(message=result.reason))
+        if type(result) is IllegalMove:
+            self.refuse(connection, Refusal(code=result.code, message=result.reason), outbox)
             return
-        outbox.broadcast(
-            room.id, Played(player=result.player, column=result.column, row=result.row)
-        )
-        if not game.is_over:
+        assert not isinstance(result, IllegalMove)
+        self._append(room, MovePlayed(player=result.player, column=column, row=result.row), outbox)
+        ending = game.ending
+        if ending is not None:
+            self._append(
+                room, GameOver(winner=game.winner, ending=ending, cells=game.winning_cells), outbox
+            )
+            outbox.report(
+                GameEnded(game=room.id, winner=game.winner, moves=len(game.moves), reason=ending)
+            )
+
+    def _claim(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
+        member = self._members.get(connection)
+        if member is None:
+            self.refuse(connection, INIT_FIRST, outbox)
             return
-        if game.winner is not None:
-            outbox.broadcast(room.id, Win(player=game.winner, cells=game.winning_cells))
+        if member.role is Role.SPECTATOR:
+            self.refuse(connection, SPECTATORS_CANNOT_CLAIM, outbox)
+            return
+        room = member.room
+        game = room.game
+        player = _PLAYER_OF_ROLE[member.role]
+        opponent = _OPPONENT[player]
+        seat = room.seats[opponent]
+        name = opponent.value.capitalize()
+        if game.is_over:
+            self.refuse(connection, GAME_OVER, outbox)
+        elif type(seat) is Vacant:
+            self.refuse(connection, NO_OPPONENT, outbox)
+        elif type(seat) is Held:
+            self.refuse(connection, opponent_connected(name), outbox)
+        elif type(seat) is Away and now < seat.since + self._grace:
+            seconds = math.ceil(seat.since + self._grace - now)
+            self.refuse(connection, too_early(name, seconds), outbox)
         else:
-            outbox.broadcast(room.id, Draw())
-        outbox.report(GameEnded(game=room.id, winner=game.winner, moves=len(game.moves)))
+            game.end(player, Ending.CLAIM)
+            self._append(room, GameOver(winner=player, ending=Ending.CLAIM), outbox)
+            outbox.report(
+                GameEnded(game=room.id, winner=player, moves=len(game.moves), reason=Ending.CLAIM)
+            )
+
+    # -- the parts -------------------------------------------------------------------------
+
+    def _find(self, key: str, credentials: tuple[Credential, ...]) -> _Room | None:
+        found = self._store.find(_digest(key))
+        if found is None or found[1] not in credentials:
+            return None
+        return self._rooms.get(found[0])
+
+    def _catch_up(
+        self,
+        connection: ConnectionId,
+        room: _Room,
+        profile: Profile,
+        since: int,
+        outbox: Outbox,
+        now: float,
+        *,
+        fresh: bool = False,
+    ) -> None:
+        """Bring a newcomer up to the game's current version, before anything live.
+
+        Versioned: every event after ``since``, or a snapshot if they cannot all be given.
+        The tutorial's protocol: its replay (nothing for the creator of a fresh game).
+        """
+        grace = self._grace
+        if profile is Profile.TUTORIAL:
+            if not fresh:
+                for message in snapshot(
+                    room.game, room.seats, room.version, profile, now=now, grace=grace
+                ):
+                    outbox.send(connection, message)
+            return
+        events = self._store.since(room.id, since)
+        if events is None:
+            for message in snapshot(
+                room.game, room.seats, room.version, profile, now=now, grace=grace
+            ):
+                outbox.send(connection, message)
+            return
+        for logged in events:
+            projected = project(logged, profile, now=now, grace=grace)
+            assert projected is not None  # the versioned protocol sees every event
+            outbox.send(connection, projected)
+
+    def _enter(self, connection: ConnectionId, room: _Room, role: Role, profile: Profile) -> None:
+        self._members[connection] = _Member(room, role)
+        room.members[connection] = profile
+        if room.forget_at is not None:
+            room.forget_at = None  # somebody is here: the game is not forgotten
+            self._timers.cancel(room.id)
+
+    def _change_seat(
+        self,
+        room: _Room,
+        player: Player,
+        seat_input: SeatInput,
+        request: SeatRequest,
+        outbox: Outbox,
+    ) -> None:
+        change = transition(room.seats[player], seat_input, request)
+        assert isinstance(change, SeatChange)  # a drop is never refused
+        self._apply_seat_change(room, player, change, outbox, request.now)
+
+    def _apply_seat_change(
+        self, room: _Room, player: Player, change: SeatChange, outbox: Outbox, now: float
+    ) -> None:
+        room.seats[player] = change.seat
+        logged = change.logged
+        if logged is SeatEvent.TAKEN:
+            self._append(room, SeatTaken(player=player), outbox)
+        elif logged is SeatEvent.AWAY:
+            self._append(room, SeatAway(player=player, since=now), outbox)
+        elif logged is SeatEvent.BACK:
+            self._append(room, SeatBack(player=player), outbox)
+
+    def _append(self, room: _Room, event: GameEvent, outbox: Outbox) -> None:
+        logged = self._store.append(room.id, room.version, event)
+        if type(logged) is Conflict:
+            # One process owns its games in memory: nobody else appends.
+            raise LocalProtocolError(f"game {room.id}: log at {logged.version}, not {room.version}")
+        assert type(logged) is Logged
+        room.version = logged.version
+        outbox.publish(room.id, logged)
 
 
-def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+def _digest(secret: str) -> bytes:
+    # Secrets are stored and found by digest, not as given: a dict lookup compares the given
+    # string with stored ones, and how long that takes must not tell how much of a key was
+    # right (a digest's prefix tells nothing). Tokens are then compared in constant time.
+    return hashlib.sha256(secret.encode()).digest()

@@ -65,6 +65,8 @@ class Network:
         self.chunker = chunker
         self.peers: dict[ConnectionId, Peer] = {}
         self.events: list[Event] = []
+        #: The time every call into the server is made at; ``advance`` moves it.
+        self.now = 0.0
 
     def feed(self, peer: Peer, data: bytes | None) -> None:
         """Give the server bytes from ``peer``, cut as the chunker says.
@@ -72,16 +74,26 @@ class Network:
         Like a driver, stop writing to the server once it closed the connection.
         """
         if data is None:
-            self.apply(self.server.receive_data(peer.id, None))
+            self.apply(self.server.receive_data(peer.id, None, self.now))
             return
         for chunk in self.chunker(data):
             if peer.transport_closed:
                 return
-            self.apply(self.server.receive_data(peer.id, chunk))
+            self.apply(self.server.receive_data(peer.id, chunk, self.now))
 
     def advance(self, now: float) -> None:
-        """Set the server's clock to ``now`` and deliver what its timers did."""
+        """Set the clock to ``now`` and deliver what the server's timers did."""
+        self.now = now
         self.apply(self.server.advance(now))
+
+    def wait_out_grace(self) -> None:
+        """Move the clock past the seat grace period: games nobody came back to are gone."""
+        self.advance(self.now + self.server.config.seat_grace)
+
+    def lose(self, peer: Peer) -> None:
+        """``peer``'s transport failed (a reset, a network change): no close frame, no FIN."""
+        peer.transport_closed = True
+        self.apply(self.server.connection_lost(peer.id, self.now))
 
     def apply(self, output: Output) -> None:
         self.events.extend(output.events)
@@ -103,7 +115,7 @@ class Network:
 class Peer:
     def __init__(self, network: Network) -> None:
         self.network = network
-        self.id = network.server.open_connection()
+        self.id = network.server.open_connection(network.now)
         network.peers[self.id] = self
         self.transport_closed = False
 

@@ -264,7 +264,7 @@ class Neighbourhood:
         for peer in self.peers:
             peer.take()
         self.before = self._census()
-        self.connection = self.server.open_connection()
+        self.connection = self.server.open_connection(self.now)
         self.received = bytearray()
         self.closed = False
 
@@ -276,6 +276,11 @@ class Neighbourhood:
             lobby.member_count,
             lobby.game(1).moves,
         )
+
+    def _advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.network.now = self.now  # the bystanders answer their pings at this time
+        self.route(self.server.advance(self.now))
 
     def route(self, output: Output) -> None:
         """The connection under test's part of ``output`` to ``received``, the rest to peers."""
@@ -293,7 +298,7 @@ class Neighbourhood:
 
     def feed(self, data: bytes, sizes: list[int]) -> None:
         for piece in pieces(data, sizes):
-            self.route(self.server.receive_data(self.connection, piece))
+            self.route(self.server.receive_data(self.connection, piece, self.now))
             if self.closed:
                 return
 
@@ -301,20 +306,21 @@ class Neighbourhood:
         """End the connection under test, if the server did not; it must then be forgotten."""
         if not self.closed:
             if how == "end of stream":
-                self.route(self.server.receive_data(self.connection, None))
+                self.route(self.server.receive_data(self.connection, None, self.now))
             elif how == "connection lost":
-                self.route(self.server.connection_lost(self.connection))
+                self.route(self.server.connection_lost(self.connection, self.now))
             else:
                 # A silent peer: the request timeout, the unanswered ping, or the close
                 # timeout ends it; the bystanders answer their pings and stay.
                 for _ in range(3):
-                    self.now += 100.0
-                    self.route(self.server.advance(self.now))
+                    self._advance(100.0)
                     if self.closed:
                         break
         assert self.closed
+        # A game the connection made, or a seat it held, waits out the grace period.
+        self._advance(self.server.config.seat_grace)
         with pytest.raises(LocalProtocolError):
-            self.server.receive_data(self.connection, b"x")
+            self.server.receive_data(self.connection, b"x", self.now)
         assert self._census() == self.before
         for peer in self.peers:
             assert peer.take() == []

@@ -108,7 +108,9 @@ def assert_still_serves(network: Network, headers: list[tuple[str, str]] | None 
     yellow.close()
     assert red.transport_closed
     assert yellow.transport_closed
-    assert (server.connection_count, server.lobby.member_count, server.lobby.game_count) == before
+    # Both seats wait for their tokens through the grace period, so the game stays for now.
+    after = (server.connection_count, server.lobby.member_count, server.lobby.game_count)
+    assert after == (before[0], before[1], before[2] + 1)
 
 
 def head_fields(size: int, config: Config) -> list[tuple[str, str]]:
@@ -677,7 +679,7 @@ def test_shutdown_waits_for_close_frames_at_most_the_close_timeout() -> None:
     yellow.answer_close = False
     network.advance(2.0)
     yellow.send({"type": "play", "column": 9})
-    network.apply(network.server.shutdown())
+    network.apply(network.server.shutdown(network.now))
     assert red.close_code == yellow.close_code == 1001
     assert red.transport_closed
     assert not yellow.transport_closed
@@ -687,7 +689,7 @@ def test_shutdown_waits_for_close_frames_at_most_the_close_timeout() -> None:
     assert yellow.transport_closed
     assert refusals(network, yellow) == ["No close frame within 5 s."]
     assert refusals(network, red) == []
-    assert_state(network)
+    assert_state(network, games=1)  # the seats wait for their tokens
 
 
 def test_shutdown_waits_the_close_timeout_for_a_peer_that_was_idle() -> None:
@@ -697,7 +699,7 @@ def test_shutdown_waits_the_close_timeout_for_a_peer_that_was_idle() -> None:
     network.advance(12.0)
     yellow.send({"type": "play", "column": 9})  # last heard from at 12
     network.advance(19.0)  # quiet, but not yet due a ping
-    network.apply(network.server.shutdown())
+    network.apply(network.server.shutdown(network.now))
     assert yellow.close_code == 1001
     network.advance(19.0)  # the driver runs the timers at once
     assert not yellow.transport_closed
@@ -706,7 +708,7 @@ def test_shutdown_waits_the_close_timeout_for_a_peer_that_was_idle() -> None:
     network.advance(24.0)
     assert yellow.transport_closed
     assert refusals(network, yellow) == ["No close frame within 5 s."]
-    assert_state(network)
+    assert_state(network, games=1)  # the seats wait for their tokens
 
 
 # -- rate limit ----------------------------------------------------------------------------
@@ -884,7 +886,7 @@ def test_at_the_connection_cap_the_server_stops_accepting_until_one_closes() -> 
     second = network.websocket()
     assert not server.accepting
     with pytest.raises(LocalProtocolError, match="max_connections"):
-        server.open_connection()
+        server.open_connection(0.0)
     assert server.connection_count == 2
 
     first.request("GET", "/healthz", [("Connection", "close")])
@@ -918,7 +920,7 @@ def test_busy_response_is_a_complete_503_that_closes() -> None:
 def test_too_slow_reader_is_closed_with_1013_and_its_opponent_told() -> None:
     network = Network()
     red, yellow = start_game(network)
-    output = network.server.too_slow(yellow.id)
+    output = network.server.too_slow(yellow.id, network.now)
     assert output.close == frozenset({yellow.id})
     network.apply(output)
     assert yellow.close_code == 1013
@@ -927,9 +929,9 @@ def test_too_slow_reader_is_closed_with_1013_and_its_opponent_told() -> None:
     assert refusals(network, yellow) == ["Reading too slowly to keep up."]
     assert_state(network, connections=1, members=1, games=1)
     with pytest.raises(LocalProtocolError):
-        network.server.receive_data(yellow.id, b"x")
+        network.server.receive_data(yellow.id, b"x", network.now)
     with pytest.raises(LocalProtocolError):
-        network.server.too_slow(yellow.id)
+        network.server.too_slow(yellow.id, network.now)
     assert_still_serves(network)
 
 
@@ -939,8 +941,9 @@ def test_too_slow_reader_is_closed_with_1013_and_its_opponent_told() -> None:
 @pytest.mark.parametrize(
     "message",
     [
-        {"type": "init", "watch": "key-1"},  # the join key, to watch
         {"type": "init", "join": "key-2"},  # the watch key, to join
+        {"type": "init", "join": "key-3"},  # red's seat token, to join
+        {"type": "init", "watch": "key-3"},  # red's seat token, to watch
         {"type": "init", "join": "key-"},
         {"type": "init", "join": "key-11"},
         {"type": "init", "join": "KEY-1"},
@@ -964,11 +967,12 @@ def test_only_the_exact_key_of_the_right_role_finds_the_game(message: dict[str, 
     assert peer.take() == [{"type": "joined", "player": "red"}]
 
 
-def test_keys_of_a_game_everyone_left_find_nothing() -> None:
+def test_keys_of_a_game_nobody_came_back_to_find_nothing() -> None:
     network = Network()
     red, yellow = start_game(network)
     red.close()
     yellow.close()
+    network.wait_out_grace()
     assert_state(network)
     peer = network.websocket()
     peer.send({"type": "init", "join": "key-1"})

@@ -38,7 +38,13 @@ from connect4proto import Config, Event, Game, GameClosed, GameCreated, GameEnde
 # over a run the keep-alive, idle-ping and close timers all come due.
 TICK = 1.0
 # Timers that never fall due exactly on a step (which one wins a tie is no promise).
-TIMERS = Config(request_timeout=9.5, close_timeout=4.5, ping_interval=19.5, ping_timeout=19.5)
+TIMERS = Config(
+    request_timeout=9.5,
+    close_timeout=4.5,
+    ping_interval=19.5,
+    ping_timeout=19.5,
+    seat_grace=29.5,
+)
 
 # Columns played in turn from an empty board, to each kind of end of a game.
 SCRIPTS: tuple[tuple[int, ...], ...] = (
@@ -54,7 +60,7 @@ BINARY_FRAME = b"\x82\x81\x01\x02\x03\x04\x01"
 
 ALREADY_IN_GAME = "You are already in a game."
 GAME_NOT_FOUND = "Game not found."
-SEAT_TAKEN = "This game already has a yellow player."
+SEAT_TAKEN = "This game already has two players."
 JOIN_OR_WATCH = "Send either join or watch, not both."
 INIT_FIRST = "Send an init message first."
 SPECTATORS_CANNOT_PLAY = "Spectators cannot play."
@@ -143,13 +149,25 @@ class GameModel:
     moves: list[tuple[str, int, int]] = field(default_factory=list)
     red: Client | None = None
     yellow: Client | None = None
+    #: Since when each seat whose holder dropped is away (a seat is held, away or vacant).
+    away: dict[str, float] = field(default_factory=dict)
     spectators: list[Client] = field(default_factory=list)
+    #: When the game is forgotten, while nobody is connected to it.
+    forget_at: float | None = None
     # The scan is slow: cached along with the number of moves it was made for.
     _winner: tuple[int, tuple[str, list[list[int]]] | None] = (0, None)
 
     def members(self) -> list[Client]:
         seated = [c for c in (self.red, self.yellow) if c is not None]
         return [*seated, *self.spectators]
+
+    def presence(self, player: str) -> list[dict[str, Any]]:
+        """What a replay says of ``player``'s seat: here, away, or nothing while vacant."""
+        if (self.red if player == "red" else self.yellow) is not None:
+            return [{"type": "joined", "player": player}]
+        if player in self.away:
+            return [{"type": "left", "player": player}]
+        return []
 
     @property
     def turn(self) -> str:
@@ -234,6 +252,7 @@ class CoreMachine(RuleBasedStateMachine):
         self.games: dict[int, GameModel] = {}
         self.dead_keys: list[str] = []
         self.created = 0
+        self.keys_used = 0  # the key factory's count: keys, then seat tokens
         self.numbers = 0
         self.events_checked = 0
         # What the current step must produce.
@@ -271,12 +290,21 @@ class CoreMachine(RuleBasedStateMachine):
         client.since = self.now
         client.websocket.send(message)
 
+    def _new_key(self) -> str:
+        self.keys_used += 1
+        return f"key-{self.keys_used}"
+
     def _keys(self) -> dict[str, tuple[GameModel, str]]:
         keys: dict[str, tuple[GameModel, str]] = {}
         for game in self.games.values():
             keys[game.join] = (game, "yellow")
             keys[game.watch] = (game, "spectator")
         return keys
+
+    def _forget(self, game: GameModel) -> None:
+        del self.games[game.id]
+        self.dead_keys += [game.join, game.watch]
+        self.closed_games.add(game.id)
 
     def _leave(self, client: Client) -> None:
         """The server took ``client`` out of its game: the others hear it if it played."""
@@ -292,11 +320,17 @@ class CoreMachine(RuleBasedStateMachine):
         else:
             game.spectators.remove(client)
             player = None
+        if player is not None:
+            game.away[player] = self.now  # the seat waits for its token
         remaining = game.members()
         if not remaining:
-            del self.games[game.id]
-            self.dead_keys += [game.join, game.watch]
-            self.closed_games.add(game.id)
+            # Forgotten once nobody can come back any more: every away seat's grace is over.
+            grace = self.config.seat_grace
+            forget_at = max((since + grace for since in game.away.values()), default=self.now)
+            if forget_at <= self.now:
+                self._forget(game)
+            else:
+                game.forget_at = forget_at
         elif player is not None:
             self._expect({member: [{"type": "left", "player": player}] for member in remaining})
 
@@ -342,7 +376,11 @@ class CoreMachine(RuleBasedStateMachine):
                     due.append((client, "silent since the ping: dropped"))
             elif now >= client.since + config.ping_interval:
                 pinged.append(client)
-        self.network.apply(self.server.advance(now))
+        self.network.advance(now)
+        for game in list(self.games.values()):
+            if game.forget_at is not None and now >= game.forget_at:
+                event("timer: a game nobody came back to forgotten")
+                self._forget(game)
         for client, why in due:
             event(f"timer: {why}")
             self._gone(client)
@@ -385,9 +423,8 @@ class CoreMachine(RuleBasedStateMachine):
         """``client``, in no game, sends ``init``: a new game."""
         self._send(client, {"type": "init"})
         self.created += 1
-        game = GameModel(
-            id=self.created, join=f"key-{2 * self.created - 1}", watch=f"key-{2 * self.created}"
-        )
+        game = GameModel(id=self.created, join=self._new_key(), watch=self._new_key())
+        self._new_key()  # red's seat token
         game.red, client.game, client.role = client, game, "red"
         self.games[game.id] = game
         self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
@@ -399,11 +436,12 @@ class CoreMachine(RuleBasedStateMachine):
             self._expect({client: [error(ALREADY_IN_GAME)]})
             return
         found = self._keys().get(key)
-        if found is None or found[1] != role:
+        # The join key lets its holder watch, too.
+        if found is None or (found[1] != role and role != "spectator"):
             self._expect({client: [error(GAME_NOT_FOUND)]})
             return
         game = found[0]
-        if role == "yellow" and game.yellow is not None:
+        if role == "yellow" and (game.yellow is not None or "yellow" in game.away):
             self._expect({client: [error(SEAT_TAKEN)]})
             return
         replay: list[dict[str, Any]] = [
@@ -411,16 +449,17 @@ class CoreMachine(RuleBasedStateMachine):
             for player, column, row in game.moves
         ]
         replay += game.result()
-        replay.append({"type": "joined" if game.red is not None else "left", "player": "red"})
+        replay += game.presence("red")
         client.game, client.role = game, role
+        game.forget_at = None
         event(f"{role} entered a game " + ("in progress" if game.moves else "with no moves"))
         joined_yellow = {"type": "joined", "player": "yellow"}
         if role == "spectator":
-            if game.yellow is not None:
-                replay.append(joined_yellow)
+            replay += game.presence("yellow")
             game.spectators.append(client)
             self._expect({client: replay})
             return
+        self._new_key()  # yellow's seat token
         self._expect({member: [joined_yellow] for member in game.members()})
         game.yellow = client
         self._expect({client: [*replay, joined_yellow]})
@@ -533,6 +572,8 @@ class CoreMachine(RuleBasedStateMachine):
     def newcomer_joins_or_watches(self, data: st.DataObject, role: str) -> None:
         """A new tab opens a join or watch link of a live game: it gets the replay first."""
         self._tick()
+        if not self.games:
+            return self._check_step()  # the timers forgot the last one
         client = self._connect()
         game = data.draw(st.sampled_from(list(self.games.values())), label="game")
         self._enter(client, game.join if role == "yellow" else game.watch, role)
@@ -617,9 +658,9 @@ class CoreMachine(RuleBasedStateMachine):
             client = data.draw(st.sampled_from(self.clients), label="client")
             connection = client.peer.id
             if how == "end of stream":
-                output = self.server.receive_data(connection, None)
+                output = self.server.receive_data(connection, None, self.network.now)
             else:
-                output = self.server.connection_lost(connection)
+                output = self.server.connection_lost(connection, self.network.now)
             assert connection in output.close
             self.network.apply(output)
             self._gone(client)

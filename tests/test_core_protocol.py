@@ -149,6 +149,8 @@ def test_binary_frame_is_closed_with_1003_and_leaves_the_game() -> None:
     assert red.close_code == 1003
     assert red.close_reason == "Binary frames are not supported."
     assert red.transport_closed  # the client answered the close frame
+    assert network.server.lobby.game_count == 1  # red's seat waits for its token
+    network.wait_out_grace()
     assert network.server.lobby.game_count == 0
     assert ConnectionRefused(connection=red.id, reason="Binary frames are not supported.") in (
         network.events
@@ -177,6 +179,8 @@ def test_message_over_the_size_limit_is_closed_with_1009() -> None:
     red.send({"type": "play", "column": 1, "padding": "é" * 40})  # 40 characters, 80 bytes
     assert red.close_code == 1009
     assert red.take() == []
+    assert network.server.lobby.game_count == 1  # red's seat waits for its token
+    network.wait_out_grace()
     assert network.server.lobby.game_count == 0
 
 
@@ -216,6 +220,8 @@ def test_invalid_frames_are_closed_with_the_rfc_code(frame: bytes, code: int) ->
     assert red.close_code == code
     assert red.transport_closed
     assert network.server.connection_count == 0
+    assert network.server.lobby.game_count == 1  # red's seat waits for its token
+    network.wait_out_grace()
     assert network.server.lobby.game_count == 0
 
 
@@ -355,7 +361,7 @@ def test_end_of_stream_during_http_closes_quietly() -> None:
 def test_shutdown_sends_1001_to_every_websocket_and_ends_http() -> None:
     network, red = started()
     http = network.http()
-    network.apply(network.server.shutdown())
+    network.apply(network.server.shutdown(network.now))
     assert red.close_code == 1001
     assert red.transport_closed  # red answered the close; the server then closed
     assert http.transport_closed
@@ -367,7 +373,7 @@ def test_fail_closes_one_connection_with_1011_and_tells_the_opponent() -> None:
     yellow = network.websocket()
     yellow.send({"type": "init", "join": "key-1"})
     red.take()
-    network.apply(network.server.fail(yellow.id))
+    network.apply(network.server.fail(yellow.id, network.now))
     assert yellow.close_code == 1011
     assert yellow.transport_closed
     assert red.take() == [{"type": "left", "player": "yellow"}]
@@ -376,15 +382,15 @@ def test_fail_closes_one_connection_with_1011_and_tells_the_opponent() -> None:
 def test_pipelined_requests_beyond_one_head_size_in_one_read_are_all_answered() -> None:
     # 500 small requests in a single read: 17,500 bytes, fed to h11 in head-sized pieces.
     server = GameServer(site=SITE, new_key=lambda: "k")
-    connection = server.open_connection()
+    connection = server.open_connection(0.0)
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     data = request * 500 + request[:10]  # and the start of one more
     assert len(data) > Config().max_head_size
-    output = server.receive_data(connection, data)
+    output = server.receive_data(connection, data, 0.0)
     assert output.data[connection].count(b"HTTP/1.1 200 OK\r\n") == 500
     assert connection not in output.close
     # The last one completes later, as if its rest came in the next read.
-    output = server.receive_data(connection, request[10:])
+    output = server.receive_data(connection, request[10:], 0.0)
     assert output.data[connection].startswith(b"HTTP/1.1 200 OK\r\n")
 
 

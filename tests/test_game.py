@@ -83,28 +83,32 @@ def test_full_board_without_four_is_a_draw() -> None:
 @pytest.mark.parametrize("column", [-1, 7, 99, -(2**70), 2**70])
 def test_column_outside_the_board_is_refused(column: int) -> None:
     game = Game()
-    assert game.play(RED, column) == IllegalMove(reason="Column must be between 0 and 6.")
+    assert game.play(RED, column) == IllegalMove(
+        code="bad_column", reason="Column must be between 0 and 6."
+    )
     assert game.moves == ()
 
 
 @pytest.mark.parametrize("column", [True, False, 2.5, 3.0, "3", None, [3]])
 def test_column_that_is_not_an_integer_is_refused(column: object) -> None:
     game = Game()
-    assert game.play(RED, column) == IllegalMove(reason="Column must be an integer.")
+    assert game.play(RED, column) == IllegalMove(
+        code="bad_column", reason="Column must be an integer."
+    )
     assert game.moves == ()
 
 
 def test_playing_out_of_turn_is_refused() -> None:
     game = Game()
-    assert game.play(YELLOW, 0) == IllegalMove(reason="It isn't your turn.")
+    assert game.play(YELLOW, 0) == IllegalMove(code="not_your_turn", reason="It isn't your turn.")
     game.play(RED, 0)
-    assert game.play(RED, 0) == IllegalMove(reason="It isn't your turn.")
+    assert game.play(RED, 0) == IllegalMove(code="not_your_turn", reason="It isn't your turn.")
     assert len(game.moves) == 1
 
 
 def test_full_column_is_refused() -> None:
     game = play_all([2, 2, 2, 2, 2, 2])
-    assert game.play(RED, 2) == IllegalMove(reason="This slot is full.")
+    assert game.play(RED, 2) == IllegalMove(code="column_full", reason="This slot is full.")
     assert len(game.moves) == 6
     assert game.turn is RED
 
@@ -114,7 +118,7 @@ def test_no_move_after_the_game_ended(columns: list[int]) -> None:
     game = play_all(columns)
     before = game.moves
     for player in (RED, YELLOW):
-        assert game.play(player, 4) == IllegalMove(reason="The game is over.")
+        assert game.play(player, 4) == IllegalMove(code="game_over", reason="The game is over.")
     assert game.moves == before
 
 
@@ -140,9 +144,9 @@ def test_bitboard_agrees_with_a_naive_grid_scan(columns: list[int]) -> None:
         result = game.play(player, column)
         over = bool(reference_fours(grid, RED) or reference_fours(grid, YELLOW)) or len(grid) == 42
         if over:
-            assert result == IllegalMove(reason="The game is over.")
+            assert result == IllegalMove(code="game_over", reason="The game is over.")
         elif heights[column] == 6:
-            assert result == IllegalMove(reason="This slot is full.")
+            assert result == IllegalMove(code="column_full", reason="This slot is full.")
         else:
             assert result == Move(player=player, column=column, row=heights[column])
             grid[(column, heights[column])] = player

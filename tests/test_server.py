@@ -180,14 +180,15 @@ async def test_shutdown_sends_1001_and_waits_for_the_close(driver: Any) -> None:
 async def test_unexpected_error_closes_only_that_connection_with_1011(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A key factory that fails on the second game: a bug inside the core's call.
+    # A key factory that fails on the second game (each takes three keys: join, watch, and
+    # red's seat token): a bug inside the core's call.
     keys = counting_keys()
     calls = 0
 
     def flaky_keys() -> str:
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 4:
             raise RuntimeError("entropy ran out")
         return keys()
 
@@ -348,11 +349,11 @@ class _FailsOnSecondOpen(GameServer):
 
     opened = 0
 
-    def open_connection(self) -> ConnectionId:
+    def open_connection(self, now: float) -> ConnectionId:
         self.opened += 1
         if self.opened == 2:
             raise RuntimeError("bug in open_connection")
-        return super().open_connection()
+        return super().open_connection(now)
 
 
 async def test_an_error_while_opening_a_connection_costs_only_that_connection(

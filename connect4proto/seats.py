@@ -1,0 +1,153 @@
+"""A seat belongs to a person (the holder of its token), not to a socket.
+
+``Vacant`` until somebody takes it; ``Held`` while its holder is connected; ``Away`` when that
+connection drops, until the token comes back. Every (seat, input) pair that can happen is in
+``_TRANSITIONS``; a pair missing from it is the lobby's mistake (``LocalProtocolError``), and
+a refused pair is a ``Refusal`` to send back, never a forgotten branch.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from .errors import LocalProtocolError
+from .events import ConnectionId
+from .refusals import SEAT_TAKEN, UNKNOWN_TOKEN, Refusal
+
+__all__ = [
+    "Away",
+    "Held",
+    "Seat",
+    "SeatChange",
+    "SeatEvent",
+    "SeatInput",
+    "SeatRequest",
+    "Vacant",
+    "transition",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Vacant:
+    """Nobody holds the seat yet."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """``connection`` acts for the seat; ``token`` is the digest of its token."""
+
+    connection: ConnectionId
+    token: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Away:
+    """The holder's connection dropped at ``since``; the token may bring them back."""
+
+    token: bytes
+    since: float
+
+
+Seat: TypeAlias = Vacant | Held | Away
+
+
+class SeatInput(enum.Enum):
+    TAKE = "take"  # a newcomer asks for the seat (create, join)
+    DROP = "drop"  # the holder's connection ended
+    RESUME = "resume"  # somebody presents the seat's token
+
+    __hash__ = object.__hash__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeatRequest:
+    """Who asks, when, with which token digest (a new one for TAKE)."""
+
+    connection: ConnectionId | None = None
+    token: bytes = b""
+    now: float = 0.0
+
+
+class SeatEvent(enum.Enum):
+    """What the game's log records of a change (``log.SeatTaken``, ...), if anything."""
+
+    TAKEN = "taken"
+    AWAY = "away"
+    BACK = "back"
+
+    __hash__ = object.__hash__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeatChange:
+    """The seat's next state, what to log, and a connection that no longer holds it."""
+
+    seat: Seat
+    logged: SeatEvent | None = None
+    displaced: ConnectionId | None = None
+
+
+def _take(seat: Seat, request: SeatRequest) -> SeatChange:
+    assert request.connection is not None
+    return SeatChange(
+        seat=Held(connection=request.connection, token=request.token), logged=SeatEvent.TAKEN
+    )
+
+
+def _refuse_taken(seat: Seat, request: SeatRequest) -> Refusal:
+    return SEAT_TAKEN
+
+
+def _drop(seat: Seat, request: SeatRequest) -> SeatChange:
+    assert isinstance(seat, Held)
+    return SeatChange(seat=Away(token=seat.token, since=request.now), logged=SeatEvent.AWAY)
+
+
+def _take_over(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
+    # A second tab, or another device: the newest connection wins, and the older one is
+    # told and stops acting, so that two sockets never act for one seat.
+    assert isinstance(seat, Held)
+    assert request.connection is not None
+    if not hmac.compare_digest(seat.token, request.token):
+        return UNKNOWN_TOKEN
+    return SeatChange(
+        seat=Held(connection=request.connection, token=seat.token), displaced=seat.connection
+    )
+
+
+def _come_back(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
+    assert isinstance(seat, Away)
+    assert request.connection is not None
+    if not hmac.compare_digest(seat.token, request.token):
+        return UNKNOWN_TOKEN
+    return SeatChange(
+        seat=Held(connection=request.connection, token=seat.token), logged=SeatEvent.BACK
+    )
+
+
+_Handler: TypeAlias = Callable[[Seat, SeatRequest], "SeatChange | Refusal"]
+
+#: Every pair that can happen. Not here, because the lobby never asks for them: dropping a seat
+#: nobody holds, and resuming a vacant seat (it has no token to be found by).
+_TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
+    (Vacant, SeatInput.TAKE): _take,
+    (Held, SeatInput.TAKE): _refuse_taken,
+    (Away, SeatInput.TAKE): _refuse_taken,
+    (Held, SeatInput.DROP): _drop,
+    (Held, SeatInput.RESUME): _take_over,
+    (Away, SeatInput.RESUME): _come_back,
+}
+
+
+def transition(seat: Seat, seat_input: SeatInput, request: SeatRequest) -> SeatChange | Refusal:
+    """What ``seat_input`` does to ``seat``."""
+    handler = _TRANSITIONS.get((type(seat), seat_input))
+    if handler is None:
+        raise LocalProtocolError(
+            f"no seat transition for {type(seat).__name__} on {seat_input.value}"
+        )
+    return handler(seat, request)
