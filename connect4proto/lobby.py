@@ -370,10 +370,10 @@ class Lobby:
         if isinstance(change, Refusal):  # pragma: no cover - a found token is the seat's
             self.refuse(connection, change, outbox)
             return
-        outbox.send(connection, Seat(player=player, token=token))
         if player is Player.RED:
             # The creator's page shows the invite links: a reloaded page needs them again.
             outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
+        outbox.send(connection, Seat(player=player, token=token))
         self._catch_up(connection, room, Profile.VERSIONED, since, outbox, now)
         displaced = change.displaced
         if displaced is not None:
