@@ -218,9 +218,7 @@ class Lobby:
             return
         room = member.room
         del room.members[connection]
-        if member.role is Role.SPECTATOR:
-            pass
-        else:
+        if member.role is not Role.SPECTATOR:
             player = _PLAYER_OF_ROLE[member.role]
             self._change_seat(room, player, SeatInput.DROP, SeatRequest(now=now), outbox)
             outbox.report(PlayerLeft(game=room.id, player=player, connection=connection))

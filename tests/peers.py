@@ -151,6 +151,8 @@ class WebSocketPeer(Peer):
         self.accepted = False
         self.rejected: RejectConnection | None = None
         self.messages: list[dict[str, Any]] = []
+        #: The text of every message, exactly as sent (``messages`` has them parsed).
+        self.texts: list[str] = []
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.pongs: list[bytes] = []
@@ -175,6 +177,7 @@ class WebSocketPeer(Peer):
                 pass
             elif isinstance(event, TextMessage):
                 assert event.message_finished, "the server sends whole messages"
+                self.texts.append(event.data)
                 self.messages.append(json.loads(event.data))
             elif isinstance(event, CloseConnection):
                 self.close_code = event.code

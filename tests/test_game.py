@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connect4proto import Game, IllegalMove, Move, Player
+from connect4proto import Ending, Game, IllegalMove, Move, Player
 
 RED, YELLOW = Player.RED, Player.YELLOW
 
@@ -157,3 +157,21 @@ def test_bitboard_agrees_with_a_naive_grid_scan(columns: list[int]) -> None:
     assert game.winner is expected_winner
     assert set(game.winning_cells) == (red or yellow)
     assert game.is_draw == (expected_winner is None and len(grid) == 42)
+
+
+def test_a_game_ended_off_the_board_refuses_moves_and_a_second_ending() -> None:
+    game = Game()
+    game.play(RED, 3)
+    game.end(YELLOW, Ending.CLAIM)
+    assert (game.winner, game.ending, game.is_over, game.is_draw) == (
+        YELLOW,
+        Ending.CLAIM,
+        True,
+        False,
+    )
+    assert game.winning_cells == ()
+    assert game.play(YELLOW, 0) == IllegalMove(code="game_over", reason="The game is over.")
+    with pytest.raises(ValueError, match="over already"):
+        game.end(RED, Ending.CLAIM)
+    with pytest.raises(ValueError, match="decided by the board"):
+        Game().end(RED, Ending.FOUR_IN_A_ROW)
