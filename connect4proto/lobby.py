@@ -257,13 +257,17 @@ class Lobby:
 
     def _init(self, connection: ConnectionId, message: Init, outbox: Outbox, now: float) -> None:
         token = message.token
+        if connection in self._members:
+            # Its protocol was chosen when it entered its game, and stays.
+            self.refuse(connection, ALREADY_IN_GAME, outbox)
+            return
         if message.v is not None or token is not None:
             self._versioned.add(connection)
+        else:
+            self._versioned.discard(connection)
         profile = self.profile(connection)
         since = message.v or 0
-        if connection in self._members:
-            self.refuse(connection, ALREADY_IN_GAME, outbox)
-        elif message.join is not None and message.watch is not None:
+        if message.join is not None and message.watch is not None:
             self.refuse(connection, JOIN_OR_WATCH, outbox)
         elif token is not None:
             if message.join is not None or message.watch is not None:

@@ -14,6 +14,7 @@ the middle of the games, and the model predicts those too.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,17 @@ from peers import HttpPeer, Network, WebSocketPeer
 from test_game import DRAW_COLUMNS, reference_fours
 from wsproto.events import Message
 
-from connect4proto import Config, Event, Game, GameClosed, GameCreated, GameEnded, Move, Player
+from connect4proto import (
+    Config,
+    Ending,
+    Event,
+    Game,
+    GameClosed,
+    GameCreated,
+    GameEnded,
+    Move,
+    Player,
+)
 
 # The clock moves by this much before every step: each step starts a new second of the
 # per-connection rate limit (no step sends more than 21 messages on one connection), and
@@ -68,6 +79,25 @@ OUT_OF_RANGE = "Column must be between 0 and 6."
 GAME_OVER = "The game is over."
 NOT_YOUR_TURN = "It isn't your turn."
 SLOT_FULL = "This slot is full."
+UNKNOWN_TOKEN = "This game cannot be resumed: it has ended and expired, or the seat token is wrong."
+SPECTATORS_CANNOT_CLAIM = "Spectators cannot claim a game."
+NO_OPPONENT = "Nobody has joined this game yet."
+#: The stable code of each refusal, sent beside the text to versioned clients.
+CODES = {
+    ALREADY_IN_GAME: "already_in_game",
+    GAME_NOT_FOUND: "game_not_found",
+    SEAT_TAKEN: "seat_taken",
+    JOIN_OR_WATCH: "bad_init",
+    INIT_FIRST: "init_first",
+    SPECTATORS_CANNOT_PLAY: "spectator",
+    SPECTATORS_CANNOT_CLAIM: "spectator",
+    OUT_OF_RANGE: "bad_column",
+    GAME_OVER: "game_over",
+    NOT_YOUR_TURN: "not_your_turn",
+    SLOT_FULL: "column_full",
+    UNKNOWN_TOKEN: "unknown_token",
+    NO_OPPONENT: "no_opponent",
+}
 
 
 def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -80,20 +110,27 @@ def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
         turn += 1
 
 
-def error(text: str) -> dict[str, Any]:
-    return {"type": "error", "message": text}
+def error(text: str, code: str | None = None) -> dict[str, Any]:
+    if code is None:
+        return {"type": "error", "message": text}
+    return {"type": "error", "message": text, "code": code}
 
 
 class _AnyInvalidMessageError:
     """Equal to any ``error`` whose text is the decoder's reason: its exact words are msgspec's."""
 
+    def __init__(self, versioned: bool = False) -> None:
+        self.versioned = versioned
+
     def __eq__(self, other: object) -> bool:
+        keys = {"type", "message", "code"} if self.versioned else {"type", "message"}
         return (
             isinstance(other, dict)
-            and other.keys() == {"type", "message"}
+            and other.keys() == keys
             and other["type"] == "error"
             and isinstance(other["message"], str)
             and other["message"].startswith("Invalid message: ")
+            and other.get("code", "invalid_message") == "invalid_message"
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -102,7 +139,11 @@ class _AnyInvalidMessageError:
         return "{'type': 'error', 'message': 'Invalid message: ...'}"
 
 
-INVALID_MESSAGE_ERROR = _AnyInvalidMessageError()
+def strip_grace(message: dict[str, Any]) -> dict[str, Any]:
+    """An event as logged: an ``away``'s ``grace`` is the time left when it was sent."""
+    if message["type"] == "away":
+        return {k: v for k, v in message.items() if k != "grace"}
+    return message
 
 
 def _is_not_json(text: str) -> bool:
@@ -135,7 +176,7 @@ INVALID_TEXTS = st.one_of(
     .flatmap(lambda name: st.fixed_dictionaries({"type": st.just("init"), name: _NOT_A_KEY}))
     .map(json.dumps),
     st.text(max_size=10)
-    .filter(lambda kind: kind not in ("init", "play"))
+    .filter(lambda kind: kind not in ("init", "play", "claim"))
     .map(lambda kind: json.dumps({"type": kind, "column": 3})),
     st.sampled_from(["{}", '{"type": "play"}', '{"column": 3}', '{"type": null}']),
 )
@@ -154,6 +195,14 @@ class GameModel:
     spectators: list[Client] = field(default_factory=list)
     #: When the game is forgotten, while nobody is connected to it.
     forget_at: float | None = None
+    #: The versioned events, in order (``log[i]`` has ``v`` i + 1), without an away's grace;
+    #: and when each away began, by its ``v``.
+    log: list[dict[str, Any]] = field(default_factory=list)
+    away_at: dict[int, float] = field(default_factory=dict)
+    #: Each seat's token, once taken.
+    tokens: dict[str, str] = field(default_factory=dict)
+    #: The winner by a claim (the board did not end the game).
+    claimed: str | None = None
     # The scan is slow: cached along with the number of moves it was made for.
     _winner: tuple[int, tuple[str, list[list[int]]] | None] = (0, None)
 
@@ -189,16 +238,41 @@ class GameModel:
         return self._winner[1]
 
     def is_over(self) -> bool:
-        return self.winner() is not None or len(self.moves) == 42
+        return self.claimed is not None or self.winner() is not None or len(self.moves) == 42
 
-    def result(self) -> list[dict[str, Any]]:
-        """What follows the moves in a replay: ``win``, ``draw`` or nothing."""
+    def ending(self) -> tuple[str | None, str, list[list[int]]] | None:
+        """The winner, the reason and the cells; None while the game goes on."""
+        if self.claimed is not None:
+            return self.claimed, "claim", []
         winner = self.winner()
         if winner is not None:
-            return [{"type": "win", "player": winner[0], "cells": winner[1]}]
+            return winner[0], "four", winner[1]
         if len(self.moves) == 42:
-            return [{"type": "draw"}]
-        return []
+            return None, "full", []
+        return None
+
+    def result(self, versioned: bool = False) -> list[dict[str, Any]]:
+        """What follows the moves in a replay, or a move that ends the game: ``win``,
+        ``draw`` or nothing (in the tutorial's protocol; versioned: with ``reason``)."""
+        ending = self.ending()
+        if ending is None:
+            return []
+        winner, reason, cells = ending
+        message: dict[str, Any] = (
+            {"type": "draw"}
+            if winner is None
+            else {"type": "win", "player": winner, "cells": cells}
+        )
+        if versioned:
+            message["reason"] = reason
+        return [message]
+
+    def seat_view(self, player: str, now: float, grace: float) -> dict[str, Any]:
+        if (self.red if player == "red" else self.yellow) is not None:
+            return {"state": "here"}
+        if player in self.away:
+            return {"state": "away", "grace": round(max(0.0, self.away[player] + grace - now), 3)}
+        return {"state": "vacant"}
 
 
 @dataclass(eq=False)
@@ -218,6 +292,10 @@ class Client:
     #: The server sent its close frame and left the game; it waits for the peer's close.
     closing: bool = False
     checked: int = 0  # how many of peer.messages were already compared with the model
+    #: Speaks the versioned protocol (its init carried ``v`` or a token).
+    versioned: bool = False
+    #: The part of the game's log this page had applied before this connection (a resumer).
+    base: list[dict[str, Any]] = field(default_factory=list)
     pings: int = 0  # how many pings from the server the model expects so far
     moves_when_left: list[tuple[str, int, int]] = field(default_factory=list)
 
@@ -306,8 +384,57 @@ class CoreMachine(RuleBasedStateMachine):
         self.dead_keys += [game.join, game.watch]
         self.closed_games.add(game.id)
 
-    def _leave(self, client: Client) -> None:
-        """The server took ``client`` out of its game: the others hear it if it played."""
+    def _refuse(self, client: Client, text: str) -> None:
+        self._expect({client: [error(text, CODES[text] if client.versioned else None)]})
+
+    def _publish(
+        self, game: GameModel, tutorial: dict[str, Any] | None, versioned: dict[str, Any]
+    ) -> None:
+        """A new event of ``game``'s log: each member hears it as its protocol shows it."""
+        logged = {**versioned, "v": len(game.log) + 1}
+        game.log.append(logged)
+        live = dict(logged)
+        if logged["type"] == "away":
+            game.away_at[logged["v"]] = self.now
+            live["grace"] = self.config.seat_grace
+        for member in game.members():
+            if member.versioned:
+                self._expect({member: [live]})
+            elif tutorial is not None:
+                self._expect({member: [tutorial]})
+
+    def _catch_up(self, client: Client, game: GameModel, since: int) -> list[dict[str, Any]]:
+        """What a versioned newcomer gets before anything live: the events after ``since``,
+        or a snapshot if it is ahead of the log (this model's logs are never trimmed)."""
+        grace, now = self.config.seat_grace, self.now
+        if since > len(game.log):
+            event("resumed from ahead of the log: a snapshot")
+            snapshot: dict[str, Any] = {
+                "type": "sync",
+                "v": len(game.log),
+                "moves": [{"player": p, "column": c, "row": r} for p, c, r in game.moves],
+                "red": game.seat_view("red", now, grace),
+                "yellow": game.seat_view("yellow", now, grace),
+            }
+            ending = game.ending()
+            if ending is not None:
+                winner, reason, cells = ending
+                snapshot["result"] = {"winner": winner, "reason": reason, "cells": cells}
+            client.base = list(game.log)
+            return [snapshot]
+        client.base = game.log[:since]
+        events = []
+        for logged in game.log[since:]:
+            message = dict(logged)
+            if message["type"] == "away":
+                left = game.away_at[message["v"]] + grace - now
+                message["grace"] = round(max(0.0, left), 3)
+            events.append(message)
+        return events
+
+    def _leave(self, client: Client, *, silently: bool = False) -> None:
+        """The server took ``client`` out of its game: the others hear it if it played
+        (unless a newer connection took its seat: then nothing changed for them)."""
         game = client.game
         if game is None:
             return
@@ -320,10 +447,14 @@ class CoreMachine(RuleBasedStateMachine):
         else:
             game.spectators.remove(client)
             player = None
+        if silently:
+            return
         if player is not None:
             game.away[player] = self.now  # the seat waits for its token
-        remaining = game.members()
-        if not remaining:
+            self._publish(
+                game, {"type": "left", "player": player}, {"type": "away", "player": player}
+            )
+        if not game.members():
             # Forgotten once nobody can come back any more: every away seat's grace is over.
             grace = self.config.seat_grace
             forget_at = max((since + grace for since in game.away.values()), default=self.now)
@@ -331,8 +462,6 @@ class CoreMachine(RuleBasedStateMachine):
                 self._forget(game)
             else:
                 game.forget_at = forget_at
-        elif player is not None:
-            self._expect({member: [{"type": "left", "player": player}] for member in remaining})
 
     def _gone(self, client: Client) -> None:
         """The server forgot ``client``."""
@@ -419,73 +548,177 @@ class CoreMachine(RuleBasedStateMachine):
         assert peer.accepted
         return self._new_client(peer)
 
-    def _create(self, client: Client) -> None:
+    def _create(self, client: Client, versioned: bool = False) -> None:
         """``client``, in no game, sends ``init``: a new game."""
-        self._send(client, {"type": "init"})
+        self._send(client, {"type": "init", "v": 0} if versioned else {"type": "init"})
+        client.versioned = versioned
         self.created += 1
         game = GameModel(id=self.created, join=self._new_key(), watch=self._new_key())
-        self._new_key()  # red's seat token
+        game.tokens["red"] = self._new_key()
         game.red, client.game, client.role = client, game, "red"
         self.games[game.id] = game
         self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
+        if versioned:
+            self._expect({client: [{"type": "seat", "player": "red", "token": game.tokens["red"]}]})
+        self._publish(game, None, {"type": "joined", "player": "red"})
 
-    def _enter(self, client: Client, key: str, role: str) -> None:
-        """``init`` with a join key (``role`` yellow) or a watch key (spectator)."""
-        self._send(client, {"type": "init", "join" if role == "yellow" else "watch": key})
+    def _enter(self, client: Client, key: str, role: str, since: int | None = None) -> None:
+        """``init`` with a join key (``role`` yellow) or a watch key (spectator); ``since``
+        (the last ``v`` applied) asks for the versioned protocol."""
+        message = {"type": "init", "join" if role == "yellow" else "watch": key}
+        if since is not None:
+            message["v"] = since
+        self._send(client, message)
         if client.game is not None:
-            self._expect({client: [error(ALREADY_IN_GAME)]})
+            self._refuse(client, ALREADY_IN_GAME)
             return
+        client.versioned = since is not None
         found = self._keys().get(key)
         # The join key lets its holder watch, too.
         if found is None or (found[1] != role and role != "spectator"):
-            self._expect({client: [error(GAME_NOT_FOUND)]})
+            self._refuse(client, GAME_NOT_FOUND)
             return
         game = found[0]
         if role == "yellow" and (game.yellow is not None or "yellow" in game.away):
-            self._expect({client: [error(SEAT_TAKEN)]})
+            self._refuse(client, SEAT_TAKEN)
             return
-        replay: list[dict[str, Any]] = [
-            {"type": "play", "player": player, "column": column, "row": row}
-            for player, column, row in game.moves
-        ]
-        replay += game.result()
-        replay += game.presence("red")
+        if since is not None:
+            replay = self._catch_up(client, game, since)
+        else:
+            replay = [
+                {"type": "play", "player": player, "column": column, "row": row}
+                for player, column, row in game.moves
+            ]
+            replay += game.result()
+            replay += game.presence("red")
+            if role == "spectator":
+                replay += game.presence("yellow")
         client.game, client.role = game, role
         game.forget_at = None
         event(f"{role} entered a game " + ("in progress" if game.moves else "with no moves"))
-        joined_yellow = {"type": "joined", "player": "yellow"}
         if role == "spectator":
-            replay += game.presence("yellow")
             game.spectators.append(client)
             self._expect({client: replay})
             return
-        self._new_key()  # yellow's seat token
-        self._expect({member: [joined_yellow] for member in game.members()})
+        game.tokens["yellow"] = self._new_key()
+        if since is not None:
+            seat = {"type": "seat", "player": "yellow", "token": game.tokens["yellow"]}
+            self._expect({client: [seat]})
+        self._expect({client: replay})
         game.yellow = client
-        self._expect({client: [*replay, joined_yellow]})
+        joined_yellow = {"type": "joined", "player": "yellow"}
+        self._publish(game, joined_yellow, joined_yellow)
+
+    def _resume(self, client: Client, token: str, since: int) -> None:
+        """``init`` with a seat token: the seat back, the events after ``since``, then live."""
+        self._send(client, {"type": "init", "token": token, "v": since})
+        if client.game is not None:
+            self._refuse(client, ALREADY_IN_GAME)
+            return
+        client.versioned = True
+        found = [
+            (game, player)
+            for game in self.games.values()
+            for player, seat_token in game.tokens.items()
+            if seat_token == token
+        ]
+        if not found:
+            self._refuse(client, UNKNOWN_TOKEN)
+            return
+        ((game, player),) = found
+        if player == "red":
+            self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
+        self._expect({client: [{"type": "seat", "player": player, "token": token}]})
+        self._expect({client: self._catch_up(client, game, since)})
+        holder = game.red if player == "red" else game.yellow
+        game.forget_at = None
+        if holder is not None:
+            # A second tab: the newest connection takes the seat; the older one is closed
+            # with 4000 and leaves the game without a word to the others.
+            event("a seat taken over by a newer connection")
+            self._leave(holder, silently=True)
+            peer = holder.websocket
+            assert peer is not None
+            assert peer.close_code == 4000, holder
+            if peer.transport_closed:
+                self._gone_quietly(holder)
+            else:
+                holder.closing, holder.since = True, self.now  # it plays dead: the close timer
+        else:
+            event("a seat taken back after a drop")
+            del game.away[player]
+        client.game, client.role = game, player
+        if player == "red":
+            game.red = client
+        else:
+            game.yellow = client
+        if holder is None:
+            joined = {"type": "joined", "player": player}
+            self._publish(game, joined, joined)
+
+    def _gone_quietly(self, client: Client) -> None:
+        assert client.peer.transport_closed, client
+        self.clients.remove(client)
+        self.gone.append(client)
+
+    def _claim(self, client: Client) -> None:
+        self._send(client, {"type": "claim"})
+        game = client.game
+        if game is None:
+            self._refuse(client, INIT_FIRST)
+            return
+        if client.role == "spectator":
+            self._refuse(client, SPECTATORS_CANNOT_CLAIM)
+            return
+        assert client.role is not None
+        opponent = "yellow" if client.role == "red" else "red"
+        name = opponent.capitalize()
+        grace = self.config.seat_grace
+        if game.is_over():
+            self._refuse(client, GAME_OVER)
+        elif (game.red if opponent == "red" else game.yellow) is not None:
+            text = f"{name} is connected: play on."
+            self._expect(
+                {client: [error(text, "opponent_connected" if client.versioned else None)]}
+            )
+        elif opponent not in game.away:
+            self._refuse(client, NO_OPPONENT)
+        elif self.now < game.away[opponent] + grace:
+            seconds = math.ceil(game.away[opponent] + grace - self.now)
+            text = f"{name} may still come back: you can claim the win in {seconds} s."
+            self._expect({client: [error(text, "too_early" if client.versioned else None)]})
+        else:
+            event("a game won by a claim")
+            game.claimed = client.role
+            win = {"type": "win", "player": client.role, "cells": []}
+            self._publish(game, win, {**win, "reason": "claim"})
+            self.ended_games.add((game.id, Player(client.role), len(game.moves)))
 
     def _play(self, client: Client, column: int) -> None:
         """Send a play message; the model says who hears what."""
         self._send(client, {"type": "play", "column": column})
         game = client.game
         if game is None:
-            self._expect({client: [error(INIT_FIRST)]})
+            self._refuse(client, INIT_FIRST)
         elif client.role == "spectator":
-            self._expect({client: [error(SPECTATORS_CANNOT_PLAY)]})
+            self._refuse(client, SPECTATORS_CANNOT_PLAY)
         elif not 0 <= column < 7:
-            self._expect({client: [error(OUT_OF_RANGE)]})
+            self._refuse(client, OUT_OF_RANGE)
         elif game.is_over():
-            self._expect({client: [error(GAME_OVER)]})
+            self._refuse(client, GAME_OVER)
         elif client.role != game.turn:
-            self._expect({client: [error(NOT_YOUR_TURN)]})
+            self._refuse(client, NOT_YOUR_TURN)
         elif game.height(column) == 6:
-            self._expect({client: [error(SLOT_FULL)]})
+            self._refuse(client, SLOT_FULL)
         else:
             row = game.height(column)
             game.moves.append((game.turn, column, row))
             played = {"type": "play", "player": client.role, "column": column, "row": row}
-            self._expect({member: [played, *game.result()] for member in game.members()})
+            self._publish(game, played, played)
             if game.is_over():
+                (tutorial,) = game.result()
+                (versioned,) = game.result(versioned=True)
+                self._publish(game, tutorial, versioned)
                 event("a game ended in a " + ("draw" if len(game.moves) == 42 else "win"))
                 winner = game.winner()
                 player = None if winner is None else Player(winner[0])
@@ -544,39 +777,88 @@ class CoreMachine(RuleBasedStateMachine):
         self._check_step()
 
     @precondition(lambda self: self.talkers())
-    @rule(data=st.data())
-    def create_game(self, data: st.DataObject) -> None:
+    @rule(data=st.data(), versioned=st.booleans())
+    def create_game(self, data: st.DataObject, versioned: bool) -> None:
         self._tick()
         client = self._pick_talker(data)
         if client.game is not None:
             self._send(client, {"type": "init"})
-            self._expect({client: [error(ALREADY_IN_GAME)]})
+            self._refuse(client, ALREADY_IN_GAME)
             self._check_step()
             return
-        self._create(client)
+        self._create(client, versioned)
         self._check_step()
         created = [e for e in self.network.events if isinstance(e, GameCreated)]
         assert created[-1] == GameCreated(game=self.created, connection=client.peer.id)
 
     @precondition(lambda self: self.talkers())
-    @rule(data=st.data(), role=st.sampled_from(["yellow", "spectator"]))
-    def join_or_watch(self, data: st.DataObject, role: str) -> None:
+    @rule(
+        data=st.data(),
+        role=st.sampled_from(["yellow", "spectator"]),
+        since=st.none() | st.just(0),
+    )
+    def join_or_watch(self, data: st.DataObject, role: str, since: int | None) -> None:
         self._tick()
         client = self._pick_talker(data)
         keys = [*self._keys(), *self.dead_keys, "no-such-key", ""]
-        self._enter(client, data.draw(st.sampled_from(keys), label="key"), role)
+        self._enter(client, data.draw(st.sampled_from(keys), label="key"), role, since)
         self._check_step()
 
     @precondition(lambda self: self.games)
-    @rule(data=st.data(), role=st.sampled_from(["yellow", "spectator"]))
-    def newcomer_joins_or_watches(self, data: st.DataObject, role: str) -> None:
+    @rule(
+        data=st.data(),
+        role=st.sampled_from(["yellow", "spectator"]),
+        since=st.none() | st.just(0),
+    )
+    def newcomer_joins_or_watches(self, data: st.DataObject, role: str, since: int | None) -> None:
         """A new tab opens a join or watch link of a live game: it gets the replay first."""
         self._tick()
         if not self.games:
             return self._check_step()  # the timers forgot the last one
         client = self._connect()
         game = data.draw(st.sampled_from(list(self.games.values())), label="game")
-        self._enter(client, game.join if role == "yellow" else game.watch, role)
+        self._enter(client, game.join if role == "yellow" else game.watch, role, since)
+        self._check_step()
+
+    def _seats_with_tokens(self) -> list[tuple[GameModel, str]]:
+        return [(g, player) for g in self.games.values() for player in g.tokens]
+
+    @precondition(lambda self: self._seats_with_tokens() or self.dead_keys)
+    @rule(data=st.data(), where=st.sampled_from(["zero", "middle", "latest", "ahead"]))
+    def resume_a_seat(self, data: st.DataObject, where: str) -> None:
+        """A page comes back with its seat's token (after a drop, or as a second tab), from
+        the last ``v`` it applied; or a token that leads nowhere any more."""
+        self._tick()
+        seats = self._seats_with_tokens()
+        client = self._connect()
+        if not seats:
+            self._resume(client, "no-such-token", 0)
+            return self._check_step()
+        game, player = data.draw(st.sampled_from(seats), label="seat")
+        latest = len(game.log)
+        since = {"zero": 0, "middle": latest // 2, "latest": latest, "ahead": latest + 3}[where]
+        self._resume(client, game.tokens[player], since)
+        self._check_step()
+
+    @precondition(lambda self: self.games)
+    @rule(data=st.data(), where=st.sampled_from(["zero", "middle", "latest", "ahead"]))
+    def resume_watching(self, data: st.DataObject, where: str) -> None:
+        """A spectator's page comes back with the watch key and the last ``v`` it applied."""
+        self._tick()
+        if not self.games:
+            return self._check_step()  # the timers forgot the last one
+        client = self._connect()
+        game = data.draw(st.sampled_from(list(self.games.values())), label="game")
+        latest = len(game.log)
+        since = {"zero": 0, "middle": latest // 2, "latest": latest, "ahead": latest + 3}[where]
+        self._enter(client, game.watch, "spectator", since)
+        self._check_step()
+
+    @precondition(lambda self: self.talkers())
+    @rule(data=st.data())
+    def claim(self, data: st.DataObject) -> None:
+        self._tick()
+        self._claim(self._pick_talker(data))
         self._check_step()
 
     @precondition(lambda self: self.talkers())
@@ -587,8 +869,9 @@ class CoreMachine(RuleBasedStateMachine):
         keys = [*self._keys(), "no-such-key"]
         join, watch = (data.draw(st.sampled_from(keys), label=name) for name in ("join", "watch"))
         self._send(client, {"type": "init", "join": join, "watch": watch})
-        in_game = client.game is not None
-        self._expect({client: [error(ALREADY_IN_GAME if in_game else JOIN_OR_WATCH)]})
+        if client.game is None:
+            client.versioned = False  # the init had no ``v``
+        self._refuse(client, ALREADY_IN_GAME if client.game is not None else JOIN_OR_WATCH)
         self._check_step()
 
     @precondition(lambda self: self.talkers())
@@ -628,7 +911,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._tick()
         client = self._pick_talker(data)
         self._send(client, text)
-        self._expect({client: [INVALID_MESSAGE_ERROR]})
+        self._expect({client: [_AnyInvalidMessageError(client.versioned)]})
         self._check_step()
 
     @precondition(lambda self: self.talkers())
@@ -730,8 +1013,9 @@ class CoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_member_received_every_move_once_and_in_order(self) -> None:
+        """In the tutorial's protocol (versioned clients: the invariant below)."""
         for client in self.clients:
-            if client.websocket is None:
+            if client.websocket is None or client.versioned:
                 continue
             plays = [
                 (message["player"], message["column"], message["row"])
@@ -741,19 +1025,39 @@ class CoreMachine(RuleBasedStateMachine):
             assert plays == client.expected_plays(), client
 
     @invariant()
+    def each_versioned_member_holds_exactly_its_games_log(self) -> None:
+        """Applying each event once, in order of ``v`` (as a page does), after what it had
+        before this connection: no gap, no duplicate, nothing missing."""
+        for client in self.clients:
+            peer = client.websocket
+            if peer is None or not client.versioned or client.game is None:
+                continue
+            applied = list(client.base)
+            for message in peer.messages:
+                if message["type"] == "sync":
+                    assert message["v"] == len(applied), client
+                elif "v" in message and message["v"] > len(applied):
+                    assert message["v"] == len(applied) + 1, (client, message)
+                    applied.append(strip_grace(message))
+            assert applied == client.game.log, client
+
+    @invariant()
     def each_board_is_the_replay_of_its_moves(self) -> None:
         for game in self.games.values():
             replay = Game()
             for player, column, row in game.moves:
                 move = replay.play(Player(player), column)
                 assert move == Move(player=Player(player), column=column, row=row)
+            if game.claimed is not None:
+                replay.end(Player(game.claimed), Ending.CLAIM)
             board = self.server.lobby.game(game.id)
             assert board.moves == replay.moves
             assert board.winner == replay.winner
+            assert board.ending == replay.ending
             assert board.winning_cells == replay.winning_cells
             assert board.is_draw == replay.is_draw
-            winner = game.winner()
-            assert board.winner == (None if winner is None else Player(winner[0]))
+            ending = game.ending()
+            assert board.winner == (None if ending is None or ending[0] is None else Player(ending[0]))
 
 
 CoreMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
