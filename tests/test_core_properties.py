@@ -1057,7 +1057,9 @@ class CoreMachine(RuleBasedStateMachine):
             assert board.winning_cells == replay.winning_cells
             assert board.is_draw == replay.is_draw
             ending = game.ending()
-            assert board.winner == (None if ending is None or ending[0] is None else Player(ending[0]))
+            assert board.winner == (
+                None if ending is None or ending[0] is None else Player(ending[0])
+            )
 
 
 CoreMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
