@@ -1,10 +1,14 @@
 """Soak: hundreds of concurrent games against ``python server.py`` on loopback for about a minute.
 
 Random abrupt disconnects (FIN without a close frame, or RST), refused messages and raw bad
-bytes are mixed into the games. Every client checks every event it receives against the
-moves actually sent, so a lost, repeated or reordered move fails the test. At the end: no
-error in the server's log, the server's memory back near where it was after a warm-up,
-``/healthz`` answering, and a clean exit on SIGTERM.
+bytes are mixed into the games. Half of the games speak the versioned protocol: most of their
+dropped players and spectators come back on a new connection with their seat token (or the
+watch key) and the last ``v`` they applied, and now and then a second connection takes a seat
+over. Every client checks every event it receives against the moves actually sent (and, when
+versioned, that each ``v`` is the next one), so a lost, repeated or reordered move fails the
+test. At the end: no error in the server's log, the server's memory back near where it was
+after a warm-up once the seat grace is over, ``/healthz`` answering, and a clean exit on
+SIGTERM.
 
 Each game runs in lock step (a move is sent once everyone connected has seen the previous
 one), so what each client must receive is known exactly; the load comes from running
@@ -56,6 +60,9 @@ MOVE_PAUSE = (0.02, 0.1)
 #: per connection (tried on purpose) exceeds the bound in any run of 6,000 connections or more.
 RSS_SLACK_MIB = 4.0
 RSS_PER_CONNECTION_BYTES = 256
+#: The server's ``--seat-grace``: a game nobody is connected to is forgotten this long after
+#: its last player dropped, so memory is measured once it has passed.
+SEAT_GRACE = 2.0
 
 Problems = list[str]
 
@@ -117,9 +124,14 @@ class Game:
 class Client:
     """One WebSocket of a game; its reader checks every event as it arrives."""
 
-    def __init__(self, game: Game, role: str, problems: Problems, stats: Stats) -> None:
+    def __init__(
+        self, game: Game, role: str, problems: Problems, stats: Stats, *, versioned: bool
+    ) -> None:
         self.game = game
         self.role = role
+        self.versioned = versioned
+        self.last_v = 0  # the last version applied (versioned protocol)
+        self.token: str | None = None  # the seat's token (versioned protocol)
         self.problems = problems
         self.stats = stats
         self.name = f"{game.label} {role}"
@@ -184,6 +196,13 @@ class Client:
         self.kinds.append(str(kind))
         self.stats["events received"] += 1
         game = self.game
+        if self.versioned and kind in ("play", "win", "draw", "joined", "away"):
+            v = event.get("v")
+            if v != self.last_v + 1:
+                what = "a duplicate" if isinstance(v, int) and v <= self.last_v else "a gap"
+                self.problem(f"{what}: v {v} after {self.last_v}")
+            self.last_v = v if isinstance(v, int) else self.last_v
+            self.stats["versions checked"] += 1
         if kind == "play":
             index = self.plays_seen
             self.plays_seen += 1
@@ -204,8 +223,10 @@ class Client:
                 self.problem("draw, but the game was not drawn")
             elif kind == "win":
                 self._check_win(event)
-        elif kind in ("joined", "left"):
-            self.presence.append((kind, str(event.get("player"))))
+        elif kind in ("joined", "left", "away"):
+            self.presence.append(("left" if kind == "away" else kind, str(event.get("player"))))
+        elif kind == "seat" and self.versioned and event.get("player") == self.role:
+            self.token = str(event.get("token"))
         elif kind == "error":
             self.errors.append(str(event.get("message")))
         elif kind == "init" and self.keys is None and self.role == "red":
@@ -305,6 +326,15 @@ class Client:
             self.problem(f"binary frame closed with {self.websocket.close_code}, not 1003")
         self.stats[f"bad message: binary from {self.role}"] += 1
 
+    def resumer(self) -> Client:
+        """The same page on a new connection: it has applied what this one had."""
+        client = Client(self.game, self.role, self.problems, self.stats, versioned=True)
+        client.last_v, client.token = self.last_v, self.token
+        client.plays_seen, client.ended = self.plays_seen, self.ended
+        client.presence = list(self.presence)
+        client.expected_presence = list(self.expected_presence)
+        return client
+
     async def _finish(self, live: set[Client]) -> None:
         live.discard(self)
         if self._reader is not None:
@@ -331,6 +361,12 @@ class Table:
         self.yellow: Client | None = None
         self.spectators: list[Client] = []
         self.opened: list[Client] = []
+        #: Half of the games speak the versioned protocol (the web UI's), half the tutorial's.
+        self.versioned = rng.random() < 0.5
+        #: Seats whose holder dropped (they may come back with the token, if versioned).
+        self.away: set[str] = set()
+        #: Every presence event of the game's log, in order: what a versioned newcomer gets.
+        self.presence_log: list[tuple[str, str]] = []
 
     @property
     def members(self) -> list[Client]:
@@ -340,16 +376,22 @@ class Table:
     def player(self, color: str) -> Client | None:
         return self.red if color == "red" else self.yellow
 
-    async def client(self, role: str) -> Client:
-        client = Client(self.game, role, self.run.problems, self.stats)
+    async def client(self, role: str, versioned: bool | None = None) -> Client:
+        versioned = self.versioned if versioned is None else versioned
+        client = Client(self.game, role, self.run.problems, self.stats, versioned=versioned)
         self.opened.append(client)
         await client.open(self.url, self.run.live)
         return client
+
+    def init(self, **fields: Any) -> dict[str, Any]:
+        """An ``init`` message in this game's protocol."""
+        return {"type": "init", **fields, **({"v": 0} if self.versioned else {})}
 
     async def everyone_caught_up(self) -> None:
         await asyncio.gather(*(client.caught_up() for client in self.members))
 
     def announce(self, kind: str, color: str) -> None:
+        self.presence_log.append((kind, color))
         for client in self.members:
             client.expected_presence.append((kind, color))
 
@@ -357,24 +399,35 @@ class Table:
         """Join or watch: the replay, then who is here, then live events."""
         game = self.game
         replayed = len(game.moves)
-        red_here = self.red is not None
-        yellow_here = self.yellow is not None or client.role == "yellow"
+        # The tutorial's replay says who is here now; the versioned one replays the log.
+        presence = [("joined" if self.red is not None else "left", "red")]
+        if self.yellow is not None:
+            presence.append(("joined", "yellow"))
+        elif "yellow" in self.away:
+            presence.append(("left", "yellow"))
+        client.expected_presence = list(self.presence_log if client.versioned else presence)
         if client.role == "yellow":
-            self.announce("joined", "yellow")
             self.yellow = client
+            self.announce("joined", "yellow")
         else:
             self.spectators.append(client)
-        client.expected_presence = [("joined" if red_here else "left", "red")]
-        if yellow_here:
-            client.expected_presence.append(("joined", "yellow"))
         start = len(client.kinds)
         await client.send(json.dumps(message))
         await self.everyone_caught_up()
-        ending = ["win" if game.winner else "draw"] if game.over else []
-        expected = ["play"] * replayed + ending + [kind for kind, _ in client.expected_presence]
-        if client.kinds[start:] != expected:
-            client.problem(f"joining: received {client.kinds[start:]}, expected {expected}")
-            raise GameFailed
+        if client.versioned:
+            # Every event once, in order of v (checked as they came): the log from the start.
+            expected_v = len(self.presence_log) + replayed + (1 if game.over else 0)
+            if client.last_v != expected_v:
+                client.problem(f"joining: caught up to v {client.last_v}, expected {expected_v}")
+                raise GameFailed
+        else:
+            ending = ["win" if game.winner else "draw"] if game.over else []
+            expected = ["play"] * replayed + ending + [kind for kind, _ in presence]
+            if client.role == "yellow":
+                expected.append("joined")
+            if client.kinds[start:] != expected:
+                client.problem(f"joining: received {client.kinds[start:]}, expected {expected}")
+                raise GameFailed
         self.stats["replayed moves"] += replayed
 
     async def add_spectator(self, keys: dict[str, Any]) -> None:
@@ -396,17 +449,21 @@ class Table:
             await spectator.refused(
                 json.dumps(both), "Send either join or watch, not both.", "join and watch"
             )
-        await self.enter(spectator, {"type": "init", "watch": keys["watch"]})
+        await self.enter(spectator, self.init(watch=keys["watch"]))
         if self.game.moves:
             self.stats["late spectators"] += 1
 
     async def play(self) -> None:
         rng, game, stats = self.rng, self.game, self.stats
         red = self.red = await self.client("red")
-        await red.send('{"type": "init"}')
+        await red.send(json.dumps(self.init()))
         await red.wait(lambda: red.keys is not None, "keys")
         keys = red.keys
         assert keys is not None
+        self.presence_log.append(("joined", "red"))  # v 1, seen by versioned clients only
+        if self.versioned:
+            red.expected_presence.append(("joined", "red"))
+            stats["games started: versioned"] += 1
         stats["games started"] += 1
 
         # Spectators come before yellow, or at some move (late: they get the replay).
@@ -414,7 +471,7 @@ class Table:
         late = sorted(move for move in arrivals if move >= 0)
         for _ in range(len(arrivals) - len(late)):
             await self.add_spectator(keys)
-        await self.enter(await self.client("yellow"), {"type": "init", "join": keys["join"]})
+        await self.enter(await self.client("yellow"), self.init(join=keys["join"]))
 
         disrupt_at = rng.randrange(0, 42) if rng.random() < 0.3 else -1
         while not game.over:
@@ -498,11 +555,15 @@ class Table:
         await client.refused(text, reason, kind)
 
     async def disrupt(self, keys: dict[str, Any]) -> None:
-        """Somebody goes away mid-game, most often without a close frame."""
+        """Somebody goes away mid-game, most often without a close frame; in a versioned
+        game most come back, and now and then a second tab takes a seat over."""
         rng = self.rng
         victims = ["red", "yellow", "yellow"] + ["spectator"] * len(self.spectators)
         victim = rng.choice(victims)
         how = rng.choice(["fin", "rst", "rst", "binary", "close"])
+        if self.versioned and victim != "spectator" and rng.random() < 0.15:
+            await self.take_over(victim)
+            return
         if victim == "spectator":
             client = rng.choice(self.spectators)
             self.spectators.remove(client)
@@ -515,6 +576,7 @@ class Table:
                 self.red = None
             else:
                 self.yellow = None
+            self.away.add(victim)
             # Everyone still in the game hears it (the leaver is out of the members now).
             self.announce("left", victim)
         if how == "binary":
@@ -525,12 +587,65 @@ class Table:
         else:
             await client.drop(how, self.run.live)
         await self.everyone_caught_up()
-        if victim == "yellow" and rng.random() < 0.7:
-            # The join link again: the seat is free, the newcomer gets the replay.
-            await self.enter(await self.client("yellow"), {"type": "init", "join": keys["join"]})
-            self.stats["yellow rejoined"] += 1
+        if self.versioned and how in ("fin", "rst") and rng.random() < 0.8:
+            await self.resume(client, keys)
+        elif victim == "yellow" and rng.random() < 0.7:
+            # The join link again: the seat belongs to its token's holder, so it is refused;
+            # its holder may watch with it instead (it gets the replay).
+            newcomer = await self.client("spectator")
+            await newcomer.refused(
+                json.dumps(self.init(join=keys["join"])),
+                "This game already has two players.",
+                "join a taken seat",
+            )
+            await self.enter(newcomer, self.init(watch=keys["join"]))
         elif victim == "red" and rng.random() < 0.5:
             await self.add_spectator(keys)  # hears that red left, after the replay
+
+    async def resume(self, gone: Client, keys: dict[str, Any]) -> None:
+        """``gone``'s page comes back on a new connection, from the last ``v`` it applied."""
+        client = gone.resumer()
+        self.opened.append(client)
+        await client.open(self.url, self.run.live)
+        if client.role == "spectator":
+            self.spectators.append(client)
+            message = {"type": "init", "watch": keys["watch"], "v": client.last_v}
+        else:
+            assert client.token is not None
+            message = {"type": "init", "token": client.token, "v": client.last_v}
+            client.expected_presence.append(("left", client.role))  # its own away, caught up
+            if client.role == "red":
+                self.red = client
+            else:
+                self.yellow = client
+            self.away.discard(client.role)
+            self.announce("joined", client.role)
+        await client.send(json.dumps(message))
+        await self.everyone_caught_up()
+        if "sync" in client.kinds:
+            client.problem("a snapshot, though its v could be caught up event by event")
+        self.stats[f"resumed: {client.role}"] += 1
+
+    async def take_over(self, color: str) -> None:
+        """A second tab opens the seat: it takes it; the first is closed with 4000."""
+        old = self.player(color)
+        if old is None or old.token is None:
+            return
+        old.gone = True  # the server ends it: expected
+        new = old.resumer()
+        self.opened.append(new)
+        await new.open(self.url, self.run.live)
+        if color == "red":
+            self.red = new
+        else:
+            self.yellow = new
+        await new.send(json.dumps({"type": "init", "token": old.token, "v": old.last_v}))
+        await old.wait(lambda: old.done, "the close of the replaced connection")
+        await old._finish(self.run.live)
+        if old.websocket.close_code != 4000:
+            old.problem(f"replaced, but closed with {old.websocket.close_code}, not 4000")
+        await self.everyone_caught_up()
+        self.stats[f"taken over by a second tab: {color}"] += 1
 
     async def close(self) -> None:
         """Everyone still here leaves; now and then without a close frame."""
@@ -674,7 +789,9 @@ async def settle(run: Run, listeners: int) -> int:
     else:
         open_now = open_sockets(run.pid) - listeners
         run.problems.append(f"the server still has {open_now} client sockets open")
-    await asyncio.sleep(0.5)
+    # Games are kept for their players' comeback until the grace is over (no timing is
+    # asserted: this only lets the server forget them before memory is read).
+    await asyncio.sleep(SEAT_GRACE + 0.5)
     return rss_kib(run.pid)
 
 
@@ -730,7 +847,17 @@ def test_hundreds_of_concurrent_games_with_disconnects_and_bad_messages(tmp_path
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "server.py", "--host", "127.0.0.1", "--port", "0", "--log-level=INFO"],
+            [
+                sys.executable,
+                "server.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--log-level=INFO",
+                "--seat-grace",
+                str(SEAT_GRACE),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=log,
