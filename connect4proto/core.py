@@ -94,20 +94,30 @@ class _Batch:
             self.touched[connection] = None
 
     def publish(self, game: GameId, logged: Logged) -> None:
-        frames: dict[Profile, bytes | None] = {}
+        # Framed at most once per profile, when the first member of that profile needs it.
+        tutorial: bytes | None = _UNSET
+        versioned: bytes | None = _UNSET
         connections = self._connections
         touched = self.touched
         for member, profile in self._lobby.members(game).items():
-            frame = frames.get(profile, _UNSET)
-            if frame is _UNSET:
-                message = project(logged, profile, now=self.now, grace=self._grace)
-                frame = frames[profile] = None if message is None else self._frame(message)
+            if profile is _TUTORIAL:
+                if tutorial is _UNSET:
+                    tutorial = self._project(logged, profile)
+                frame = tutorial
+            else:
+                if versioned is _UNSET:
+                    versioned = self._project(logged, profile)
+                frame = versioned
             if frame is None:
                 continue
             client = connections[member]
             if client.state is _OPEN:  # ``send_frame``, inlined: this loop is the fan-out
                 client.queued.append(frame)
                 touched[member] = None
+
+    def _project(self, logged: Logged, profile: Profile) -> bytes | None:
+        message = project(logged, profile, now=self.now, grace=self._grace)
+        return None if message is None else self._frame(message)
 
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
         self._connections[connection].close(code, reason, now=self.now)
@@ -228,8 +238,10 @@ class GameServer:
     def receive_data(self, connection: ConnectionId, data: bytes | None, now: float) -> Output:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
         client = self._client(connection)
-        self._tick(now)
-        batch = self._batch()
+        if now < self._now:  # ``_tick``, inlined: this runs on every read
+            raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
+        self._now = now
+        batch = _Batch(self._connections, self._lobby, self._framer, now)
         for message in client.receive_data(data, now):
             if message is Throttled.MESSAGE:
                 limit = self._config.max_messages_per_second
@@ -348,6 +360,7 @@ _OPEN = ConnectionState.OPEN
 _HTTP = ConnectionState.HTTP
 _NOBODY: frozenset[ConnectionId] = frozenset()
 _UNSET = b"\x00unset"  # a sentinel, compared by identity
+_TUTORIAL = Profile.TUTORIAL
 #: Messages from a small, fixed set in the tutorial's protocol (2 players x 7 columns x 6 rows
 #: of ``play``, and the presence events): each is encoded and framed once per process.
 _REPEATED = frozenset({Played, Joined, Left, Draw})

@@ -522,10 +522,10 @@ class Lobby:
 
     def _append(self, room: _Room, event: GameEvent, outbox: Outbox) -> None:
         logged = self._store.append(room.id, room.version, event)
-        if type(logged) is Conflict:
+        if type(logged) is not Logged:
             # One process owns its games in memory: nobody else appends.
+            assert type(logged) is Conflict
             raise LocalProtocolError(f"game {room.id}: log at {logged.version}, not {room.version}")
-        assert type(logged) is Logged
         room.version = logged.version
         outbox.publish(room.id, logged)
 
