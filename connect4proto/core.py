@@ -338,6 +338,11 @@ class GameServer:
         ]
         for connection in ended:
             lobby.leave(connection, batch, self._now)
+            client = connections[connection]
+            if client.state is ConnectionState.CLOSING:
+                # Closed during another connection's call (its seat was taken over): the
+                # wait for its close frame needs its own deadline.
+                self._timers.schedule(connection, client.deadline())
         data: dict[ConnectionId, bytes] = {}
         for connection in touched:
             client = connections[connection]

@@ -675,3 +675,19 @@ def test_a_conflict_from_the_store_is_a_local_error_while_one_process_owns_its_g
     red = Tab(network)
     with pytest.raises(LocalProtocolError, match="log at 2, not 1"):
         red.play(3)
+
+
+def test_a_replaced_connection_that_never_answers_the_close_is_dropped_after_the_timeout() -> None:
+    network = Network()
+    red, _yellow, _observer = new_game(network)
+    assert red.seat is not None
+    red.peer.answer_close = False  # a frozen tab
+    Tab(network, token=red.seat["token"])
+    assert red.peer.close_code == SEAT_REPLACED
+    assert not red.peer.transport_closed
+    timeout = network.server.config.close_timeout
+    network.advance(timeout - 0.001)
+    assert not red.peer.transport_closed
+    network.advance(timeout)
+    assert red.peer.transport_closed
+    assert network.server.connection_count == 3
