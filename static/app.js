@@ -1,5 +1,11 @@
 // Browser client for connect4proto. See PROTOCOL.md for the wire protocol.
 // Plain ES module, no dependencies, no build step.
+//
+// The page speaks the versioned protocol: every game event carries `v`, its
+// place in the game's log, and the page applies each `v` exactly once, in
+// order. A seat belongs to whoever holds its token; the page keeps the token
+// in sessionStorage, so a reload or a dropped connection resumes the game
+// where it was instead of losing it.
 
 const COLUMNS = 7;
 const ROWS = 6;
@@ -8,15 +14,46 @@ const COPY_FEEDBACK_MS = 1800;
 // navigator.clipboard.writeText can stay pending (e.g. when the document
 // loses focus), so we stop waiting for it after this long and fall back.
 const CLIPBOARD_TIMEOUT_MS = 1500;
+// Reconnecting uses exponential backoff with full jitter: a random delay in
+// [0, min(cap, base * 2^attempt)], so that every page dropped at once (a
+// server restart, a flaky proxy) does not come back in the same instant.
+const RETRY_BASE_MS = 500;
+const RETRY_CAP_MS = 10_000;
+// The server sends a newcomer its catch-up (the log after its `v`) in one
+// burst, with nothing that marks its end for every role (a spectator, a tab
+// that takes a seat over). Once nothing has arrived for this long the burst
+// is over: later moves are live (animated), and the resume counts as a
+// success (the backoff starts over).
+const CATCH_UP_QUIET_MS = 100;
+// How often countdowns (an away player's grace, the next retry) are redrawn.
+const TICK_MS = 250;
+// The server closes a connection with this code when a newer one took its
+// seat over (a second tab): coming back by ourselves would steal it back.
+const SEAT_REPLACED = 4000;
+const STORAGE_PREFIX = "connect4proto:";
+const ENDED_TEXT = "This game has ended or expired.";
+const SEAT_TAKEN_TEXT = "This game already has two players.";
+const REPLACED_TEXT = "This game is open in another tab or window.";
 
 const $ = (id) => document.getElementById(id);
 
 const dom = {
   board: $("board"),
-  status: $("status"),
   statusRole: $("status-role"),
   statusTurn: $("status-turn"),
   error: $("error"),
+  notice: $("notice"),
+  noticeText: $("notice-text"),
+  watchGame: $("watch-game"),
+  playHere: $("play-here"),
+  retryNow: $("retry-now"),
+  noticeNewGame: $("notice-new-game"),
+  away: $("away"),
+  awayLines: {
+    red: document.querySelector('#away .away-line[data-player="red"]'),
+    yellow: document.querySelector('#away .away-line[data-player="yellow"]'),
+  },
+  claim: $("claim"),
   banner: $("banner"),
   bannerTitle: $("banner-title"),
   bannerDetail: $("banner-detail"),
@@ -32,42 +69,155 @@ const dom = {
 };
 
 // ---------------------------------------------------------------------------
+// What survives a reload: sessionStorage, one entry per page address
+// ---------------------------------------------------------------------------
+
+// Kept per tab (a reload finds it, an address pasted elsewhere does not, so
+// sharing the address bar never hands over a seat) and per address (red's
+// "", yellow's "?join=K", a spectator's "?watch=K"). Never in a cookie: the
+// token must not travel with every request.
+
+function storageKey(search) {
+  return STORAGE_PREFIX + search;
+}
+
+function loadSession() {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(storageKey(location.search)) ?? "null");
+    if (value && typeof value === "object") return value;
+  } catch {
+    // Storage disabled or garbage in it: start afresh.
+  }
+  return null;
+}
+
+function saveSession(value) {
+  try {
+    sessionStorage.setItem(storageKey(location.search), JSON.stringify(value));
+  } catch {
+    // Storage full or disabled: the game still works until a reload.
+  }
+}
+
+function clearSession(search = location.search) {
+  try {
+    sessionStorage.removeItem(storageKey(search));
+  } catch {
+    // Nothing stored, nothing to clear.
+  }
+}
+
+// ---------------------------------------------------------------------------
 // State
 // ---------------------------------------------------------------------------
 
 const params = new URLSearchParams(location.search);
+const stored = loadSession();
+const storedSeat = stored && typeof stored.token === "string" && isPlayer(stored.player)
+  ? stored
+  : null;
+// A join link whose seat was taken may have been turned into a spectator view.
+const storedSpectator = stored?.role === "spectator" && params.has("join");
+
+function initialRole() {
+  if (storedSeat) return storedSeat.player;
+  if (storedSpectator || params.has("watch")) return "spectator";
+  return params.has("join") ? "yellow" : "red";
+}
 
 const state = {
   // "red" (creator), "yellow" (joiner) or "spectator" (watcher).
-  role: params.has("join") ? "yellow" : params.has("watch") ? "spectator" : "red",
-  socket: null,
+  role: initialRole(),
+  // The seat's token, to take the seat back; null until the server gives one.
+  token: storedSeat ? storedSeat.token : null,
+  // What a spectator watches with: the watch key, or a join key whose seat is taken.
+  watchKey: storedSpectator ? params.get("join") : params.get("watch"),
+  // The last `v` applied. A fresh page has an empty board, so it starts at 0
+  // and gets the whole log again; reconnects within the page continue from it.
+  v: 0,
   // Whose turn it is; red always starts.
   turn: "red",
-  // Set by win/draw: { winner: "red" | "yellow" | null }.
+  // Set by win/draw/sync: { winner: "red" | "yellow" | null, reason }.
   result: null,
-  // true = connected, false = left, undefined = not known yet.
+  // true = connected, false = away, undefined = never seated (vacant).
   present: { red: undefined, yellow: undefined },
-  // Last player who left, so the status can say so until they come back.
-  leftPlayer: null,
+  // While a player is away: performance.now() when their grace runs out.
+  graceEnds: { red: null, yellow: null },
   // The join/watch keys, known only to the creator.
   keys: null,
-  // Once we know we are in a game (any game event arrived). An error before
-  // that, with no play sent, means our init was refused.
+  // Once we know we are in a game (a seat or any game event arrived).
   inGame: false,
-  playsSent: 0,
-  // Set when init was refused: the page cannot do anything else.
-  fatal: null,
-  // Set when the socket closed: "Connection lost." or similar.
-  closedMessage: null,
-  // Moves replayed to a joiner/watcher arrive in a burst; animating each
-  // would look like a glitch, so only moves after the replay are animated.
-  live: false,
+  // Set when the server refused our init: { kind, headline, detail }, kind
+  // being "seat-taken", "ended" or "failed". Nothing is retried after it.
+  refusal: null,
   // Navigating away closes the socket; that is not an error to show.
   unloading: false,
+};
+
+const conn = {
+  socket: null,
+  // "connecting" | "open" | "retrying" (waiting for the next attempt) |
+  // "replaced" (another tab has the seat) | "stopped" (nothing to go back to).
+  status: "connecting",
+  // Set when a connection was lost, until a resume succeeds.
+  lost: false,
+  // Why the last connection ended, shown while reconnecting.
+  lostReason: "",
+  // Failed attempts since the last successful (re)connection.
+  attempt: 0,
+  retryAt: 0,
+  retryTimer: 0,
+  // True from an open until the catch-up burst is over (see CATCH_UP_QUIET_MS).
+  catchingUp: false,
+  quietTimer: 0,
+  // A close that happened while the page was being hidden (back/forward cache).
   pendingClose: null,
 };
 
-const errorTimer = { id: 0 };
+const timers = { error: 0, tick: 0 };
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+function capitalize(word) {
+  return word.charAt(0).toUpperCase() + word.slice(1);
+}
+
+function isIndex(value, size) {
+  return Number.isInteger(value) && value >= 0 && value < size;
+}
+
+function isPlayer(value) {
+  return value === "red" || value === "yellow";
+}
+
+function isPlayerRole() {
+  return isPlayer(state.role);
+}
+
+function other(player) {
+  return player === "red" ? "yellow" : "red";
+}
+
+// Writes only on change: re-setting the same text would make screen readers
+// announce live regions again at every redraw (countdowns redraw often).
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function setHidden(element, hidden) {
+  if (element.hidden !== hidden) element.hidden = hidden;
+}
+
+function secondsLeft(deadline) {
+  return Math.max(0, Math.ceil((deadline - performance.now()) / 1000));
+}
+
+function formatClock(seconds) {
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
+}
 
 // ---------------------------------------------------------------------------
 // Board
@@ -148,12 +298,12 @@ function focusColumn(index) {
   columns[clamped].focus();
 }
 
-function placeChecker(column, row, player) {
+function placeChecker(column, row, player, { animate }) {
   const cell = cells[column][row];
   cell.classList.remove("red", "yellow", "drop");
   cell.classList.add(player);
   cell.setAttribute("aria-label", `${capitalize(player)} checker`);
-  if (state.live) {
+  if (animate) {
     // The checker falls from above the board: distance in cells.
     cell.style.setProperty("--drop", String(ROWS - row));
     // Force a reflow so re-adding the class restarts the animation.
@@ -162,7 +312,17 @@ function placeChecker(column, row, player) {
   }
 }
 
+function clearBoard() {
+  for (const column of cells) {
+    for (const cell of column) {
+      cell.classList.remove("red", "yellow", "drop", "win");
+      cell.removeAttribute("aria-label");
+    }
+  }
+}
+
 function highlightWin(winCells) {
+  if (!Array.isArray(winCells)) return;
   for (const pair of winCells) {
     if (!Array.isArray(pair)) continue;
     const [c, r] = pair;
@@ -171,27 +331,57 @@ function highlightWin(winCells) {
 }
 
 // ---------------------------------------------------------------------------
-// Rendering of status, banner, badge
+// What the page is doing
 // ---------------------------------------------------------------------------
 
-function capitalize(word) {
-  return word.charAt(0).toUpperCase() + word.slice(1);
+function phase() {
+  if (state.refusal) return "failed";
+  if (conn.status === "replaced") return "replaced";
+  if (state.result) return "over";
+  if (conn.lost) return "reconnecting";
+  if (!state.inGame) return "connecting";
+  if (state.role === "red" && state.present.yellow === undefined) return "waiting";
+  return "playing";
 }
 
-function isIndex(value, size) {
-  return Number.isInteger(value) && value >= 0 && value < size;
+// A player who is away, as the others see it (we never show ourselves away:
+// our own `away` comes back in a replay, but here we are).
+function awayPlayers() {
+  return ["red", "yellow"].filter(
+    (player) => player !== state.role && state.present[player] === false,
+  );
 }
 
-function isPlayer(value) {
-  return value === "red" || value === "yellow";
+function canClaim(player) {
+  return (
+    isPlayerRole() &&
+    player === other(state.role) &&
+    state.graceEnds[player] !== null &&
+    secondsLeft(state.graceEnds[player]) === 0
+  );
 }
 
-function isPlayerRole() {
-  return state.role === "red" || state.role === "yellow";
+// ---------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------
+
+function render() {
+  const current = phase();
+  renderStatus(current);
+  renderNotice(current);
+  renderAway(current);
+  renderBoardState(current);
+  renderBadge();
+  document.body.dataset.phase = current;
+  document.body.dataset.role = state.role;
+  // Whether events now are live (animated) or a catch-up: for tests and styles.
+  document.body.dataset.live = String(conn.status === "open" && !conn.catchingUp);
+  document.title = `${isMyTurn(current) ? "Your turn · " : ""}Connect Four`;
+  scheduleTick();
 }
 
-function opponent() {
-  return state.role === "red" ? "yellow" : "red";
+function isMyTurn(current) {
+  return current === "playing" && state.turn === state.role;
 }
 
 function roleText() {
@@ -200,7 +390,6 @@ function roleText() {
 }
 
 function turnText() {
-  if (state.result) return "Game over.";
   // Red cannot play alone: the game really starts when yellow shows up.
   if (state.role === "red" && state.present.yellow === undefined) {
     return "Waiting for an opponent to join...";
@@ -209,53 +398,99 @@ function turnText() {
   return state.turn === state.role ? "Your turn." : `${capitalize(state.turn)}'s turn.`;
 }
 
-function leftText() {
-  const who = state.leftPlayer;
-  if (!who || state.present[who] !== false) return "";
-  if (who === state.role) return "";
-  // Yellow may come back through the join link; red cannot rejoin.
-  const comeBack = !state.result && who === "yellow" && state.role === "red"
-    ? " Waiting for them to come back..."
-    : "";
-  return `${capitalize(who)} left the game.${comeBack}`;
-}
-
-function phase() {
-  if (state.fatal) return "failed";
-  if (state.closedMessage) return "closed";
-  if (state.result) return "over";
-  if (!state.inGame) return "connecting";
-  if (state.role === "red" && state.present.yellow === undefined) return "waiting";
-  return "playing";
-}
-
-function renderStatus() {
-  const role = state.fatal ? "" : roleText();
-  let turn;
-  if (state.fatal) {
-    turn = state.fatal;
-  } else if (state.closedMessage) {
-    turn = state.result ? `Game over. ${state.closedMessage}` : state.closedMessage;
-  } else if (!state.inGame && !(state.role === "red" && state.keys)) {
-    turn = "Connecting…";
-  } else {
-    turn = [turnText(), leftText()].filter(Boolean).join(" ");
+function statusText(current) {
+  switch (current) {
+    case "failed":
+      return state.refusal.headline;
+    case "replaced":
+      return REPLACED_TEXT;
+    case "over":
+      return "Game over.";
+    case "reconnecting":
+      return navigator.onLine ? "Reconnecting…" : "You are offline.";
+    case "connecting":
+      return "Connecting…";
+    default:
+      return turnText();
   }
-  // A refused init means we hold no seat: a colour badge would mislead.
-  if (state.fatal) dom.badge.hidden = true;
-  dom.statusRole.textContent = role;
-  dom.statusTurn.textContent = turn;
+}
 
-  const current = phase();
-  document.body.dataset.phase = current;
-  document.body.dataset.role = state.role;
-  renderBoardState(current);
-  renderTitle(current);
+function renderStatus(current) {
+  // A refused init means we hold no seat: neither a role nor a turn applies.
+  setText(dom.statusRole, current === "failed" ? "" : roleText());
+  setText(dom.statusTurn, statusText(current));
+}
+
+// The notice says what is wrong with the connection or the link, and offers
+// the one thing to do about it.
+function noticeContent(current) {
+  if (current === "failed") {
+    const refusal = state.refusal;
+    return { text: refusal.detail, action: refusal.kind === "seat-taken" ? "watch" : "new-game" };
+  }
+  if (current === "replaced") {
+    return {
+      text: "Only one tab can hold a seat. Close the other one, or play here.",
+      action: "play-here",
+    };
+  }
+  if (!navigator.onLine && current !== "over") {
+    return { text: "You are offline. The game will continue when the network is back.", action: null };
+  }
+  if (current !== "reconnecting") return null;
+  const attempt = `attempt ${conn.attempt}`;
+  if (conn.status === "retrying") {
+    const seconds = secondsLeft(conn.retryAt);
+    return {
+      text: `${conn.lostReason} Reconnecting in ${seconds} s (${attempt})…`,
+      action: "retry",
+    };
+  }
+  return { text: `${conn.lostReason} Reconnecting (${attempt})…`, action: null };
+}
+
+function renderNotice(current) {
+  const content = noticeContent(current);
+  setHidden(dom.notice, content === null);
+  const action = content?.action ?? null;
+  setText(dom.noticeText, content?.text ?? "");
+  setHidden(dom.watchGame, action !== "watch");
+  setHidden(dom.playHere, action !== "play-here");
+  setHidden(dom.retryNow, action !== "retry");
+  setHidden(dom.noticeNewGame, action !== "new-game");
+}
+
+function renderAway(current) {
+  // While we are not connected, what we last heard of the others is stale.
+  const shown = current === "playing" || current === "waiting";
+  const away = shown ? awayPlayers() : [];
+  setHidden(dom.away, away.length === 0);
+  for (const player of ["red", "yellow"]) renderAwayLine(player, away.includes(player));
+  setHidden(dom.claim, !away.some(canClaim));
+}
+
+function renderAwayLine(player, shown) {
+  const line = dom.awayLines[player];
+  setHidden(line, !shown);
+  if (!shown) return;
+  const name = capitalize(player);
+  const deadline = state.graceEnds[player];
+  const seconds = deadline === null ? 0 : secondsLeft(deadline);
+  let text;
+  if (seconds > 0) {
+    text = `${name} is away, reconnecting...`;
+  } else if (canClaim(player)) {
+    text = `${name} has not come back. You can claim the win.`;
+  } else {
+    text = `${name} has not come back. ${capitalize(other(player))} may claim the win.`;
+  }
+  setText(line.querySelector(".away-text"), text);
+  setText(line.querySelector(".countdown"), seconds > 0 ? formatClock(seconds) : "");
 }
 
 function renderBoardState(current) {
-  const disabled = current === "failed" || current === "closed";
-  const myTurn = current === "playing" && state.turn === state.role;
+  const disabled = current === "failed" || current === "replaced" || current === "reconnecting";
+  const myTurn = isMyTurn(current);
   dom.board.classList.toggle("disabled", disabled);
   dom.board.classList.toggle("my-turn", myTurn);
   dom.board.classList.toggle("turn-red", state.turn === "red");
@@ -266,19 +501,36 @@ function renderBoardState(current) {
   }
 }
 
-function renderTitle(current) {
-  const prefix = current === "playing" && state.turn === state.role ? "Your turn · " : "";
-  document.title = `${prefix}Connect Four`;
+function renderBadge() {
+  // A refused init means we hold no seat: a colour badge would mislead.
+  setHidden(dom.badge, Boolean(state.refusal));
+  setText(dom.badge, state.role === "spectator" ? "Spectator" : capitalize(state.role));
+  dom.badge.className = `badge badge-${state.role}`;
 }
 
-function renderBadge() {
-  if (state.role === "spectator") {
-    dom.badge.textContent = "Spectator";
-  } else {
-    dom.badge.textContent = capitalize(state.role);
+function renderResult() {
+  const result = state.result;
+  if (!result) {
+    dom.banner.hidden = true;
+    return;
   }
-  dom.badge.className = `badge badge-${state.role}`;
-  dom.badge.hidden = false;
+  if (result.winner === null) {
+    showBanner("Draw!", "The board is full.", "draw");
+    return;
+  }
+  const winner = capitalize(result.winner);
+  const loser = capitalize(other(result.winner));
+  const claimed = result.reason === "claim";
+  if (!isPlayerRole()) {
+    showBanner(`${winner} wins!`, claimed ? `${loser} did not come back.` : "Four in a row.", result.winner);
+  } else if (result.winner === state.role) {
+    showBanner("You win!", claimed ? `${loser} did not come back.` : `${winner} wins with four in a row.`, "won");
+  } else {
+    const detail = claimed
+      ? `${winner} claimed the win while you were away.`
+      : `${winner} wins with four in a row.`;
+    showBanner("You lose.", detail, "lost");
+  }
 }
 
 function showBanner(title, detail, tone) {
@@ -288,39 +540,32 @@ function showBanner(title, detail, tone) {
   dom.banner.hidden = false;
 }
 
-function renderResult() {
-  const result = state.result;
-  if (!result) return;
-  if (result.winner === null) {
-    showBanner("Draw!", "The board is full.", "draw");
-    return;
-  }
-  const winner = capitalize(result.winner);
-  if (!isPlayerRole()) {
-    showBanner(`${winner} wins!`, "Four in a row.", result.winner);
-  } else if (result.winner === state.role) {
-    showBanner("You win!", `${winner} wins with four in a row.`, "won");
-  } else {
-    showBanner("You lose.", `${winner} wins with four in a row.`, "lost");
+// Countdowns redraw the page while they run, and only then.
+function scheduleTick() {
+  const running =
+    conn.status === "retrying" ||
+    awayPlayers().some((p) => state.graceEnds[p] !== null && secondsLeft(state.graceEnds[p]) > 0);
+  if (running && !timers.tick) {
+    timers.tick = setInterval(render, TICK_MS);
+  } else if (!running && timers.tick) {
+    clearInterval(timers.tick);
+    timers.tick = 0;
   }
 }
 
 // ---------------------------------------------------------------------------
-// Errors
+// Errors: refusals of a move or a claim, shown for a moment
 // ---------------------------------------------------------------------------
 
-function showError(message, { sticky = false } = {}) {
-  clearTimeout(errorTimer.id);
+function showError(message) {
+  clearTimeout(timers.error);
   dom.error.textContent = message;
   dom.error.hidden = false;
-  dom.error.dataset.sticky = String(sticky);
-  if (!sticky) errorTimer.id = setTimeout(clearError, ERROR_TIMEOUT_MS);
+  timers.error = setTimeout(clearError, ERROR_TIMEOUT_MS);
 }
 
 function clearError() {
-  // Sticky errors (connection lost, refused init) describe a final state.
-  if (dom.error.dataset.sticky === "true") return;
-  clearTimeout(errorTimer.id);
+  clearTimeout(timers.error);
   dom.error.textContent = "";
   dom.error.hidden = true;
 }
@@ -329,72 +574,138 @@ function clearError() {
 // Server events
 // ---------------------------------------------------------------------------
 
+function markAway(player, graceSeconds) {
+  state.present[player] = false;
+  const grace = typeof graceSeconds === "number" && graceSeconds > 0 ? graceSeconds : 0;
+  // The grace is counted from receipt: our clock and the server's need not agree.
+  state.graceEnds[player] = performance.now() + grace * 1000;
+}
+
+function markHere(player) {
+  state.present[player] = true;
+  state.graceEnds[player] = null;
+}
+
+function setResult(winner, reason, winCells) {
+  state.result = { winner, reason };
+  highlightWin(winCells);
+  renderResult();
+}
+
+// The init refusals, by code: each is final for this page (nothing is retried).
+function refuse(kind, headline, detail) {
+  state.refusal = { kind, headline, detail };
+  conn.status = "stopped";
+  conn.lost = false;
+  clearTimeout(conn.retryTimer);
+}
+
+function forgetSeat() {
+  state.token = null;
+  clearSession();
+}
+
 const handlers = {
+  // To the creator, again on each resume: the keys for the invite links.
   init(event) {
     if (typeof event.join !== "string" || typeof event.watch !== "string") return;
     state.keys = { join: event.join, watch: event.watch };
-    state.inGame = true;
-    state.live = true;
-    state.present.red = true;
     showLinks(state.keys);
+  },
+
+  seat(event) {
+    if (!isPlayer(event.player) || typeof event.token !== "string") return;
+    state.role = event.player;
+    state.token = event.token;
+    state.inGame = true;
+    saveSession({ token: event.token, player: event.player });
   },
 
   play(event) {
     const { player, column, row } = event;
     if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) return;
-    state.inGame = true;
-    placeChecker(column, row, player);
-    state.turn = player === "red" ? "yellow" : "red";
-    // A move by yellow proves yellow joined, even if `joined` was missed.
-    if (player === "yellow" && state.present.yellow === undefined) state.present.yellow = true;
+    // Moves of a replay or a resume are not animated: they happened earlier.
+    placeChecker(column, row, player, { animate: !conn.catchingUp });
+    state.turn = other(player);
   },
 
   win(event) {
     if (!isPlayer(event.player)) return;
-    state.inGame = true;
-    state.result = { winner: event.player };
-    if (Array.isArray(event.cells)) highlightWin(event.cells);
-    renderResult();
+    setResult(event.player, event.reason, event.cells);
   },
 
-  draw() {
-    state.inGame = true;
-    state.result = { winner: null };
-    renderResult();
+  draw(event) {
+    setResult(null, event.reason, []);
   },
 
   joined(event) {
-    if (!isPlayer(event.player)) return;
-    state.inGame = true;
-    // `joined` events end the replay: later moves are live.
-    state.live = true;
-    state.present[event.player] = true;
-    if (state.leftPlayer === event.player) state.leftPlayer = null;
+    if (isPlayer(event.player)) markHere(event.player);
   },
 
-  left(event) {
-    if (!isPlayer(event.player)) return;
-    // A late comer may learn that red is gone before anything else.
-    state.inGame = true;
-    state.live = true;
-    state.present[event.player] = false;
-    state.leftPlayer = event.player;
+  away(event) {
+    // Our own drop comes back in a resume's catch-up; we are here, though.
+    if (isPlayer(event.player) && event.player !== state.role) markAway(event.player, event.grace);
+  },
+
+  // The whole game at once, for a resume that cannot be caught up event by event.
+  sync(event) {
+    clearBoard();
+    let last = null;
+    for (const move of Array.isArray(event.moves) ? event.moves : []) {
+      const { player, column, row } = move ?? {};
+      if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) continue;
+      placeChecker(column, row, player, { animate: false });
+      last = player;
+    }
+    state.turn = last === null ? "red" : other(last);
+    for (const player of ["red", "yellow"]) applySeatView(player, event[player]);
+    state.result = null;
+    const result = event.result;
+    if (result && typeof result === "object" && (result.winner === null || isPlayer(result.winner))) {
+      setResult(result.winner, result.reason, result.cells);
+    } else {
+      renderResult();
+    }
   },
 
   error(event) {
     const message = typeof event.message === "string" && event.message
       ? event.message
       : "The server refused that.";
-    // The first answer to our init being an error means we are not in any
-    // game (unknown key, seat taken...): nothing else will work here.
-    if (!state.inGame && state.playsSent === 0) {
-      state.fatal = `Could not open this game: ${message}`;
-      showError(message, { sticky: true });
-      return;
+    switch (event.code) {
+      case "seat_taken":
+        refuse("seat-taken", SEAT_TAKEN_TEXT, "You can still watch it.");
+        break;
+      case "unknown_token":
+      case "game_not_found":
+        // Whatever the token was for is gone: a reload must not try it again.
+        forgetSeat();
+        refuse("ended", ENDED_TEXT, "Start a new game, or ask for a new link.");
+        detachSocket();
+        break;
+      case "bad_init":
+      case "already_in_game":
+        refuse("failed", "Could not open this game.", message);
+        detachSocket();
+        break;
+      default:
+        // A refused move or claim (not_your_turn, too_early...): nothing changed.
+        showError(message);
     }
-    showError(message);
   },
 };
+
+function applySeatView(player, seat) {
+  const seatState = seat && typeof seat === "object" ? seat.state : undefined;
+  if (seatState === "here") {
+    markHere(player);
+  } else if (seatState === "away" && player !== state.role) {
+    markAway(player, seat.grace);
+  } else if (seatState === "vacant") {
+    state.present[player] = undefined;
+    state.graceEnds[player] = null;
+  }
+}
 
 function onMessage(messageEvent) {
   let event;
@@ -404,77 +715,185 @@ function onMessage(messageEvent) {
     return; // Not JSON: nothing we can do with it.
   }
   if (event === null || typeof event !== "object" || Array.isArray(event)) return;
+  if (conn.catchingUp) restartQuietTimer();
   // Unknown types are ignored on purpose: the server may add new ones.
   if (!Object.hasOwn(handlers, event.type)) return;
+  if (!acceptVersion(event)) return;
   if (event.type !== "error") clearError();
+  if (event.type !== "error" && event.type !== "init") state.inGame = true;
   handlers[event.type](event);
-  renderStatus();
+  if (Number.isInteger(event.v)) state.v = event.v;
+  render();
+}
+
+// Each event with a `v` is applied once, in order. A `sync` replaces
+// everything, whatever came before.
+function acceptVersion(event) {
+  if (event.type === "sync" || !Number.isInteger(event.v)) return true;
+  if (event.v <= state.v) return false; // applied already (a resume overlaps)
+  if (event.v === state.v + 1) return true;
+  // A gap: something was missed. Resume from what we hold, without reloading.
+  resync();
+  return false;
 }
 
 // ---------------------------------------------------------------------------
-// WebSocket
+// WebSocket: connecting, resuming, backing off
 // ---------------------------------------------------------------------------
 
 function initMessage() {
-  const message = { type: "init" };
-  if (params.has("join")) message.join = params.get("join");
-  if (params.has("watch")) message.watch = params.get("watch");
-  return message;
+  if (state.token) return { type: "init", token: state.token, v: state.v };
+  if (state.role === "spectator") return { type: "init", watch: state.watchKey, v: state.v };
+  // A new seat (create or join): the whole log, from the start.
+  if (params.has("join")) return { type: "init", join: params.get("join"), v: 0 };
+  return { type: "init", v: 0 };
 }
 
 function send(message) {
-  const socket = state.socket;
-  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  const socket = conn.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN || conn.status !== "open") return false;
   socket.send(JSON.stringify(message));
   return true;
 }
 
-function play(column) {
-  if (state.fatal) {
-    showError(state.fatal, { sticky: true });
-    return;
-  }
-  if (state.closedMessage) {
-    showError(state.closedMessage, { sticky: true });
-    return;
-  }
-  // Spectators and out-of-turn clicks are still sent: the server's answer
-  // ("Spectators cannot play.", "It isn't your turn.") is the one shown.
-  if (send({ type: "play", column })) {
-    state.playsSent += 1;
-  } else {
-    showError("Still connecting, try again in a moment.");
-  }
-}
-
 function connect() {
+  clearTimeout(conn.retryTimer);
+  detachSocket();
+  conn.status = "connecting";
   const url = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/";
   let socket;
   try {
     socket = new WebSocket(url);
   } catch {
-    onClose({ code: 1006 });
+    connectionLost(1006);
     return;
   }
-  state.socket = socket;
-  socket.addEventListener("open", () => send(initMessage()));
-  socket.addEventListener("message", onMessage);
+  conn.socket = socket;
+  // Every listener checks that its socket is still ours: a socket we let go
+  // (a resync, a network change) may still report its end later.
+  socket.addEventListener("open", () => {
+    if (socket === conn.socket) onOpen();
+  });
+  socket.addEventListener("message", (event) => {
+    if (socket === conn.socket) onMessage(event);
+  });
   // "error" is always followed by "close", which does the reporting.
-  socket.addEventListener("close", onClose);
+  socket.addEventListener("close", (event) => {
+    if (socket === conn.socket) onClose(event);
+  });
+  render();
+}
+
+function onOpen() {
+  conn.status = "open";
+  startCatchUp();
+  send(initMessage());
+  render();
+}
+
+function startCatchUp() {
+  conn.catchingUp = true;
+  restartQuietTimer();
+}
+
+function restartQuietTimer() {
+  clearTimeout(conn.quietTimer);
+  conn.quietTimer = setTimeout(endCatchUp, CATCH_UP_QUIET_MS);
+}
+
+function endCatchUp() {
+  conn.catchingUp = false;
+  if (conn.status === "open" && !state.refusal) {
+    // A successful (re)connection: the next loss starts the backoff over.
+    conn.attempt = 0;
+    conn.lost = false;
+  }
+  render();
+}
+
+// Lets go of the current socket (its late events are ignored) and closes it.
+function detachSocket() {
+  const socket = conn.socket;
+  conn.socket = null;
+  clearTimeout(conn.quietTimer);
+  conn.catchingUp = false;
+  if (socket && socket.readyState <= WebSocket.OPEN) {
+    try {
+      socket.close(1000);
+    } catch {
+      // Already closing.
+    }
+  }
 }
 
 function onClose(event) {
+  conn.socket = null;
+  clearTimeout(conn.quietTimer);
+  conn.catchingUp = false;
   if (state.unloading) {
-    // Maybe the page goes into the back/forward cache; report it on return.
-    state.pendingClose = event;
+    // Maybe the page goes into the back/forward cache; deal with it on return.
+    conn.pendingClose = event.code;
     return;
   }
-  state.socket = null;
-  state.closedMessage = event.code === 1001 ? "The server is shutting down." : "Connection lost.";
-  // After a finished game a closed socket is expected, not an error.
-  if (!state.result && !state.fatal) showError(state.closedMessage, { sticky: true });
-  renderStatus();
+  connectionLost(event.code);
 }
+
+function connectionLost(code) {
+  if (code === SEAT_REPLACED) {
+    // Another tab took the seat: coming back by ourselves would take it back,
+    // and the two tabs would fight. The person chooses ("Play here").
+    conn.status = "replaced";
+    conn.lost = false;
+  } else if (state.refusal || state.result) {
+    // Nothing to go back to: a refused link, or a finished game.
+    conn.status = "stopped";
+    conn.lost = false;
+  } else {
+    conn.lost = true;
+    conn.lostReason = code === 1001
+      ? "The server is shutting down."
+      : state.inGame ? "Connection lost." : "Could not reach the server.";
+    scheduleRetry();
+  }
+  render();
+}
+
+function scheduleRetry() {
+  const ceiling = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(conn.attempt, 20));
+  const delay = Math.random() * ceiling;
+  conn.attempt += 1;
+  conn.status = "retrying";
+  conn.retryAt = performance.now() + delay;
+  clearTimeout(conn.retryTimer);
+  conn.retryTimer = setTimeout(connect, delay);
+}
+
+// Missed events: start again from the last one applied, at once.
+function resync() {
+  conn.lost = true;
+  conn.lostReason = "Catching up.";
+  conn.attempt += 1;
+  connect();
+}
+
+function retryNow() {
+  if (conn.status === "retrying") connect();
+}
+
+window.addEventListener("online", () => {
+  if (conn.status === "retrying") {
+    connect();
+  } else if (conn.status === "open" && state.inGame && !state.result) {
+    // Back on a network, maybe another one: the socket may be dead without
+    // knowing it yet. A resume is cheap (the server hands the seat over).
+    conn.lost = true;
+    conn.lostReason = "The network changed.";
+    connect();
+  }
+  render();
+});
+
+window.addEventListener("offline", render);
 
 window.addEventListener("pagehide", () => {
   state.unloading = true;
@@ -483,12 +902,81 @@ window.addEventListener("pagehide", () => {
 window.addEventListener("pageshow", (event) => {
   if (!event.persisted) return;
   state.unloading = false;
-  if (state.pendingClose) {
-    const closeEvent = state.pendingClose;
-    state.pendingClose = null;
-    onClose(closeEvent);
+  if (conn.pendingClose !== null) {
+    const code = conn.pendingClose;
+    conn.pendingClose = null;
+    connectionLost(code);
   }
 });
+
+// ---------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------
+
+function play(column) {
+  const current = phase();
+  if (current === "failed") {
+    showError(state.refusal.headline);
+    return;
+  }
+  if (current === "replaced") {
+    showError(REPLACED_TEXT);
+    return;
+  }
+  // Spectators and out-of-turn clicks are still sent: the server's answer
+  // ("Spectators cannot play.", "It isn't your turn.") is the one shown.
+  if (!send({ type: "play", column })) {
+    showError(navigator.onLine ? "Not connected yet: reconnecting…" : "You are offline.");
+  }
+}
+
+function claim() {
+  // The server decides; too early, it says how long is left.
+  if (!send({ type: "claim" })) showError("Not connected: reconnecting…");
+}
+
+// A join link whose seat is taken can still show the game: the join key
+// works as a watch key.
+function watchInstead() {
+  state.role = "spectator";
+  state.watchKey = params.get("join");
+  state.refusal = null;
+  saveSession({ role: "spectator" });
+  if (conn.socket && conn.socket.readyState === WebSocket.OPEN) {
+    conn.status = "open";
+    startCatchUp();
+    send(initMessage());
+  } else {
+    connect();
+  }
+  render();
+}
+
+// Takes the seat back from the tab that took it over.
+function playHere() {
+  conn.attempt = 0;
+  conn.lost = true;
+  conn.lostReason = "Taking the seat back.";
+  connect();
+}
+
+// "New game" links go to "/", whose stored seat is red's of the old game:
+// forget it, or the new page would resume instead of creating.
+function onNewGameClick(event) {
+  const link = event.target instanceof Element ? event.target.closest("a[data-new-game]") : null;
+  if (!link) return;
+  // Opening it in another tab leaves this tab's game alone.
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  clearSession("");
+}
+
+function setUpActions() {
+  dom.claim.addEventListener("click", claim);
+  dom.watchGame.addEventListener("click", watchInstead);
+  dom.playHere.addEventListener("click", playHere);
+  dom.retryNow.addEventListener("click", retryNow);
+  document.addEventListener("click", onNewGameClick);
+}
 
 // ---------------------------------------------------------------------------
 // Invite links
@@ -573,6 +1061,6 @@ function setUpLinks() {
 
 buildBoard();
 setUpLinks();
-renderBadge();
-renderStatus();
+setUpActions();
+render();
 connect();

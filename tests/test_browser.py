@@ -1,19 +1,26 @@
 """End-to-end tests: real ``server.py`` processes driven through headless Chromium.
 
 Every player and spectator gets its own browser context (its own cookies, storage and
-WebSocket) and is driven only through the UI: clicks, key presses and reading the DOM.
+WebSocket) and is driven only through the UI: clicks, key presses, reloads and reading the
+DOM; a second tab of one person shares its context (and a copy of its sessionStorage, as a
+duplicated tab does). A connection is cut by a TCP relay between a browser and the server.
 Screenshots of every page land in ``test-artifacts/browser/<scenario>-<who>.png``.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import re
+import selectors
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +75,9 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 5_000
 SERVER_READY_TIMEOUT = 10.0
 SERVER_EXIT_TIMEOUT = 10.0
+#: How long a page may take to come back by itself after a cut: the outage, plus the longest
+#: backoff delay it can draw meanwhile (full jitter, 0.5 s doubling: at most 8 s after 2 s).
+RECOVERY_TIMEOUT_MS = 15_000
 READY_LINE = re.compile(r"^Connect Four is ready: open (http://\S+/) in your browser\.$")
 
 COLUMNS = 7
@@ -95,7 +105,7 @@ DRAW_SEQUENCE = [
 class Server:
     """One ``server.py`` subprocess on a free port; its log goes to a file."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, extra_args: list[str]) -> None:
         self.log_path = log_path
         with log_path.open("w") as log_file:
             self.process = subprocess.Popen(
@@ -108,6 +118,7 @@ class Server:
                     "127.0.0.1",
                     "--shutdown-timeout",
                     "2",
+                    *extra_args,
                 ],
                 cwd=REPO_ROOT,
                 stdout=subprocess.PIPE,
@@ -116,6 +127,7 @@ class Server:
             )
         self.url = self._read_address()
         self.ws_url = "ws://" + self.url.removeprefix("http://")
+        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
 
     def _read_address(self) -> str:
         assert self.process.stdout is not None
@@ -157,12 +169,167 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    running = Server(tmp_path / "server.log")
+def server_args() -> list[str]:
+    """Extra ``server.py`` flags: a test overrides them with ``parametrize``."""
+    return []
+
+
+@pytest.fixture
+def server(tmp_path: Path, server_args: list[str]) -> Iterator[Server]:
+    running = Server(tmp_path / "server.log", server_args)
     try:
         yield running
     finally:
         running.stop_and_check()
+
+
+#: A short grace, for the tests that wait for it to run out.
+SHORT_GRACE = pytest.mark.parametrize("server_args", [["--seat-grace", "2"]], ids=["grace-2s"])
+
+
+# ---------------------------------------------------------------------------
+# A line that can be cut: a TCP relay between one browser and the server
+# ---------------------------------------------------------------------------
+
+
+class Relay:
+    """Relays TCP connections from 127.0.0.1:``port`` to the server, until told to cut.
+
+    ``cut`` resets every relayed connection (SO_LINGER 0, then close: both ends get a RST,
+    as when a network goes away) and resets every new one for a while, then relays again.
+    One selector thread does everything; it stops within a poll interval of ``close``.
+    """
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = ("127.0.0.1", upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._cuts: queue.SimpleQueue[float] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._refuse_until = 0.0
+        self._selector = selectors.DefaultSelector()
+        # Each relayed socket, its peer, and the bytes waiting to be written to it.
+        self._peer: dict[socket.socket, socket.socket] = {}
+        self._outgoing: dict[socket.socket, bytearray] = {}
+        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
+        self._thread.start()
+
+    def cut(self, seconds: float) -> None:
+        """Reset every connection now, and every new one for ``seconds``."""
+        self._cuts.put(seconds)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        assert not self._thread.is_alive(), "the relay thread did not stop"
+
+    # --- the relay thread ------------------------------------------------
+
+    def _run(self) -> None:
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        try:
+            while not self._stopping.is_set():
+                self._take_cuts()
+                for key, mask in self._selector.select(timeout=self.POLL_SECONDS):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self._listener:
+                        self._accept()
+                        continue
+                    if mask & selectors.EVENT_READ and sock in self._peer:
+                        self._read(sock)
+                    if mask & selectors.EVENT_WRITE and sock in self._peer:
+                        self._flush(sock)
+        finally:
+            for sock in list(self._peer):
+                self._drop(sock, reset=True)
+            self._selector.close()
+            self._listener.close()
+
+    def _take_cuts(self) -> None:
+        while not self._cuts.empty():
+            self._refuse_until = time.monotonic() + self._cuts.get()
+            for sock in list(self._peer):
+                self._drop(sock, reset=True)
+
+    def _accept(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        if time.monotonic() < self._refuse_until:
+            _reset(client)
+            return
+        try:
+            upstream = socket.create_connection(self._upstream, timeout=2)
+        except OSError:
+            _reset(client)
+            return
+        for one, other in ((client, upstream), (upstream, client)):
+            one.setblocking(False)
+            self._peer[one] = other
+            self._outgoing[one] = bytearray()
+            self._selector.register(one, selectors.EVENT_READ)
+
+    def _read(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # closed (or reset) by one end: close the other end too
+            self._drop(sock, reset=False)
+            return
+        peer = self._peer[sock]
+        self._outgoing[peer] += data
+        self._flush(peer)
+
+    def _flush(self, sock: socket.socket) -> None:
+        pending = self._outgoing[sock]
+        try:
+            sent = sock.send(pending)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._drop(sock, reset=True)
+            return
+        del pending[:sent]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
+        self._selector.modify(sock, events)
+
+    def _drop(self, sock: socket.socket, *, reset: bool) -> None:
+        """Close ``sock`` and its peer (reset: with a RST instead of a FIN)."""
+        if sock not in self._peer:  # gone already, with its peer
+            return
+        for one in (sock, self._peer[sock]):
+            del self._peer[one]
+            del self._outgoing[one]
+            self._selector.unregister(one)
+            if reset:
+                _reset(one)
+            else:
+                one.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a RST: SO_LINGER on with a zero timeout aborts the connection."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.fixture
+def relay(server: Server) -> Iterator[Relay]:
+    """A relay to ``server``; request it before ``session`` so that it outlives the pages."""
+    running = Relay(server.port)
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 # ---------------------------------------------------------------------------
@@ -190,6 +357,8 @@ class Client:
     screenshot_path: Path
     problems: list[str] = field(default_factory=list)
     closed: bool = False
+    #: False for a second tab, which shares the context of the client it was opened from.
+    owns_context: bool = True
 
     # --- driving ---------------------------------------------------------
 
@@ -209,6 +378,27 @@ class Client:
     @property
     def error(self) -> Locator:
         return self.page.locator("#error")
+
+    @property
+    def turn(self) -> Locator:
+        return self.page.locator("#status-turn")
+
+    @property
+    def notice(self) -> Locator:
+        """What is wrong with the connection or the link, with its action button."""
+        return self.page.locator("#notice")
+
+    @property
+    def away(self) -> Locator:
+        """Who is away, with the countdown and the claim button."""
+        return self.page.locator("#away")
+
+    def countdown(self, player: str) -> Locator:
+        """The time ``player`` has left to come back, as this client shows it."""
+        return self.page.locator(f'#away .away-line[data-player="{player}"] .countdown')
+
+    def button(self, name: str) -> Locator:
+        return self.page.get_by_role("button", name=name, exact=True)
 
     # --- recording -------------------------------------------------------
 
@@ -232,7 +422,8 @@ class Client:
 
         def on_websocket(socket: WebSocket) -> None:
             socket.on(
-                "socketerror", lambda error: self.problems.append(f"websocket error: {error}")
+                "socketerror",
+                lambda error: self.problems.append(f"websocket error: {error} ({socket.url})"),
             )
 
         page.on("console", on_console)
@@ -245,11 +436,19 @@ class Client:
         if not self.closed:
             self.page.screenshot(path=str(self.screenshot_path), full_page=True)
 
+    def screenshot_as(self, suffix: str) -> None:
+        """A screenshot of this moment, beside the final one."""
+        path = self.screenshot_path.with_name(f"{self.screenshot_path.stem}-{suffix}.png")
+        self.page.screenshot(path=str(path), full_page=True)
+
     def close(self) -> None:
         """Close the tab (and its context), as a player closing the window would."""
         self.screenshot()
         self.closed = True
-        self.page.context.close()
+        if self.owns_context:
+            self.page.context.close()
+        else:
+            self.page.close()
 
 
 class Session:
@@ -281,6 +480,23 @@ class Session:
         page.goto(url)
         return client
 
+    def duplicate_tab(self, of: Client, who: str) -> Client:
+        """A second tab of ``of``'s person, on the same address, with a copy of its
+        sessionStorage (what a browser's "Duplicate tab" does; a plain new tab has none)."""
+        entries = of.page.evaluate("() => Object.entries(sessionStorage)")
+        page = of.page.context.new_page()
+        # Before the page's own script runs, and only into an empty storage: a reload of the
+        # second tab keeps what it holds by then.
+        page.add_init_script(
+            script=f"if (sessionStorage.length === 0) {{"
+            f" for (const [k, v] of {json.dumps(entries)}) sessionStorage.setItem(k, v); }}"
+        )
+        client = Client(who, page, ARTIFACTS / f"{self.scenario}-{who}.png", owns_context=False)
+        client.watch()
+        self.clients.append(client)
+        page.goto(of.page.url)
+        return client
+
     def assert_no_problems(self, allowed: Callable[[str], bool] = lambda _: False) -> None:
         found = [
             f"{client.who}: {problem}"
@@ -297,9 +513,13 @@ class Session:
             for client in still_open:
                 client.screenshot()
         finally:
-            for client in still_open:
+            # Second tabs first: their context goes with the client that owns it.
+            for client in sorted(still_open, key=lambda client: client.owns_context):
                 client.closed = True
-                client.page.context.close()
+                if client.owns_context:
+                    client.page.context.close()
+                else:
+                    client.page.close()
 
 
 @pytest.fixture
@@ -334,12 +554,13 @@ class Table:
     def add(self, client: Client) -> None:
         self.everyone.append(client)
 
-    def play(self, column: int) -> tuple[int, int]:
-        """The player to move clicks ``column``; wait until every client shows the checker."""
+    def play(self, column: int, *, seen_by: list[Client] | None = None) -> tuple[int, int]:
+        """The player to move clicks ``column``; wait until every client (or those in
+        ``seen_by``) shows the checker."""
         player = self.red if self.turn == "red" else self.yellow
         row = self.heights[column]
         player.click_column(column)
-        for client in self.everyone:
+        for client in self.everyone if seen_by is None else seen_by:
             expect(client.cell(column, row)).to_have_class(re.compile(rf"\b{self.turn}\b"))
         self.heights[column] += 1
         self.filled.append((column, row, self.turn))
@@ -355,8 +576,11 @@ class Table:
             expect(client.cell(column, row)).to_have_class(re.compile(rf"\b{colour}\b"))
 
 
-def open_game(session: Session, server: Server) -> tuple[Client, Client, str]:
-    """Red creates a game, yellow joins by the link red shows: (red, yellow, watch URL)."""
+def open_game(
+    session: Session, server: Server, *, yellow_via: str | None = None
+) -> tuple[Client, Client, str]:
+    """Red creates a game, yellow joins by the link red shows (through ``yellow_via``, the
+    address of a relay, if given): (red, yellow, watch URL)."""
     red = session.open("red", server.url, permissions=["clipboard-read", "clipboard-write"])
     expect(red.page.locator("#status-role")).to_have_text("You are red.")
     expect(red.page.locator("#status-turn")).to_have_text("Waiting for an opponent to join...")
@@ -366,7 +590,10 @@ def open_game(session: Session, server: Server) -> tuple[Client, Client, str]:
     expect(join_link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/\?join=[\w-]+$"))
     expect(watch_link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/\?watch=[\w-]+$"))
 
-    yellow = session.open("yellow", join_link.input_value())
+    join_url = join_link.input_value()
+    if yellow_via is not None:
+        join_url = yellow_via + join_url.removeprefix(server.url)
+    yellow = session.open("yellow", join_url)
     expect(yellow.page.locator("#status-role")).to_have_text("You are yellow.")
     expect(yellow.page.locator("#status-turn")).to_have_text("Red's turn.")
     expect(yellow.page.locator("body")).to_have_attribute("data-role", "yellow")
@@ -504,7 +731,7 @@ def test_illegal_actions_show_inline_errors(session: Session, server: Server) ->
     [("yellow", "red"), ("red", "yellow")],
     ids=["yellow-leaves", "red-leaves"],
 )
-def test_the_opponent_is_told_when_a_player_closes_the_tab(
+def test_the_opponent_sees_who_is_away_with_a_countdown(
     session: Session, server: Server, leaver: str, stayer: str
 ) -> None:
     red, yellow, _ = open_game(session, server)
@@ -512,53 +739,285 @@ def test_the_opponent_is_told_when_a_player_closes_the_tab(
     table.play(3)
     table.play(3)
     clients = {"red": red, "yellow": yellow}
+    expect(clients[stayer].away).to_be_hidden()
 
     clients[leaver].close()
 
-    status = clients[stayer].page.locator("#status")
-    expect(status).to_contain_text(f"{leaver.capitalize()} left the game.")
-    if leaver == "yellow":
-        # The yellow seat is free again: red is told it may come back.
-        expect(status).to_contain_text("Waiting for them to come back...")
+    # The seat waits for its holder (60 s by default): a drop is not a leave.
+    away = clients[stayer].away
+    expect(away).to_be_visible()
+    expect(away).to_contain_text(f"{leaver.capitalize()} is away, reconnecting...")
+    countdown = clients[stayer].countdown(leaver)
+    expect(countdown).to_have_text(re.compile(r"^(1:00|0:[0-5]\d)$"))
+    # It counts down, live.
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=3_000)
+    expect(countdown).to_have_text(re.compile(r"^0:[0-5]\d$"))
+    # The win cannot be claimed yet, and the game is not over.
+    expect(clients[stayer].button("Claim the win")).to_be_hidden()
     expect(clients[stayer].page.locator("#banner")).to_be_hidden()
-
-    if leaver == "yellow":
-        # The join link takes the free seat back and replays the game so far.
-        join_url = red.page.locator("#join-link").input_value()
-        back = session.open("yellow-again", join_url)
-        expect(back.page.locator("#status-role")).to_have_text("You are yellow.")
-        table.yellow = back
-        table.everyone = [red, back]
-        table.expect_board(back)
-        expect(status).not_to_contain_text("left the game")
-        expect(red.page.locator("#status-turn")).to_have_text("Your turn.")
-        table.play(0)
-        table.play(6)
+    expect(clients[stayer].page.locator("body")).to_have_attribute("data-phase", "playing")
+    clients[stayer].screenshot_as("away")
 
     session.assert_no_problems()
 
 
-def test_unknown_or_taken_links_are_refused_with_a_reason(session: Session, server: Server) -> None:
-    red, _, _ = open_game(session, server)
+@SHORT_GRACE
+def test_the_win_can_be_claimed_once_the_grace_is_over(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
+    red, yellow, watch_url = open_game(session, server)
+    spectator = open_spectator(session, watch_url)
+    table = Table(red, yellow, spectator)
+    table.play(2)
+    table.play(5)
+
+    yellow.close()
+
+    for client in (red, spectator):
+        expect(client.away).to_contain_text("Yellow is away, reconnecting...")
+        expect(client.countdown("yellow")).to_have_text(re.compile(r"^0:0[0-2]$"))
+    expect(red.button("Claim the win")).to_be_hidden()
+
+    # Once the 2 s have run out the opponent, and only the opponent, may claim.
+    claim = red.button("Claim the win")
+    expect(claim).to_be_visible()
+    expect(red.away).to_contain_text("Yellow has not come back. You can claim the win.")
+    expect(spectator.away).to_contain_text("Yellow has not come back. Red may claim the win.")
+    expect(spectator.button("Claim the win")).to_be_hidden()
+    red.screenshot_as("claimable")
+    claim.click()
+
+    expect(red.page.locator("#banner-title")).to_have_text("You win!")
+    expect(red.page.locator("#banner-detail")).to_have_text("Yellow did not come back.")
+    expect(spectator.page.locator("#banner-title")).to_have_text("Red wins!")
+    expect(spectator.page.locator("#banner-detail")).to_have_text("Yellow did not come back.")
+    for client in (red, spectator):
+        expect(client.page.locator("body")).to_have_attribute("data-phase", "over")
+        expect(client.turn).to_have_text("Game over.")
+        expect(client.away).to_be_hidden()
+        expect(client.page.locator("#board .cell.win")).to_have_count(0)
+        table.expect_board(client)
+
+    session.assert_no_problems()
+
+
+def test_red_reloads_mid_game_and_plays_on(session: Session, server: Server) -> None:
+    red, yellow, _ = open_game(session, server)
     join_url = red.page.locator("#join-link").input_value()
+    table = Table(red, yellow)
+    for column in [3, 3, 4]:
+        table.play(column)
+    expect(red.page.locator("#board .cell.drop")).to_have_count(3)  # live moves fall
 
-    # A second yellow: the seat is taken.
-    intruder = session.open("second-yellow", join_url)
-    expect(intruder.page.locator("#status-turn")).to_have_text(
-        "Could not open this game: This game already has a yellow player."
-    )
-    expect(intruder.error).to_have_text("This game already has a yellow player.")
-    expect(intruder.page.locator("body")).to_have_attribute("data-phase", "failed")
-    expect(intruder.page.locator("#role-badge")).to_be_hidden()
-    expect(intruder.column(0)).to_have_attribute("aria-disabled", "true")
+    red.page.reload()
 
-    # A link to a game that does not exist (or no longer does).
-    stranger = session.open("unknown-watcher", server.url + "?watch=no-such-game")
-    expect(stranger.page.locator("#status-turn")).to_have_text(
-        "Could not open this game: Game not found."
+    # Same colour, same board, the right turn, and the invite links again.
+    expect(red.page.locator("#status-role")).to_have_text("You are red.")
+    expect(red.page.locator("#role-badge")).to_have_text("Red")
+    expect(red.turn).to_have_text("Yellow's turn.")
+    table.expect_board(red)
+    expect(red.page.locator("#join-link")).to_have_value(join_url)
+    expect(red.page.locator("#links")).to_be_visible()
+    # The replay is not animated: those checkers fell before the reload.
+    expect(red.page.locator("#board .cell.drop")).to_have_count(0)
+    expect(red.notice).to_be_hidden()
+    expect(red.page.locator("body")).to_have_attribute("data-phase", "playing")
+    red.screenshot_as("reloaded")
+
+    # Yellow saw red away at most, and red back.
+    expect(yellow.away).to_be_hidden()
+    expect(yellow.notice).to_be_hidden()
+    expect(yellow.error).to_be_hidden()
+    expect(yellow.turn).to_have_text("Your turn.")
+
+    expect(red.page.locator("body")).to_have_attribute("data-live", "true")
+    table.play(4)
+    expect(red.cell(4, 1)).to_have_class(re.compile(r"\bdrop\b"))  # live again
+    table.play(5)
+    for client in (red, yellow):
+        table.expect_board(client)
+
+    # "New game" starts a new game rather than resuming this one.
+    red.page.locator("#new-game").click()
+    expect(red.turn).to_have_text("Waiting for an opponent to join...")
+    expect(red.page.locator("#join-link")).to_have_value(re.compile(r"\?join="))
+    expect(red.page.locator("#join-link")).not_to_have_value(join_url)
+    expect(red.page.locator("#board .cell.red")).to_have_count(0)
+
+    session.assert_no_problems()
+
+
+def test_a_cut_connection_comes_back_by_itself(
+    relay: Relay, session: Session, server: Server
+) -> None:
+    red, yellow, _ = open_game(session, server, yellow_via=relay.url)
+    table = Table(red, yellow)
+    table.play(0)
+    table.play(1)
+
+    # Yellow's line goes dead (reset), and stays dead for 2 s.
+    relay.cut(2.0)
+
+    expect(yellow.turn).to_have_text("Reconnecting…")
+    expect(yellow.notice).to_contain_text(re.compile(r"Connection lost\. Reconnecting"))
+    expect(yellow.page.locator("body")).to_have_attribute("data-phase", "reconnecting")
+    expect(yellow.column(0)).to_have_attribute("aria-disabled", "true")
+    expect(red.away).to_contain_text("Yellow is away, reconnecting...")
+    yellow.screenshot_as("reconnecting")
+    # Red plays meanwhile; only red sees it for now.
+    table.play(2, seen_by=[red])
+
+    # Yellow comes back by itself: same seat, red's move, yellow's turn.
+    expect(yellow.cell(2, 0)).to_have_class(re.compile(r"\bred\b"), timeout=RECOVERY_TIMEOUT_MS)
+    expect(yellow.turn).to_have_text("Your turn.")
+    expect(yellow.notice).to_be_hidden()
+    expect(yellow.page.locator("#status-role")).to_have_text("You are yellow.")
+    expect(red.away).to_be_hidden()
+    table.expect_board(yellow)
+    table.play(2)
+    table.play(6)
+    for client in (red, yellow):
+        table.expect_board(client)
+
+    def caused_by_the_cut(problem: str) -> bool:
+        # Chromium reports each failed reconnection attempt through the relay.
+        return f"127.0.0.1:{relay.port}" in problem and (
+            problem.startswith("websocket error:")
+            or problem.startswith("request failed:")
+            or (problem.startswith("console error:") and "WebSocket" in problem)
+        )
+
+    session.assert_no_problems(allowed=caused_by_the_cut)
+
+
+def test_a_spectator_reloads_and_sees_the_whole_board(session: Session, server: Server) -> None:
+    red, yellow, watch_url = open_game(session, server)
+    spectator = open_spectator(session, watch_url)
+    table = Table(red, yellow, spectator)
+    for column in [6, 5, 6, 5, 0]:
+        table.play(column)
+
+    spectator.page.reload()
+
+    expect(spectator.page.locator("#status-role")).to_have_text(
+        "You are watching this game as a spectator."
     )
-    expect(stranger.error).to_have_text("Game not found.")
-    expect(stranger.page.locator("body")).to_have_attribute("data-phase", "failed")
+    expect(spectator.turn).to_have_text("Yellow to play.")
+    table.expect_board(spectator)
+    expect(spectator.page.locator("#board .cell.drop")).to_have_count(0)
+    spectator.screenshot_as("reloaded")
+    # Once the catch-up is over, moves are live again.
+    expect(spectator.page.locator("body")).to_have_attribute("data-live", "true")
+    table.play(5)
+    table.play(6)
+    table.expect_board(spectator)
+    expect(spectator.cell(6, 2)).to_have_class(re.compile(r"\bdrop\b"))
+
+    session.assert_no_problems()
+
+
+def test_a_second_tab_takes_the_seat_and_play_here_takes_it_back(
+    session: Session, server: Server
+) -> None:
+    red, yellow, _ = open_game(session, server)
+    table = Table(red, yellow)
+    table.play(1)
+    table.play(2)
+
+    # The same person duplicates red's tab: the new tab resumes with red's token.
+    second = session.duplicate_tab(red, "red-second-tab")
+    expect(second.page.locator("#status-role")).to_have_text("You are red.")
+    table.expect_board(second)
+    expect(second.turn).to_have_text("Your turn.")
+    expect(second.page.locator("#links")).to_be_visible()
+
+    # The first tab lets go, and does not take the seat back by itself.
+    expect(red.turn).to_have_text("This game is open in another tab or window.")
+    expect(red.page.locator("body")).to_have_attribute("data-phase", "replaced")
+    expect(red.column(0)).to_have_attribute("aria-disabled", "true")
+    play_here = red.button("Play here")
+    expect(play_here).to_be_visible()
+    red.screenshot_as("replaced")
+
+    table.red = second
+    table.everyone = [second, yellow]
+    table.play(1)
+    table.play(2)
+    # Yellow never saw red leave.
+    expect(yellow.away).to_be_hidden()
+
+    # "Play here" takes the seat back, with the moves made in the other tab.
+    play_here.click()
+    expect(red.turn).to_have_text("Your turn.")
+    table.expect_board(red)
+    expect(red.notice).to_be_hidden()
+    expect(second.turn).to_have_text("This game is open in another tab or window.")
+    expect(second.button("Play here")).to_be_visible()
+    table.red = red
+    table.everyone = [red, yellow]
+    table.play(0)
+    table.expect_board(red)
+    table.expect_board(yellow)
+
+    session.assert_no_problems()
+
+
+def test_a_third_person_on_the_join_link_may_watch_instead(
+    session: Session, server: Server
+) -> None:
+    red, yellow, _ = open_game(session, server)
+    join_url = red.page.locator("#join-link").input_value()
+    table = Table(red, yellow)
+    table.play(4)
+    table.play(4)
+
+    # The join link was passed on (the address bar copied): the seat is not.
+    third = session.open("third", join_url)
+    expect(third.turn).to_have_text("This game already has two players.")
+    expect(third.page.locator("body")).to_have_attribute("data-phase", "failed")
+    expect(third.page.locator("#role-badge")).to_be_hidden()
+    expect(third.column(0)).to_have_attribute("aria-disabled", "true")
+    watch = third.button("Watch this game")
+    expect(watch).to_be_visible()
+    third.screenshot_as("seat-taken")
+
+    watch.click()
+    expect(third.page.locator("#status-role")).to_have_text(
+        "You are watching this game as a spectator."
+    )
+    expect(third.page.locator("#role-badge")).to_have_text("Spectator")
+    expect(third.notice).to_be_hidden()
+    table.add(third)
+    table.expect_board(third)
+    table.play(3)
+    table.play(3)
+    table.expect_board(third)
+    third.click_column(0)
+    expect(third.error).to_have_text("Spectators cannot play.")
+
+    # The players never noticed.
+    for client in (red, yellow):
+        expect(client.away).to_be_hidden()
+        expect(client.error).to_be_hidden()
+
+    session.assert_no_problems()
+
+
+def test_a_link_to_a_game_that_is_gone_offers_a_new_game(session: Session, server: Server) -> None:
+    for who, query in [("unknown-watcher", "?watch=no-such-game"), ("unknown-joiner", "?join=no")]:
+        stranger = session.open(who, server.url + query)
+        expect(stranger.turn).to_have_text("This game has ended or expired.")
+        expect(stranger.page.locator("body")).to_have_attribute("data-phase", "failed")
+        expect(stranger.page.locator("#role-badge")).to_be_hidden()
+        expect(stranger.column(0)).to_have_attribute("aria-disabled", "true")
+        expect(stranger.notice.get_by_role("link", name="New game")).to_be_visible()
+
+    # The offered new game is a new game, with its own invite links.
+    stranger.notice.get_by_role("link", name="New game").click()
+    expect(stranger.page.locator("#status-role")).to_have_text("You are red.")
+    expect(stranger.turn).to_have_text("Waiting for an opponent to join...")
+    expect(stranger.page.locator("#join-link")).to_have_value(re.compile(r"\?join="))
 
     session.assert_no_problems()
 
@@ -575,15 +1034,21 @@ def test_stopping_the_server_tells_every_page_the_connection_is_gone(
 
     server.stop_and_check()
 
-    gone = re.compile(r"The server is shutting down\.|Connection lost\.")
+    # Every page says so and keeps trying (the server may come back).
+    gone = re.compile(r"^(The server is shutting down\.|Connection lost\.) Reconnecting")
     for client in table.everyone:
-        expect(client.status).to_contain_text(gone)
-        expect(client.error).to_have_text(gone)
-        expect(client.page.locator("body")).to_have_attribute("data-phase", "closed")
+        expect(client.turn).to_have_text("Reconnecting…")
+        expect(client.page.locator("#notice-text")).to_have_text(gone)
+        expect(client.page.locator("body")).to_have_attribute("data-phase", "reconnecting")
         for column in range(COLUMNS):
             expect(client.column(column)).to_have_attribute("aria-disabled", "true")
         # The board keeps what was played.
         table.expect_board(client)
+    # The attempts are counted, and the next one can be made at once.
+    expect(red.page.locator("#notice-text")).to_contain_text(
+        re.compile(r"\(attempt (?:[2-9]|[1-9]\d+)\)")
+    )
+    red.button("Reconnect now").click(timeout=TIMEOUT_MS)
 
     def caused_by_the_server_going_away(problem: str) -> bool:
         about_our_server = server.ws_url in problem or server.url in problem
