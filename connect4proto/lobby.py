@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -138,6 +138,16 @@ class _Member:
     role: Role
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """A connection's ``init``: who, in which protocol, caught up to which version, when."""
+
+    connection: ConnectionId
+    profile: Profile
+    since: int
+    now: float
+
+
 class Lobby:
     """All games in progress, found by id or by the digest of a secret."""
 
@@ -233,10 +243,10 @@ class Lobby:
 
     def advance(self, now: float, outbox: Outbox) -> None:
         """Forget the games whose time has come (nobody came back)."""
+        # A game's deadline is cancelled when it is forgotten or somebody comes back: every
+        # game due is one that nobody is connected to.
         for game in self._timers.pop_due(now):
-            room = self._rooms.get(game)
-            if room is not None and room.forget_at is not None:
-                self._schedule_forget(room, now, outbox)
+            self._schedule_forget(self._rooms[game], now, outbox)
 
     def _schedule_forget(self, room: _Room, now: float, outbox: Outbox) -> None:
         """Nobody is connected to ``room``: forget it now, or when the last grace runs out."""
@@ -265,25 +275,22 @@ class Lobby:
             self._versioned.add(connection)
         else:
             self._versioned.discard(connection)
-        profile = self.profile(connection)
-        since = message.v or 0
+        arrival = _Arrival(connection, self.profile(connection), message.v or 0, now)
         if message.join is not None and message.watch is not None:
             self.refuse(connection, JOIN_OR_WATCH, outbox)
         elif token is not None:
             if message.join is not None or message.watch is not None:
                 self.refuse(connection, TOKEN_ALONE, outbox)
             else:
-                self._resume(connection, token, since, outbox, now)
+                self._resume(arrival, token, outbox)
         elif message.join is not None:
-            self._join(connection, message.join, profile, since, outbox, now)
+            self._join(arrival, message.join, outbox)
         elif message.watch is not None:
-            self._watch(connection, message.watch, profile, since, outbox, now)
+            self._watch(arrival, message.watch, outbox)
         else:
-            self._create(connection, profile, since, outbox, now)
+            self._create(arrival, outbox)
 
-    def _create(
-        self, connection: ConnectionId, profile: Profile, since: int, outbox: Outbox, now: float
-    ) -> None:
+    def _create(self, arrival: _Arrival, outbox: Outbox) -> None:
         # Every secret first: a factory that fails leaves nothing half made.
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key)
@@ -292,74 +299,50 @@ class Lobby:
         self._store.add_secret(_digest(room.join_key), room.id, Credential.JOIN)
         self._store.add_secret(_digest(room.watch_key), room.id, Credential.WATCH)
         self._rooms[room.id] = room
-        outbox.report(GameCreated(game=room.id, connection=connection))
-        outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
-        self._take_seat(connection, room, Player.RED, token, profile, since, outbox, now)
+        outbox.report(GameCreated(game=room.id, connection=arrival.connection))
+        outbox.send(arrival.connection, GameKeys(join=room.join_key, watch=room.watch_key))
+        self._take_seat(arrival, room, Player.RED, token, outbox)
 
-    def _join(
-        self,
-        connection: ConnectionId,
-        key: str,
-        profile: Profile,
-        since: int,
-        outbox: Outbox,
-        now: float,
-    ) -> None:
+    def _join(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
         room = self._find(key, (Credential.JOIN,))
         if room is None:
-            self.refuse(connection, GAME_NOT_FOUND, outbox)
+            self.refuse(arrival.connection, GAME_NOT_FOUND, outbox)
         elif type(room.seats[Player.YELLOW]) is not Vacant:
-            self.refuse(connection, SEAT_TAKEN, outbox)
+            self.refuse(arrival.connection, SEAT_TAKEN, outbox)
         else:
-            token = self._new_key()
-            self._take_seat(connection, room, Player.YELLOW, token, profile, since, outbox, now)
+            self._take_seat(arrival, room, Player.YELLOW, self._new_key(), outbox)
 
     def _take_seat(
-        self,
-        connection: ConnectionId,
-        room: _Room,
-        player: Player,
-        token: str,
-        profile: Profile,
-        since: int,
-        outbox: Outbox,
-        now: float,
+        self, arrival: _Arrival, room: _Room, player: Player, token: str, outbox: Outbox
     ) -> None:
+        connection = arrival.connection
         digest = _digest(token)
-        request = SeatRequest(connection=connection, token=digest, now=now)
+        request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.TAKE, request)
         assert isinstance(change, SeatChange)  # the caller saw the seat vacant
         self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
-        if profile is Profile.VERSIONED:
+        if arrival.profile is Profile.VERSIONED:
             outbox.send(connection, Seat(player=player, token=token))
-        self._catch_up(connection, room, profile, since, outbox, now, fresh=player is Player.RED)
-        self._enter(connection, room, _ROLE_OF_PLAYER[player], profile)
-        self._apply_seat_change(room, player, change, outbox, now)
+        if room.version:  # the creator of a fresh game has nothing to catch up with
+            self._catch_up(arrival, room, outbox)
+        self._enter(arrival, room, _ROLE_OF_PLAYER[player])
+        self._apply_seat_change(room, player, change, outbox, arrival.now)
         if player is Player.YELLOW:  # the creator's seat is reported as ``GameCreated``
             outbox.report(PlayerJoined(game=room.id, player=player, connection=connection))
 
-    def _watch(
-        self,
-        connection: ConnectionId,
-        key: str,
-        profile: Profile,
-        since: int,
-        outbox: Outbox,
-        now: float,
-    ) -> None:
+    def _watch(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
         # The join key lets its holder watch too: whoever could have taken the seat may see
         # the game (the page of a join link whose seat is taken offers to).
         room = self._find(key, (Credential.WATCH, Credential.JOIN))
         if room is None:
-            self.refuse(connection, GAME_NOT_FOUND, outbox)
+            self.refuse(arrival.connection, GAME_NOT_FOUND, outbox)
             return
-        self._catch_up(connection, room, profile, since, outbox, now)
-        self._enter(connection, room, Role.SPECTATOR, profile)
-        outbox.report(SpectatorJoined(game=room.id, connection=connection))
+        self._catch_up(arrival, room, outbox)
+        self._enter(arrival, room, Role.SPECTATOR)
+        outbox.report(SpectatorJoined(game=room.id, connection=arrival.connection))
 
-    def _resume(
-        self, connection: ConnectionId, token: str, since: int, outbox: Outbox, now: float
-    ) -> None:
+    def _resume(self, arrival: _Arrival, token: str, outbox: Outbox) -> None:
+        connection = arrival.connection
         digest = _digest(token)
         found = self._store.find(digest)
         player = None if found is None else _PLAYER_OF_CREDENTIAL.get(found[1])
@@ -367,7 +350,7 @@ class Lobby:
         if player is None or room is None:
             self.refuse(connection, UNKNOWN_TOKEN, outbox)
             return
-        request = SeatRequest(connection=connection, token=digest, now=now)
+        request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.RESUME, request)
         if isinstance(change, Refusal):  # pragma: no cover - a found token is the seat's
             self.refuse(connection, change, outbox)
@@ -376,7 +359,7 @@ class Lobby:
             # The creator's page shows the invite links: a reloaded page needs them again.
             outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
         outbox.send(connection, Seat(player=player, token=token))
-        self._catch_up(connection, room, Profile.VERSIONED, since, outbox, now)
+        self._catch_up(arrival, room, outbox)
         displaced = change.displaced
         if displaced is not None:
             del self._members[displaced]
@@ -385,8 +368,8 @@ class Lobby:
                 displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
             )
             outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
-        self._enter(connection, room, _ROLE_OF_PLAYER[player], Profile.VERSIONED)
-        self._apply_seat_change(room, player, change, outbox, now)
+        self._enter(arrival, room, _ROLE_OF_PLAYER[player])
+        self._apply_seat_change(room, player, change, outbox, arrival.now)
         outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
 
     def _play(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
@@ -453,45 +436,26 @@ class Lobby:
             return None
         return self._rooms.get(found[0])
 
-    def _catch_up(
-        self,
-        connection: ConnectionId,
-        room: _Room,
-        profile: Profile,
-        since: int,
-        outbox: Outbox,
-        now: float,
-        *,
-        fresh: bool = False,
-    ) -> None:
+    def _catch_up(self, arrival: _Arrival, room: _Room, outbox: Outbox) -> None:
         """Bring a newcomer up to the game's current version, before anything live.
 
-        Versioned: every event after ``since``, or a snapshot if they cannot all be given.
-        The tutorial's protocol: its replay (nothing for the creator of a fresh game).
+        Versioned: every event after the version it gave, or a snapshot if they cannot all
+        be given. The tutorial's protocol: its replay of the game.
         """
-        grace = self._grace
-        if profile is Profile.TUTORIAL:
-            if not fresh:
-                for message in snapshot(
-                    room.game, room.seats, room.version, profile, now=now, grace=grace
-                ):
-                    outbox.send(connection, message)
-            return
-        events = self._store.since(room.id, since)
+        now, grace, profile = arrival.now, self._grace, arrival.profile
+        events = None if profile is Profile.TUTORIAL else self._store.since(room.id, arrival.since)
+        messages: Sequence[ServerMessage | None]
         if events is None:
-            for message in snapshot(
-                room.game, room.seats, room.version, profile, now=now, grace=grace
-            ):
-                outbox.send(connection, message)
-            return
-        for logged in events:
-            projected = project(logged, profile, now=now, grace=grace)
-            assert projected is not None  # the versioned protocol sees every event
-            outbox.send(connection, projected)
+            messages = snapshot(room.game, room.seats, room.version, profile, now=now, grace=grace)
+        else:
+            messages = [project(logged, profile, now=now, grace=grace) for logged in events]
+        for message in messages:
+            assert message is not None  # the versioned protocol sees every event
+            outbox.send(arrival.connection, message)
 
-    def _enter(self, connection: ConnectionId, room: _Room, role: Role, profile: Profile) -> None:
-        self._members[connection] = _Member(room, role)
-        room.members[connection] = profile
+    def _enter(self, arrival: _Arrival, room: _Room, role: Role) -> None:
+        self._members[arrival.connection] = _Member(room, role)
+        room.members[arrival.connection] = arrival.profile
         if room.forget_at is not None:
             room.forget_at = None  # somebody is here: the game is not forgotten
             self._timers.cancel(room.id)
