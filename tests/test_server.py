@@ -374,7 +374,7 @@ async def test_an_error_while_opening_a_connection_costs_only_that_connection(
         assert server.open_connections == 2
 
 
-async def test_join_and_watch_keys_never_reach_the_logs(
+async def test_keys_and_seat_tokens_never_reach_the_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with running(GameServer(site=SITE, new_key=new_key)) as (_, connect):
@@ -389,8 +389,27 @@ async def test_join_and_watch_keys_never_reach_the_logs(
             assert (await watcher.receive())["type"] == "error"
             await yellow.stream.aclose()
             assert await red.receive() == {"type": "left", "player": "yellow"}
+            # A versioned page takes a seat, drops, comes back with its token, and a second
+            # tab takes the seat over: seat tokens must not reach the logs either.
+            page = connect()
+            await page.connect()
+            await page.send({"type": "init", "v": 0})
+            assert (await page.receive())["type"] == "init"
+            seat = await page.receive()
+            await page.stream.aclose()
+            again, tab = connect(), connect()
+            for client in (again, tab):
+                await client.connect()
+                await client.send({"type": "init", "token": seat["token"], "v": 1})
+                assert (await client.receive())["type"] == "init"
+                assert await client.receive() == seat
+            await tab.send({"type": "init", "token": "wrong", "v": 0})
+            kinds = [(await tab.receive())["type"] for _ in range(3)]
+            assert kinds == ["away", "joined", "error"]  # caught up, then refused
     assert "game 1: created" in caplog.text  # the logs do speak of the game
-    for key in (red.keys["join"], red.keys["watch"]):
+    assert "game 2: red back" in caplog.text
+    assert "game 2: red taken over" in caplog.text
+    for key in (red.keys["join"], red.keys["watch"], seat["token"]):
         assert len(key) >= 22  # 128 bits from the OS CSPRNG, URL-safe
         assert key[:8] not in caplog.text
 
