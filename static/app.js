@@ -27,6 +27,11 @@ const RETRY_CAP_MS = 10_000;
 const CATCH_UP_QUIET_MS = 100;
 // How often countdowns (an away player's grace, the next retry) are redrawn.
 const TICK_MS = 250;
+// A computer that slept (a closed lid) wakes up with a socket that looks open
+// but that the server dropped long ago (no pong), and nothing tells the page.
+// It notices the jump of the clock between two checks instead.
+const SLEEP_CHECK_MS = 2000;
+const SLEEP_GAP_MS = 10_000;
 // The server closes a connection with this code when a newer one took its
 // seat over (a second tab): coming back by ourselves would steal it back.
 const SEAT_REPLACED = 4000;
@@ -44,6 +49,7 @@ const dom = {
   error: $("error"),
   notice: $("notice"),
   noticeText: $("notice-text"),
+  noticeTimer: $("notice-timer"),
   watchGame: $("watch-game"),
   playHere: $("play-here"),
   retryNow: $("retry-now"),
@@ -435,18 +441,15 @@ function noticeContent(current) {
     };
   }
   if (!navigator.onLine && current !== "over") {
-    return { text: "You are offline. The game will continue when the network is back.", action: null };
+    const text = "You are offline. The game will continue when the network is back.";
+    return { text, action: null };
   }
   if (current !== "reconnecting") return null;
-  const attempt = `attempt ${conn.attempt}`;
-  if (conn.status === "retrying") {
-    const seconds = secondsLeft(conn.retryAt);
-    return {
-      text: `${conn.lostReason} Reconnecting in ${seconds} s (${attempt})…`,
-      action: "retry",
-    };
-  }
-  return { text: `${conn.lostReason} Reconnecting (${attempt})…`, action: null };
+  const text = `${conn.lostReason} Reconnecting (attempt ${conn.attempt})…`;
+  if (conn.status !== "retrying") return { text, action: null };
+  // The countdown is a timer of its own: in the text, it would be announced
+  // again at every second.
+  return { text, timer: `Next try in ${secondsLeft(conn.retryAt)} s.`, action: "retry" };
 }
 
 function renderNotice(current) {
@@ -454,6 +457,7 @@ function renderNotice(current) {
   setHidden(dom.notice, content === null);
   const action = content?.action ?? null;
   setText(dom.noticeText, content?.text ?? "");
+  setText(dom.noticeTimer, content?.timer ?? "");
   setHidden(dom.watchGame, action !== "watch");
   setHidden(dom.playHere, action !== "play-here");
   setHidden(dom.retryNow, action !== "retry");
@@ -519,17 +523,17 @@ function renderResult() {
     return;
   }
   const winner = capitalize(result.winner);
-  const loser = capitalize(other(result.winner));
+  // A claimed win is the opponent's absence, not four in a row.
   const claimed = result.reason === "claim";
+  const absent = `${capitalize(other(result.winner))} did not come back.`;
+  const four = `${winner} wins with four in a row.`;
   if (!isPlayerRole()) {
-    showBanner(`${winner} wins!`, claimed ? `${loser} did not come back.` : "Four in a row.", result.winner);
+    showBanner(`${winner} wins!`, claimed ? absent : "Four in a row.", result.winner);
   } else if (result.winner === state.role) {
-    showBanner("You win!", claimed ? `${loser} did not come back.` : `${winner} wins with four in a row.`, "won");
+    showBanner("You win!", claimed ? absent : four, "won");
   } else {
-    const detail = claimed
-      ? `${winner} claimed the win while you were away.`
-      : `${winner} wins with four in a row.`;
-    showBanner("You lose.", detail, "lost");
+    const took = `${winner} claimed the win while you were away.`;
+    showBanner("You lose.", claimed ? took : four, "lost");
   }
 }
 
@@ -661,7 +665,8 @@ const handlers = {
     for (const player of ["red", "yellow"]) applySeatView(player, event[player]);
     state.result = null;
     const result = event.result;
-    if (result && typeof result === "object" && (result.winner === null || isPlayer(result.winner))) {
+    const ended = result && typeof result === "object";
+    if (ended && (result.winner === null || isPlayer(result.winner))) {
       setResult(result.winner, result.reason, result.cells);
     } else {
       renderResult();
@@ -880,20 +885,38 @@ function retryNow() {
   if (conn.status === "retrying") connect();
 }
 
-window.addEventListener("online", () => {
+// The network came back, maybe another one, or the computer woke up: a
+// waiting retry goes at once, and an open socket may be dead without knowing
+// it yet, so the page resumes afresh (the server hands the seat over to the
+// new connection; the old one is let go).
+function resumeAfresh(reason) {
   if (conn.status === "retrying") {
     connect();
-  } else if (conn.status === "open" && state.inGame && !state.result) {
-    // Back on a network, maybe another one: the socket may be dead without
-    // knowing it yet. A resume is cheap (the server hands the seat over).
+  } else if (conn.status === "open" && state.inGame && !state.result && !state.refusal) {
     conn.lost = true;
-    conn.lostReason = "The network changed.";
+    conn.lostReason = reason;
     connect();
   }
+}
+
+window.addEventListener("online", () => {
+  resumeAfresh("The network changed.");
   render();
 });
 
 window.addEventListener("offline", render);
+
+function watchForSleep() {
+  let last = { time: Date.now(), visible: document.visibilityState === "visible" };
+  setInterval(() => {
+    const now = { time: Date.now(), visible: document.visibilityState === "visible" };
+    // Hidden pages have their timers slowed down: only a gap between two
+    // checks of a visible page means that the computer slept.
+    const slept = last.visible && now.visible && now.time - last.time > SLEEP_GAP_MS;
+    last = now;
+    if (slept) resumeAfresh("The computer was asleep.");
+  }, SLEEP_CHECK_MS);
+}
 
 window.addEventListener("pagehide", () => {
   state.unloading = true;
@@ -966,7 +989,8 @@ function onNewGameClick(event) {
   const link = event.target instanceof Element ? event.target.closest("a[data-new-game]") : null;
   if (!link) return;
   // Opening it in another tab leaves this tab's game alone.
-  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
+  if (event.button !== 0 || modified) return;
   clearSession("");
 }
 
@@ -1064,3 +1088,4 @@ setUpLinks();
 setUpActions();
 render();
 connect();
+watchForSleep();

@@ -891,6 +891,33 @@ def test_a_cut_connection_comes_back_by_itself(
     session.assert_no_problems(allowed=caused_by_the_cut)
 
 
+def test_the_page_says_when_it_is_offline_and_catches_up_when_online(
+    session: Session, server: Server
+) -> None:
+    red, yellow, _ = open_game(session, server)
+    table = Table(red, yellow)
+    table.play(0)
+    table.play(1)
+
+    yellow.page.context.set_offline(True)
+    expect(yellow.notice).to_contain_text("You are offline.")
+    # Red plays while yellow's network is gone.
+    table.play(2, seen_by=[red])
+    yellow.screenshot_as("offline")
+
+    yellow.page.context.set_offline(False)
+    # Back online, the page resumes afresh (its socket may be dead) and shows the missed move.
+    expect(yellow.cell(2, 0)).to_have_class(re.compile(r"\bred\b"))
+    expect(yellow.turn).to_have_text("Your turn.")
+    expect(yellow.notice).to_be_hidden()
+    table.play(3)
+    for client in (red, yellow):
+        table.expect_board(client)
+    expect(red.away).to_be_hidden()
+
+    session.assert_no_problems()
+
+
 def test_a_spectator_reloads_and_sees_the_whole_board(session: Session, server: Server) -> None:
     red, yellow, watch_url = open_game(session, server)
     spectator = open_spectator(session, watch_url)
@@ -947,7 +974,8 @@ def test_a_second_tab_takes_the_seat_and_play_here_takes_it_back(
     # Yellow never saw red leave.
     expect(yellow.away).to_be_hidden()
 
-    # "Play here" takes the seat back, with the moves made in the other tab.
+    # Back to the first tab: "Play here" takes the seat back, with the moves made meanwhile.
+    red.page.bring_to_front()
     play_here.click()
     expect(red.turn).to_have_text("Your turn.")
     table.expect_board(red)
