@@ -35,8 +35,8 @@ import trio
 
 from connect4proto import (
     Config,
+    ConnectionEnded,
     ConnectionId,
-    ConnectionRefused,
     Event,
     GameClosed,
     GameCreated,
@@ -577,8 +577,10 @@ def _log_event(event: Event) -> None:
         )
     elif isinstance(event, GameClosed):
         log.info("game %d: closed, nobody can come back to it", event.game)
-    elif isinstance(event, ConnectionRefused):
-        log.warning("connection %d: closed: %s", event.connection, event.reason)
+    elif isinstance(event, ConnectionEnded):
+        log.warning(
+            "connection %d: closed (%s): %s", event.connection, event.fault.value, event.reason
+        )
 
 
 def open_listeners(host: str, port: int) -> list[socket.socket]:

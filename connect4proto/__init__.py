@@ -8,9 +8,10 @@ from .config import Config
 from .core import GameServer, Output
 from .errors import LocalProtocolError
 from .events import (
+    ConnectionEnded,
     ConnectionId,
-    ConnectionRefused,
     Event,
+    Fault,
     GameClosed,
     GameCreated,
     GameEnded,
@@ -29,10 +30,11 @@ from .web import Site
 __all__ = [
     "SEAT_REPLACED",
     "Config",
+    "ConnectionEnded",
     "ConnectionId",
-    "ConnectionRefused",
     "Ending",
     "Event",
+    "Fault",
     "Game",
     "GameClosed",
     "GameCreated",

@@ -31,6 +31,7 @@ from wsproto.utilities import RemoteProtocolError as WebSocketHandshakeError
 
 from .config import Config
 from .errors import LocalProtocolError
+from .events import Fault
 from .web import Site, error_response, serialize
 
 __all__ = ["ClientConnection", "ConnectionState", "Throttled"]
@@ -90,6 +91,7 @@ class ClientConnection:
         "_websocket",
         "_window_count",
         "_window_start",
+        "close_fault",
         "close_reason",
         "last_seen",
         "path",
@@ -120,8 +122,9 @@ class ClientConnection:
         self.state = ConnectionState.HTTP
         #: The WebSocket's request target, once upgraded.
         self.path: str | None = None
-        #: Why the connection ended, when the peer was at fault: for the logs.
+        #: Why the connection ended, when it did not close normally: for the logs.
         self.close_reason: str | None = None
+        self.close_fault = Fault.PEER
         # Time: when the peer last sent bytes; when the current wait began (a request head,
         # or the answer to our close frame); when our unanswered ping left.
         self._now = now
@@ -201,7 +204,7 @@ class ClientConnection:
                 self.queued.append(self._websocket.send(Ping()))
                 self._ping_sent = now
                 return
-            self.close_reason = f"No answer to a ping within {config.ping_timeout:g} s."
+            self._ended(Fault.TIMEOUT, f"No answer to a ping within {config.ping_timeout:g} s.")
             self.abort()  # RFC 6455 section 7.1.1 allows dropping a peer that does not answer
         elif state is ConnectionState.HTTP:
             connection = self._h11
@@ -215,7 +218,7 @@ class ClientConnection:
                 )
         else:  # CLOSING (a closed connection has no deadline, so never gets here)
             if self.close_reason is None:
-                self.close_reason = f"No close frame within {config.close_timeout:g} s."
+                self._ended(Fault.TIMEOUT, f"No close frame within {config.close_timeout:g} s.")
             self.state = ConnectionState.CLOSED
 
     # -- input ----------------------------------------------------------------------------
@@ -410,7 +413,7 @@ class ClientConnection:
         """Answer a request we cannot serve with ``status``, then close."""
         connection = self._h11
         assert connection is not None
-        self.close_reason = reason
+        self._ended(Fault.TIMEOUT if status is HTTPStatus.REQUEST_TIMEOUT else Fault.PEER, reason)
         self.state = ConnectionState.CLOSED
         if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return  # pragma: no cover - h11 raises only while a request is being read
@@ -432,7 +435,7 @@ class ClientConnection:
             handshake.receive_data(head)
             (event,) = handshake.events()
         except WebSocketHandshakeError as exc:
-            self.close_reason = f"WebSocket handshake refused: {exc}"
+            self._ended(Fault.PEER, f"WebSocket handshake refused: {exc}")
             self.state = ConnectionState.CLOSED
             hint = exc.event_hint
             assert isinstance(hint, RejectConnection)
@@ -440,7 +443,7 @@ class ClientConnection:
             return None
         except UnicodeError as exc:
             # wsproto 1.3.2 decodes the Host header as IDNA and lets the error escape.
-            self.close_reason = f"WebSocket handshake refused: bad Host header ({exc})"
+            self._ended(Fault.PEER, f"WebSocket handshake refused: bad Host header ({exc})")
             self.state = ConnectionState.CLOSED
             self.queued.append(handshake.send(RejectConnection(status_code=400)))
             return None
@@ -511,9 +514,18 @@ class ClientConnection:
         self._fragments = 0
         return data
 
+    def too_slow(self) -> None:
+        """The peer reads slower than its game moves: close with 1013 without waiting."""
+        self._ended(Fault.TOO_SLOW, "Reading too slowly to keep up.")
+        self.close_now(CloseReason.TRY_AGAIN_LATER, "Too slow to keep up.")
+
+    def _ended(self, fault: Fault, reason: str) -> None:
+        self.close_fault = fault
+        self.close_reason = reason
+
     def refuse(self, code: int, reason: str) -> None:
         """Close because the peer sent something we refuse (``reason`` is kept for the logs)."""
-        self.close_reason = reason
+        self._ended(Fault.PEER, reason)
         self._parts = []
         self.close(code, reason)
 
@@ -525,11 +537,11 @@ class ClientConnection:
         elif state is not WebSocketState.CLOSED:
             # Not a close frame: wsproto could not parse the peer's bytes (invalid framing,
             # invalid UTF-8, ...). Say why with the code it chose, then drop the stream.
-            self.close_reason = event.reason or f"WebSocket protocol error {event.code}"
+            self._ended(Fault.PEER, event.reason or f"WebSocket protocol error {event.code}")
             if state is WebSocketState.OPEN:
                 self.queued.append(
                     websocket.send(CloseConnection(code=event.code, reason=event.reason))
                 )
         elif event.code == CloseReason.ABNORMAL_CLOSURE and self.close_reason is None:
-            self.close_reason = "Connection closed without a close frame."
+            self._ended(Fault.VANISHED, "Connection closed without a close frame.")
         self.state = ConnectionState.CLOSED

@@ -16,7 +16,7 @@ from wsproto.frame_protocol import CloseReason, FrameProtocol
 from .config import Config
 from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
-from .events import ConnectionId, ConnectionRefused, Event, GameId
+from .events import ConnectionEnded, ConnectionId, Event, GameId
 from .lobby import Lobby
 from .log import Logged
 from .messages import (
@@ -295,8 +295,7 @@ class GameServer:
         """
         client = self._client(connection)
         self._tick(now)
-        client.close_reason = "Reading too slowly to keep up."
-        client.close_now(CloseReason.TRY_AGAIN_LATER, "Too slow to keep up.")
+        client.too_slow()
         return self._finish_one(connection)
 
     def shutdown(self, now: float) -> Output:
@@ -355,9 +354,12 @@ class GameServer:
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:
             self._timers.cancel(connection)
-            reason = connections.pop(connection).close_reason
+            client = connections.pop(connection)
+            reason = client.close_reason
             if reason is not None:
-                batch.events.append(ConnectionRefused(connection=connection, reason=reason))
+                batch.events.append(
+                    ConnectionEnded(connection=connection, reason=reason, fault=client.close_fault)
+                )
         return Output(data=data, close=close, events=tuple(batch.events))
 
 

@@ -6,15 +6,17 @@ are never part of them, so logging them cannot leak a key.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import NewType, TypeAlias
 
 from .game import Ending, Player
 
 __all__ = [
+    "ConnectionEnded",
     "ConnectionId",
-    "ConnectionRefused",
     "Event",
+    "Fault",
     "GameClosed",
     "GameCreated",
     "GameEnded",
@@ -96,12 +98,26 @@ class GameClosed:
     game: GameId
 
 
+class Fault(enum.Enum):
+    """Why a connection ended without a normal close."""
+
+    #: It broke HTTP, WebSocket or the game's limits (a bad request, frame or message).
+    PEER = "peer"
+    #: It did not send in time: a request head, the answer to a ping, our close frame.
+    TIMEOUT = "timeout"
+    #: Its transport ended without a close frame (a reset, a closed lid, a lost network).
+    VANISHED = "vanished"
+    #: It read slower than its game moved, and its backlog outgrew the output limit.
+    TOO_SLOW = "too slow"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionRefused:
-    """The peer broke HTTP or WebSocket rules and the connection is being closed for it."""
+class ConnectionEnded:
+    """A connection ended without a normal close: ``fault`` says how, ``reason`` in words."""
 
     connection: ConnectionId
     reason: str
+    fault: Fault
 
 
 Event: TypeAlias = (
@@ -113,5 +129,5 @@ Event: TypeAlias = (
     | SeatReplaced
     | GameEnded
     | GameClosed
-    | ConnectionRefused
+    | ConnectionEnded
 )

@@ -27,7 +27,7 @@ from peers import (
 from wsproto.events import Message
 from wsproto.frame_protocol import FrameProtocol
 
-from connect4proto import Config, ConnectionRefused, LocalProtocolError
+from connect4proto import Config, ConnectionEnded, Fault, LocalProtocolError
 
 #: Limits small enough to cross one byte at a time in a few milliseconds.
 SMALL = Config(max_head_size=600, max_line_size=300, max_headers=8)
@@ -57,7 +57,16 @@ def refusals(network: Network, peer: Peer) -> list[str]:
     return [
         event.reason
         for event in network.events
-        if isinstance(event, ConnectionRefused) and event.connection == peer.id
+        if isinstance(event, ConnectionEnded) and event.connection == peer.id
+    ]
+
+
+def faults(network: Network, peer: Peer) -> list[Fault]:
+    """How the core said ``peer``'s connection ended (whose fault, in one word)."""
+    return [
+        event.fault
+        for event in network.events
+        if isinstance(event, ConnectionEnded) and event.connection == peer.id
     ]
 
 
@@ -439,6 +448,7 @@ def test_request_with_a_body_is_refused_with_413(
     assert header(http.responses[0][0], "connection") == "close"
     assert http.transport_closed
     assert refusals(network, http) == ["Request bodies are not accepted."]
+    assert faults(network, http) == [Fault.PEER]
     assert_state(network)
     assert_still_serves(network)
 
@@ -463,6 +473,7 @@ def test_chunked_request_with_content_length_zero_is_refused_with_413(chunker: C
     assert statuses(http) == [413]
     assert http.transport_closed
     assert refusals(network, http) == ["Request bodies are not accepted."]
+    assert faults(network, http) == [Fault.PEER]
     assert_state(network)
     assert_still_serves(network)
 
@@ -496,6 +507,7 @@ def test_request_not_complete_within_the_timeout_gets_408(chunker: Chunker) -> N
     assert header(http.responses[0][0], "connection") == "close"
     assert http.transport_closed
     assert refusals(network, http) == ["Request not complete within 10 s."]
+    assert faults(network, http) == [Fault.TIMEOUT]
     assert_state(network)
     assert_still_serves(network)
 
@@ -587,6 +599,7 @@ def test_websocket_that_does_not_answer_a_ping_is_dropped_and_its_game_told() ->
     assert yellow.close_code is None  # dropped, not closed: it would not answer anyway
     assert red.take() == [{"type": "left", "player": "yellow"}]
     assert refusals(network, yellow) == ["No answer to a ping within 20 s."]
+    assert faults(network, yellow) == [Fault.TIMEOUT]
     assert_state(network, connections=1, members=1, games=1)
     assert_still_serves(network)
 
@@ -669,6 +682,7 @@ def test_unanswered_close_frame_is_given_up_after_the_close_timeout() -> None:
     network.advance(7.0)
     assert yellow.transport_closed
     assert refusals(network, yellow) == ["Message larger than 4096 bytes."]
+    assert faults(network, yellow) == [Fault.PEER]
     assert_state(network, connections=1, members=1, games=1)
     assert_still_serves(network)
 
@@ -688,6 +702,7 @@ def test_shutdown_waits_for_close_frames_at_most_the_close_timeout() -> None:
     network.advance(7.0)
     assert yellow.transport_closed
     assert refusals(network, yellow) == ["No close frame within 5 s."]
+    assert faults(network, yellow) == [Fault.TIMEOUT]
     assert refusals(network, red) == []
     assert_state(network, games=1)  # the seats wait for their tokens
 
@@ -768,6 +783,7 @@ def test_twice_the_rate_in_one_second_closes_with_1008(chunker: Chunker) -> None
     assert yellow.transport_closed
     assert red.take() == [{"type": "left", "player": "yellow"}]
     assert refusals(network, yellow) == ["More than 100 messages in one second."]
+    assert faults(network, yellow) == [Fault.PEER]
     assert_state(network, connections=1, members=1, games=1)
     network.advance(1.0)  # red's window is its own
     assert_still_serves(network)
@@ -857,6 +873,7 @@ def test_other_origins_are_refused_with_403(
     assert peer.rejected.status_code == 403
     assert peer.transport_closed
     assert refusals(network, peer) == ["Origin not allowed."]
+    assert faults(network, peer) == [Fault.PEER]
     assert_state(network)
     assert_still_serves(network, [("Origin", ORIGIN)])
 
@@ -927,6 +944,7 @@ def test_too_slow_reader_is_closed_with_1013_and_its_opponent_told() -> None:
     assert yellow.close_reason == "Too slow to keep up."
     assert red.take() == [{"type": "left", "player": "yellow"}]
     assert refusals(network, yellow) == ["Reading too slowly to keep up."]
+    assert faults(network, yellow) == [Fault.TOO_SLOW]
     assert_state(network, connections=1, members=1, games=1)
     with pytest.raises(LocalProtocolError):
         network.server.receive_data(yellow.id, b"x", network.now)

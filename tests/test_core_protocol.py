@@ -9,7 +9,7 @@ from peers import SITE, Network, WebSocketPeer, byte_by_byte, header
 from wsproto.events import CloseConnection, Message
 from wsproto.frame_protocol import FrameProtocol
 
-from connect4proto import Config, ConnectionRefused, GameServer, Site
+from connect4proto import Config, ConnectionEnded, Fault, GameServer, Site
 
 
 def started() -> tuple[Network, WebSocketPeer]:
@@ -152,9 +152,9 @@ def test_binary_frame_is_closed_with_1003_and_leaves_the_game() -> None:
     assert network.server.lobby.game_count == 1  # red's seat waits for its token
     network.wait_out_grace()
     assert network.server.lobby.game_count == 0
-    assert ConnectionRefused(connection=red.id, reason="Binary frames are not supported.") in (
-        network.events
-    )
+    assert ConnectionEnded(
+        connection=red.id, reason="Binary frames are not supported.", fault=Fault.PEER
+    ) in (network.events)
 
 
 def test_ping_gets_a_pong_with_the_same_payload() -> None:
@@ -345,7 +345,7 @@ def test_bad_requests_get_an_http_error_and_are_closed(request_bytes: bytes, sta
     assert [r.status_code for r, _ in http.responses] == [status]
     assert http.transport_closed
     assert network.server.connection_count == 0
-    assert any(isinstance(e, ConnectionRefused) for e in network.events)
+    assert any(isinstance(e, ConnectionEnded) for e in network.events)
     # The server still serves others.
     assert network.http().get("/healthz")[0].status_code == 200
 
@@ -400,3 +400,17 @@ def test_pipelined_requests_beyond_one_head_size_in_one_read_are_all_answered() 
 def test_the_site_refuses_files_it_could_not_serve_safely(name: str) -> None:
     with pytest.raises(ValueError, match=r"not a plain relative path|no known content type"):
         Site.from_files({name: b"x"})
+
+
+def test_a_stream_that_ends_without_a_close_frame_is_reported_as_vanished() -> None:
+    network, red = started()
+    network.feed(red, None)
+    assert red.transport_closed
+    ended = [e for e in network.events if isinstance(e, ConnectionEnded)]
+    assert ended == [
+        ConnectionEnded(
+            connection=red.id,
+            reason="Connection closed without a close frame.",
+            fault=Fault.VANISHED,
+        )
+    ]
