@@ -802,7 +802,16 @@ def test_the_win_can_be_claimed_once_the_grace_is_over(
     session.assert_no_problems()
 
 
-def test_red_reloads_mid_game_and_plays_on(session: Session, server: Server) -> None:
+@pytest.mark.parametrize(
+    "server_args",
+    # The server keeps the whole log (the reloaded page gets every event again), or only its
+    # last 4 events (the page gets one snapshot, ``sync``).
+    [[], ["--max-log-events", "4"]],
+    ids=["replay", "snapshot"],
+)
+def test_red_reloads_mid_game_and_plays_on(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
     red, yellow, _ = open_game(session, server)
     join_url = red.page.locator("#join-link").input_value()
     table = Table(red, yellow)
