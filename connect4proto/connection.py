@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import cast
 
 import h11
 from wsproto.connection import SERVER as CONNECTION_TYPE_SERVER
@@ -29,9 +28,11 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError as WebSocketHandshakeError
 
+from .assembler import MessageAssembler, TooBig
 from .config import Config
 from .errors import LocalProtocolError
 from .events import Fault
+from .ratelimit import Admission, RateLimit
 from .web import Site, error_response, serialize
 
 __all__ = ["ClientConnection", "ConnectionState", "Throttled"]
@@ -60,6 +61,7 @@ class Throttled(enum.Enum):
 
 
 _INFINITY = float("inf")
+_ADMIT = Admission.ADMIT
 _HEAD_OVERHEAD = len(b" HTTP/1.1\r\n") + 1  # request line: method SP target SP version CRLF
 
 
@@ -76,21 +78,18 @@ class ClientConnection:
     """
 
     __slots__ = (
+        "_assembler",
         "_config",
-        "_fragments",
         "_h11",
         "_head",
         "_head_buffer",
         "_now",
-        "_parts",
         "_ping_sent",
+        "_rate",
         "_request",
         "_since",
         "_site",
-        "_size",
         "_websocket",
-        "_window_count",
-        "_window_start",
         "close_fault",
         "close_reason",
         "last_seen",
@@ -116,9 +115,9 @@ class ClientConnection:
         #: broadcast frames here directly: the same object for every recipient).
         self.queued: list[bytes] = []
         # Reassembly of a fragmented text message (RFC 6455 section 5.4).
-        self._parts: list[str | bytes] = []
-        self._size = 0
-        self._fragments = 0
+        self._assembler = MessageAssembler(
+            max_size=config.max_message_size, max_fragments=config.max_fragments
+        )
         self.state = ConnectionState.HTTP
         #: The WebSocket's request target, once upgraded.
         self.path: str | None = None
@@ -132,8 +131,7 @@ class ClientConnection:
         self._since = now
         self._ping_sent: float | None = None
         # Rate limit: messages counted in a one-second window.
-        self._window_start = -_INFINITY  # the first message opens the first window
-        self._window_count = 0
+        self._rate = RateLimit(config.max_messages_per_second)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -261,7 +259,7 @@ class ClientConnection:
                 text = event.data
                 if (
                     event.message_finished
-                    and not self._parts
+                    and not self._assembler.pending
                     and type(text) is str
                     and len(text) <= self._config.max_message_size
                     and text.isascii()
@@ -458,61 +456,27 @@ class ClientConnection:
 
     def _admit(self) -> bool:
         """Count a message or ping against the rate limit; False if it must be dropped."""
-        limit = self._config.max_messages_per_second
-        if limit is None:
+        admission = self._rate.admit(self._now)
+        if admission is _ADMIT:
             return True
-        now = self._now
-        if now - self._window_start >= 1.0:
-            self._window_start = now
-            self._window_count = 1
-            return True
-        self._window_count += 1
-        if self._window_count <= limit:
-            return True
-        if self._window_count > 2 * limit:
+        if admission is Admission.CLOSE:
+            limit = self._config.max_messages_per_second
+            assert limit is not None
             self.refuse(
-                CloseReason.POLICY_VIOLATION,
-                f"More than {2 * limit} messages in one second.",
+                CloseReason.POLICY_VIOLATION, f"More than {2 * limit} messages in one second."
             )
         return False
 
     def _reassemble(self, event: TextMessage | BytesMessage) -> str | bytes | None:
         """Add one piece of a message; the message once complete and within limits."""
         data: str | bytes = event.data if isinstance(event.data, str) else bytes(event.data)
-        if isinstance(data, str):
-            # A str's UTF-8 size is its length when it is ASCII (the common case), in O(1).
-            self._size += len(data) if data.isascii() else len(data.encode())
-        else:
-            self._size += len(data)
-        if event.frame_finished:
-            self._fragments += 1
-        if self._size > self._config.max_message_size:
-            self.refuse(
-                CloseReason.MESSAGE_TOO_BIG,
-                f"Message larger than {self._config.max_message_size} bytes.",
-            )
+        message = self._assembler.add(
+            data, frame_finished=event.frame_finished, message_finished=event.message_finished
+        )
+        if isinstance(message, TooBig):
+            self.refuse(CloseReason.MESSAGE_TOO_BIG, message.reason)
             return None
-        if self._fragments > self._config.max_fragments:
-            self.refuse(
-                CloseReason.MESSAGE_TOO_BIG,
-                f"Message in more than {self._config.max_fragments} fragments.",
-            )
-            return None
-        if not event.message_finished:
-            self._parts.append(data)
-            return None
-        parts = self._parts
-        if parts:
-            # Every piece has the type of the first frame (wsproto checks the opcodes).
-            parts.append(data)
-            self._parts = []
-            if isinstance(data, str):
-                data = "".join(cast("list[str]", parts))
-            else:
-                data = b"".join(cast("list[bytes]", parts))
-        self._size = 0
-        self._fragments = 0
-        return data
+        return message
 
     def too_slow(self) -> None:
         """The peer reads slower than its game moves: close with 1013 without waiting."""
@@ -526,7 +490,7 @@ class ClientConnection:
     def refuse(self, code: int, reason: str) -> None:
         """Close because the peer sent something we refuse (``reason`` is kept for the logs)."""
         self._ended(Fault.PEER, reason)
-        self._parts = []
+        self._assembler.clear()
         self.close(code, reason)
 
     def _closed_by_peer(self, websocket: WebSocket, event: CloseConnection) -> None:
