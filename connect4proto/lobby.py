@@ -35,12 +35,15 @@ from .log import GameEvent, GameOver, Logged, MovePlayed, SeatAway, SeatBack, Se
 from .messages import (
     Claim,
     ClientMessage,
+    ClientPing,
     Error,
     GameKeys,
     Init,
     Play,
+    Pong,
     Seat,
     ServerMessage,
+    Watching,
 )
 from .projection import Profile, project, snapshot
 from .refusals import (
@@ -210,9 +213,11 @@ class Lobby:
             self._play(connection, message.column, outbox)
         elif type(message) is Init:
             self._init(connection, message, outbox, now)
-        else:
-            assert type(message) is Claim
+        elif type(message) is Claim:
             self._claim(connection, outbox, now)
+        else:
+            assert type(message) is ClientPing
+            outbox.send(connection, Pong())
 
     def refuse(self, connection: ConnectionId, refusal: Refusal, outbox: Outbox) -> None:
         """Send ``refusal`` as ``connection``'s protocol shows it (with its code, if versioned)."""
@@ -322,7 +327,7 @@ class Lobby:
         assert isinstance(change, SeatChange)  # the caller saw the seat vacant
         self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
         if arrival.profile is Profile.VERSIONED:
-            outbox.send(connection, Seat(player=player, token=token))
+            outbox.send(connection, Seat(player=player, token=token, v=room.version))
         if room.version:  # the creator of a fresh game has nothing to catch up with
             self._catch_up(arrival, room, outbox)
         self._enter(arrival, room, _ROLE_OF_PLAYER[player])
@@ -337,6 +342,8 @@ class Lobby:
         if room is None:
             self.refuse(arrival.connection, GAME_NOT_FOUND, outbox)
             return
+        if arrival.profile is Profile.VERSIONED:
+            outbox.send(arrival.connection, Watching(v=room.version))
         self._catch_up(arrival, room, outbox)
         self._enter(arrival, room, Role.SPECTATOR)
         outbox.report(SpectatorJoined(game=room.id, connection=arrival.connection))
@@ -358,7 +365,7 @@ class Lobby:
         if player is Player.RED:
             # The creator's page shows the invite links: a reloaded page needs them again.
             outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
-        outbox.send(connection, Seat(player=player, token=token))
+        outbox.send(connection, Seat(player=player, token=token, v=room.version))
         self._catch_up(arrival, room, outbox)
         displaced = change.displaced
         if displaced is not None:

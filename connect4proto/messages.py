@@ -21,6 +21,7 @@ __all__ = [
     "Away",
     "Claim",
     "ClientMessage",
+    "ClientPing",
     "Draw",
     "Error",
     "GameKeys",
@@ -30,12 +31,14 @@ __all__ = [
     "Left",
     "MoveView",
     "Play",
+    "Pong",
     "Played",
     "ResultView",
     "Seat",
     "SeatView",
     "ServerMessage",
     "Sync",
+    "Watching",
     "Win",
     "decode_client_message",
     "encode_server_message",
@@ -73,7 +76,11 @@ class Claim(_Message, frozen=True, tag="claim"):
     """Claim the win: the opponent stayed away longer than the grace period."""
 
 
-ClientMessage: TypeAlias = Init | Play | Claim
+class ClientPing(_Message, frozen=True, tag="ping"):
+    """Is this connection alive? (A page cannot send WebSocket pings.) Answered ``pong``."""
+
+
+ClientMessage: TypeAlias = Init | Play | Claim | ClientPing
 
 
 # Server -> client
@@ -87,10 +94,22 @@ class GameKeys(_Message, frozen=True, tag="init"):
 
 
 class Seat(_Message, frozen=True, tag="seat"):
-    """Sent to whoever takes or takes back a seat: its colour and its token (keep it secret)."""
+    """Sent to whoever takes or takes back a seat: its colour, its token (keep it secret),
+    and ``v``, the version the catch-up that follows reaches: later events are live."""
 
     player: Player
     token: str
+    v: int
+
+
+class Watching(_Message, frozen=True, tag="watching"):
+    """Sent to a versioned spectator: the catch-up that follows reaches version ``v``."""
+
+    v: int
+
+
+class Pong(_Message, frozen=True, tag="pong"):
+    """The answer to a client's ``ping``."""
 
 
 class Played(_Message, frozen=True, tag="play"):
@@ -176,7 +195,7 @@ class Error(_Message, frozen=True, tag="error"):
 
 
 ServerMessage: TypeAlias = (
-    GameKeys | Seat | Played | Win | Draw | Joined | Left | Away | Sync | Error
+    GameKeys | Seat | Watching | Played | Win | Draw | Joined | Left | Away | Sync | Pong | Error
 )
 
 

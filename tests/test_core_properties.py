@@ -176,7 +176,7 @@ INVALID_TEXTS = st.one_of(
     .flatmap(lambda name: st.fixed_dictionaries({"type": st.just("init"), name: _NOT_A_KEY}))
     .map(json.dumps),
     st.text(max_size=10)
-    .filter(lambda kind: kind not in ("init", "play", "claim"))
+    .filter(lambda kind: kind not in ("init", "play", "claim", "ping"))
     .map(lambda kind: json.dumps({"type": kind, "column": 3})),
     st.sampled_from(["{}", '{"type": "play"}', '{"column": 3}', '{"type": null}']),
 )
@@ -559,7 +559,8 @@ class CoreMachine(RuleBasedStateMachine):
         self.games[game.id] = game
         self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
         if versioned:
-            self._expect({client: [{"type": "seat", "player": "red", "token": game.tokens["red"]}]})
+            seat = {"type": "seat", "player": "red", "token": game.tokens["red"], "v": 0}
+            self._expect({client: [seat]})
         self._publish(game, None, {"type": "joined", "player": "red"})
 
     def _enter(self, client: Client, key: str, role: str, since: int | None = None) -> None:
@@ -598,12 +599,14 @@ class CoreMachine(RuleBasedStateMachine):
         event(f"{role} entered a game " + ("in progress" if game.moves else "with no moves"))
         if role == "spectator":
             game.spectators.append(client)
+            if since is not None:
+                self._expect({client: [{"type": "watching", "v": len(game.log)}]})
             self._expect({client: replay})
             return
         game.tokens["yellow"] = self._new_key()
         if since is not None:
             seat = {"type": "seat", "player": "yellow", "token": game.tokens["yellow"]}
-            self._expect({client: [seat]})
+            self._expect({client: [{**seat, "v": len(game.log)}]})
         self._expect({client: replay})
         game.yellow = client
         joined_yellow = {"type": "joined", "player": "yellow"}
@@ -628,7 +631,8 @@ class CoreMachine(RuleBasedStateMachine):
         ((game, player),) = found
         if player == "red":
             self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
-        self._expect({client: [{"type": "seat", "player": player, "token": token}]})
+        seat = {"type": "seat", "player": player, "token": token, "v": len(game.log)}
+        self._expect({client: [seat]})
         self._expect({client: self._catch_up(client, game, since)})
         holder = game.red if player == "red" else game.yellow
         game.forget_at = None
@@ -1034,6 +1038,8 @@ class CoreMachine(RuleBasedStateMachine):
                 continue
             applied = list(client.base)
             for message in peer.messages:
+                if message["type"] in ("seat", "watching"):
+                    continue  # the version its catch-up reaches, not an event
                 if message["type"] == "sync":
                     assert message["v"] == len(applied), client
                 elif "v" in message and message["v"] > len(applied):

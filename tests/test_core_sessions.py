@@ -52,6 +52,7 @@ class Tab:
         self.network = network
         self.applied: list[dict[str, Any]] = []  # the game's log as this page holds it
         self.seat: dict[str, Any] | None = None
+        self.watching: dict[str, Any] | None = None
         self.keys: dict[str, Any] | None = None
         self.errors: list[dict[str, Any]] = []
         self.peer = network.websocket()
@@ -68,7 +69,11 @@ class Tab:
         for message in messages:
             kind = message["type"]
             if kind == "seat":
+                # The version its catch-up reaches: nothing is applied beyond it yet.
+                assert message["v"] >= self.v or self.applied == [], message
                 self.seat = message
+            elif kind == "watching":
+                self.watching = message
             elif kind == "init":
                 self.keys = message
             elif kind == "error":
@@ -144,14 +149,15 @@ def test_creator_gets_keys_a_seat_token_and_the_first_event() -> None:
     network = Network()
     red = Tab(network)
     assert red.keys == {"type": "init", "join": "key-1", "watch": "key-2"}
-    assert red.seat == {"type": "seat", "player": "red", "token": "key-3"}
+    assert red.seat == {"type": "seat", "player": "red", "token": "key-3", "v": 0}
     assert red.applied == [{"type": "joined", "player": "red", "v": 1}]
 
 
 def test_every_recipient_sees_each_event_with_the_same_v() -> None:
     network = Network()
     red, yellow, observer = new_game(network)
-    assert yellow.seat == {"type": "seat", "player": "yellow", "token": "key-4"}
+    assert yellow.seat == {"type": "seat", "player": "yellow", "token": "key-4", "v": 1}
+    assert observer.watching == {"type": "watching", "v": 1}
     play_moves({"red": red, "yellow": yellow}, RED_WINS, observer)
     expected = [
         {"type": "joined", "player": "red", "v": 1},
@@ -275,7 +281,8 @@ def test_resume_from_any_version(since: str) -> None:
     peer = network.websocket()
     peer.send({"type": "init", "token": yellow.seat["token"], "v": v})
     messages = peer.take()
-    assert messages[0] == yellow.seat
+    # The seat again, with the version its catch-up reaches.
+    assert messages[0] == {**yellow.seat, "v": latest}
     back = {"type": "joined", "player": "yellow", "v": latest + 1}
     assert messages[-1] == back
     caught_up = messages[1:-1]
@@ -305,14 +312,15 @@ def test_an_event_older_than_the_log_keeps_is_caught_up_with_a_snapshot() -> Non
     play_moves({"red": red, "yellow": yellow}, RED_WINS[:4], observer)  # versions 3-6
     watcher = network.websocket()
     watcher.send({"type": "init", "watch": "key-2", "v": 1})  # 2 is gone: the log keeps 3-6
-    (sync,) = watcher.take()
+    watching, sync = watcher.take()
+    assert watching == {"type": "watching", "v": 6}
     assert sync["type"] == "sync"
     assert sync["v"] == 6
     assert len(sync["moves"]) == 4
     assert "result" not in sync
     again = network.websocket()
     again.send({"type": "init", "watch": "key-2", "v": 2})  # 3-6 are all there
-    assert again.take() == log_of(observer)[2:]
+    assert again.take() == [{"type": "watching", "v": 6}, *log_of(observer)[2:]]
 
 
 def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
@@ -321,7 +329,7 @@ def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
     play_moves({"red": red, "yellow": yellow}, RED_WINS, observer)
     watcher = network.websocket()
     watcher.send({"type": "init", "watch": "key-2", "v": 1000})
-    (sync,) = watcher.take()
+    _, sync = watcher.take()
     assert sync["result"] == {
         "winner": "red",
         "reason": "four",
@@ -333,7 +341,7 @@ def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
     assert lone.keys is not None
     peer = fresh.websocket()
     peer.send({"type": "init", "watch": lone.keys["watch"], "v": 50})
-    (sync,) = peer.take()
+    _, sync = peer.take()
     assert sync["yellow"] == {"state": "vacant"}
 
 
@@ -355,7 +363,7 @@ def test_a_wrong_or_other_games_token_is_refused_and_the_seat_stays(token: str) 
     intruder.send({"type": "init", "token": token, "v": 0})
     if token == "key-7":
         # Another game's token resumes that game's seat, never this one's.
-        assert intruder.take()[1] == {"type": "seat", "player": "red", "token": "key-7"}
+        assert intruder.take()[1] == {"type": "seat", "player": "red", "token": "key-7", "v": 1}
         assert other.peer.close_code == SEAT_REPLACED
     else:
         assert intruder.take() == [
@@ -410,7 +418,7 @@ def test_a_token_without_v_resumes_from_the_start() -> None:
     peer = network.websocket()
     peer.send({"type": "init", "token": red.seat["token"]})
     assert peer.take()[1:] == [
-        red.seat,
+        {**red.seat, "v": 2},
         {"type": "joined", "player": "red", "v": 1},
         {"type": "away", "player": "red", "grace": GRACE, "v": 2},
         {"type": "joined", "player": "red", "v": 3},
@@ -428,7 +436,9 @@ def test_the_join_link_of_a_taken_seat_is_refused_with_a_code_and_may_watch() ->
         {"type": "error", "message": "This game already has two players.", "code": "seat_taken"}
     ]
     stranger.send({"type": "init", "watch": "key-1", "v": 0})
-    assert comparable(stranger.take()) == log_of(observer)
+    watching, *events = stranger.take()
+    assert watching == {"type": "watching", "v": observer.v}
+    assert comparable(events) == log_of(observer)
     assert network.server.lobby.seat(stranger.id) == (1, Role.SPECTATOR)
 
 
@@ -443,7 +453,7 @@ def test_a_second_connection_takes_the_seat_and_the_first_is_closed_with_4000() 
     assert red.seat is not None
     second = Tab(network, token=red.seat["token"])  # a duplicated tab: a fresh page, v 0
     assert second.keys == red.keys
-    assert second.seat == red.seat
+    assert second.seat == {**red.seat, "v": observer.v}
     assert log_of(second) == log_of(observer)
     assert first.close_code == SEAT_REPLACED
     assert first.close_reason == "This seat was taken over by a newer connection."
@@ -691,3 +701,15 @@ def test_a_replaced_connection_that_never_answers_the_close_is_dropped_after_the
     network.advance(timeout)
     assert red.peer.transport_closed
     assert network.server.connection_count == 3
+
+
+def test_a_page_can_ask_whether_its_connection_is_alive() -> None:
+    # Browsers cannot send WebSocket pings; a half-open socket shows only when nothing
+    # answers. ``ping`` is answered at once, in a game or not, and changes nothing.
+    network = Network()
+    red = Tab(network)
+    lone = network.websocket()
+    for peer in (red.peer, lone):
+        peer.send({"type": "ping"})
+        assert peer.take() == [{"type": "pong"}]
+    assert network.server.lobby.version(1) == 1

@@ -227,12 +227,22 @@ class Client:
             self.presence.append(("left" if kind == "away" else kind, str(event.get("player"))))
         elif kind == "seat" and self.versioned and event.get("player") == self.role:
             self.token = str(event.get("token"))
+            self._check_catch_up_mark(event)
+        elif kind == "watching" and self.versioned and self.role == "spectator":
+            self._check_catch_up_mark(event)
         elif kind == "error":
             self.errors.append(str(event.get("message")))
         elif kind == "init" and self.keys is None and self.role == "red":
             self.keys = event
         else:
             self.problem(f"unexpected event {event}")
+
+    def _check_catch_up_mark(self, event: dict[str, Any]) -> None:
+        """``seat`` and ``watching`` say which version the catch-up reaches: the last one
+        logged, so never behind what this page applied."""
+        v = event.get("v")
+        if not isinstance(v, int) or v < self.last_v:
+            self.problem(f"{event.get('type')} at v {v}, behind the {self.last_v} applied")
 
     def _check_win(self, event: dict[str, Any]) -> None:
         game = self.game
