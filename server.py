@@ -703,6 +703,7 @@ LIMIT_FLAGS = {
     "ping_timeout": "seconds to wait for the pong before dropping the peer",
     "close_timeout": "seconds to wait for the peer's close frame",
     "seat_grace": "seconds a dropped player keeps the seat before the opponent may claim the win",
+    "away_delay": "seconds before a page that closed with 1001 (a reload) is announced as away",
     "max_log_events": "events of a game's log kept for resuming (a snapshot beyond)",
 }
 

@@ -50,6 +50,9 @@ class Config:
     #: claim the win (they may still come back until then, or until it is claimed). A game
     #: nobody is connected to is forgotten once every absent player's grace has run out.
     seat_grace: float = 60.0
+    #: Seconds before the others are told that a player's page went away on purpose (close
+    #: code 1001: a reload, a navigation): back within it, nobody sees it leave. 0: at once.
+    away_delay: float = 2.0
     #: Events of one game's log kept for resuming event by event; a client further behind
     #: gets a snapshot (``sync``) instead. A whole game is at most 45 events.
     max_log_events: int = 256
@@ -78,6 +81,11 @@ class Config:
             value = getattr(self, name)
             if type(value) not in (int, float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        delay = self.away_delay
+        if type(delay) not in (int, float) or not 0 <= delay < self.seat_grace:
+            raise ValueError(
+                f"away_delay must be a number of seconds from 0 to under seat_grace, not {delay!r}"
+            )
         origins = self.allowed_origins
         if type(origins) is not tuple or not all(
             type(origin) is str and origin for origin in origins

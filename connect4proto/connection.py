@@ -94,6 +94,7 @@ class ClientConnection:
         "close_reason",
         "last_seen",
         "path",
+        "peer_close_code",
         "queued",
         "state",
     )
@@ -124,6 +125,8 @@ class ClientConnection:
         #: Why the connection ended, when it did not close normally: for the logs.
         self.close_reason: str | None = None
         self.close_fault = Fault.PEER
+        #: The code of the peer's close frame, if it sent one (1001: its page went away).
+        self.peer_close_code: int | None = None
         # Time: when the peer last sent bytes; when the current wait began (a request head,
         # or the answer to our close frame); when our unanswered ping left.
         self._now = now
@@ -497,6 +500,7 @@ class ClientConnection:
         state = websocket.state
         if state is WebSocketState.REMOTE_CLOSING:
             # The peer starts the closing handshake: echo its code (section 5.5.1).
+            self.peer_close_code = event.code
             self.queued.append(websocket.send(event.response()))
         elif state is not WebSocketState.CLOSED:
             # Not a close frame: wsproto could not parse the peer's bytes (invalid framing,

@@ -146,7 +146,9 @@ class GameServer:
         self._config = config = config if config is not None else Config()
         if store is None:
             store = MemoryStore(max_events=config.max_log_events)
-        self._lobby = Lobby(new_key, store=store, seat_grace=config.seat_grace)
+        self._lobby = Lobby(
+            new_key, store=store, seat_grace=config.seat_grace, away_delay=config.away_delay
+        )
         self._connections: dict[ConnectionId, ClientConnection] = {}
         self._next_connection = 1
         # The latest time given; each connection's next deadline, kept lazily (see Timers):
@@ -336,8 +338,9 @@ class GameServer:
             if (state := connections[c].state) is not _OPEN and state is not _HTTP
         ]
         for connection in ended:
-            lobby.leave(connection, batch, self._now)
             client = connections[connection]
+            going_away = client.peer_close_code == CloseReason.GOING_AWAY
+            lobby.leave(connection, batch, self._now, going_away=going_away)
             if client.state is ConnectionState.CLOSING:
                 # Closed during another connection's call (its seat was taken over): the
                 # wait for its close frame needs its own deadline.

@@ -154,10 +154,18 @@ class _Arrival:
 class Lobby:
     """All games in progress, found by id or by the digest of a secret."""
 
-    def __init__(self, new_key: Callable[[], str], *, store: GameStore, seat_grace: float) -> None:
+    def __init__(
+        self,
+        new_key: Callable[[], str],
+        *,
+        store: GameStore,
+        seat_grace: float,
+        away_delay: float = 0.0,
+    ) -> None:
         self._new_key = new_key
         self._store = store
         self._grace = seat_grace
+        self._away_delay = away_delay
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
         self._members: dict[ConnectionId, _Member] = {}
@@ -224,9 +232,16 @@ class Lobby:
         code = refusal.code if connection in self._versioned else None
         outbox.send(connection, Error(message=refusal.message, code=code))
 
-    def leave(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
+    def leave(
+        self, connection: ConnectionId, outbox: Outbox, now: float, *, going_away: bool = False
+    ) -> None:
         """``connection`` is gone. A player's seat waits for its token (a drop is not a
-        leave); a game nobody can come back to any more is forgotten."""
+        leave); a game nobody can come back to any more is forgotten.
+
+        ``going_away``: the page closed with 1001 (a reload, a navigation). A versioned page
+        is then most likely back in a moment: the others hear of it after ``away_delay``.
+        """
+        quietly = going_away and connection in self._versioned and self._away_delay > 0
         self._versioned.discard(connection)
         member = self._members.pop(connection, None)
         if member is None:
@@ -235,10 +250,13 @@ class Lobby:
         del room.members[connection]
         if member.role is not Role.SPECTATOR:
             player = _PLAYER_OF_ROLE[member.role]
-            self._change_seat(room, player, SeatInput.DROP, SeatRequest(now=now), outbox)
+            request = SeatRequest(now=now, quietly=quietly)
+            self._change_seat(room, player, SeatInput.DROP, request, outbox)
             outbox.report(PlayerLeft(game=room.id, player=player, connection=connection))
         if not room.members:
             self._schedule_forget(room, now, outbox)
+        elif quietly:
+            self._reschedule(room)
 
     # -- time ----------------------------------------------------------------------------
 
@@ -247,11 +265,32 @@ class Lobby:
         return self._timers.next_deadline
 
     def advance(self, now: float, outbox: Outbox) -> None:
-        """Forget the games whose time has come (nobody came back)."""
-        # A game's deadline is cancelled when it is forgotten or somebody comes back: every
-        # game due is one that nobody is connected to.
+        """Tell of absences that lasted; forget the games nobody came back to."""
+        # A game's deadline is cancelled when it is forgotten: every game due is in play.
         for game in self._timers.pop_due(now):
-            self._schedule_forget(self._rooms[game], now, outbox)
+            room = self._rooms[game]
+            for player, seat in room.seats.items():
+                due = seat.since + self._away_delay <= now if type(seat) is Away else False
+                if type(seat) is Away and not seat.announced and due:
+                    request = SeatRequest(now=now)
+                    self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
+            if room.forget_at is not None:
+                self._schedule_forget(room, now, outbox)
+            else:
+                self._reschedule(room)
+
+    def _reschedule(self, room: _Room) -> None:
+        """Wake for ``room`` at its next deadline: an absence to tell, or its forgetting."""
+        deadlines = [
+            seat.since + self._away_delay
+            for seat in room.seats.values()
+            if type(seat) is Away and not seat.announced
+        ]
+        if room.forget_at is not None:
+            deadlines.append(room.forget_at)
+        self._timers.cancel(room.id)
+        if deadlines:
+            self._timers.schedule(room.id, min(deadlines))
 
     def _schedule_forget(self, room: _Room, now: float, outbox: Outbox) -> None:
         """Nobody is connected to ``room``: forget it now, or when the last grace runs out."""
@@ -261,7 +300,7 @@ class Lobby:
         )
         if forget_at > now:
             room.forget_at = forget_at
-            self._timers.schedule(room.id, forget_at)
+            self._reschedule(room)
             return
         del self._rooms[room.id]
         self._timers.cancel(room.id)
@@ -423,7 +462,7 @@ class Lobby:
             self.refuse(connection, GAME_OVER, outbox)
         elif type(seat) is Vacant:
             self.refuse(connection, NO_OPPONENT, outbox)
-        elif type(seat) is Held:
+        elif type(seat) is Held or (type(seat) is Away and not seat.announced):  # as if here
             self.refuse(connection, opponent_connected(name), outbox)
         elif type(seat) is Away and now < seat.since + self._grace:
             seconds = math.ceil(seat.since + self._grace - now)
@@ -465,7 +504,7 @@ class Lobby:
         room.members[arrival.connection] = arrival.profile
         if room.forget_at is not None:
             room.forget_at = None  # somebody is here: the game is not forgotten
-            self._timers.cancel(room.id)
+            self._reschedule(room)
 
     def _change_seat(
         self,
@@ -487,7 +526,9 @@ class Lobby:
         if logged is SeatEvent.TAKEN:
             self._append(room, SeatTaken(player=player), outbox)
         elif logged is SeatEvent.AWAY:
-            self._append(room, SeatAway(player=player, since=now), outbox)
+            seat = change.seat
+            assert type(seat) is Away
+            self._append(room, SeatAway(player=player, since=seat.since), outbox)
         elif logged is SeatEvent.BACK:
             self._append(room, SeatBack(player=player), outbox)
 

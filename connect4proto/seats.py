@@ -46,10 +46,15 @@ class Held:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Away:
-    """The holder's connection dropped at ``since``; the token may bring them back."""
+    """The holder's connection dropped at ``since``; the token may bring them back.
+
+    Not ``announced`` yet when the page went away on purpose (a reload, a navigation): it is
+    most likely back within a moment, and the others need not see it leave and return.
+    """
 
     token: bytes
     since: float
+    announced: bool = True
 
 
 Seat: TypeAlias = Vacant | Held | Away
@@ -59,6 +64,7 @@ class SeatInput(enum.Enum):
     TAKE = "take"  # a newcomer asks for the seat (create, join)
     DROP = "drop"  # the holder's connection ended
     RESUME = "resume"  # somebody presents the seat's token
+    ANNOUNCE = "announce"  # a quiet absence lasted: the others are told now
 
     __hash__ = object.__hash__
 
@@ -70,6 +76,8 @@ class SeatRequest:
     connection: ConnectionId | None = None
     token: bytes = b""
     now: float = 0.0
+    #: For DROP: the page went away on purpose (close code 1001); announce it later.
+    quietly: bool = False
 
 
 class SeatEvent(enum.Enum):
@@ -104,7 +112,15 @@ def _refuse_taken(seat: Seat, request: SeatRequest) -> Refusal:
 
 def _drop(seat: Seat, request: SeatRequest) -> SeatChange:
     assert isinstance(seat, Held)
-    return SeatChange(seat=Away(token=seat.token, since=request.now), logged=SeatEvent.AWAY)
+    away = Away(token=seat.token, since=request.now, announced=not request.quietly)
+    return SeatChange(seat=away, logged=None if request.quietly else SeatEvent.AWAY)
+
+
+def _announce(seat: Seat, request: SeatRequest) -> SeatChange:
+    assert isinstance(seat, Away)
+    if seat.announced:
+        return SeatChange(seat=seat)  # told already: nothing to log
+    return SeatChange(seat=Away(token=seat.token, since=seat.since), logged=SeatEvent.AWAY)
 
 
 def _take_over(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
@@ -124,15 +140,16 @@ def _come_back(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
     assert request.connection is not None
     if not hmac.compare_digest(seat.token, request.token):
         return UNKNOWN_TOKEN
-    return SeatChange(
-        seat=Held(connection=request.connection, token=seat.token), logged=SeatEvent.BACK
-    )
+    # Back before anybody was told it had gone: nothing happened, as far as the log goes.
+    logged = SeatEvent.BACK if seat.announced else None
+    return SeatChange(seat=Held(connection=request.connection, token=seat.token), logged=logged)
 
 
 _Handler: TypeAlias = Callable[[Seat, SeatRequest], "SeatChange | Refusal"]
 
 #: Every pair that can happen. Not here, because the lobby never asks for them: dropping a seat
-#: nobody holds, and resuming a vacant seat (it has no token to be found by).
+#: nobody holds, resuming a vacant seat (it has no token to be found by), and announcing the
+#: absence of a seat that is not away.
 _TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
     (Vacant, SeatInput.TAKE): _take,
     (Held, SeatInput.TAKE): _refuse_taken,
@@ -140,6 +157,7 @@ _TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
     (Held, SeatInput.DROP): _drop,
     (Held, SeatInput.RESUME): _take_over,
     (Away, SeatInput.RESUME): _come_back,
+    (Away, SeatInput.ANNOUNCE): _announce,
 }
 
 

@@ -154,15 +154,24 @@ def head_fields(size: int, config: Config) -> list[tuple[str, str]]:
                 "max_output_buffer",
                 "max_connections",
                 "max_messages_per_second",
+                "max_log_events",
             )
             for value in (0, -1, 1.0, True, "8", None)
             if not (name == "max_messages_per_second" and value is None)
         ],
         *[
             (name, value)
-            for name in ("request_timeout", "ping_interval", "ping_timeout", "close_timeout")
+            for name in (
+                "request_timeout",
+                "ping_interval",
+                "ping_timeout",
+                "close_timeout",
+                "seat_grace",
+            )
             for value in (0, 0.0, -1.0, math.inf, math.nan, True, "10", None)
         ],
+        # From 0 (tell at once) to under the grace (or a reload would outlast it).
+        *[("away_delay", value) for value in (-0.5, 60.0, 61, math.nan, True, "2", None)],
         ("allowed_origins", ["https://a.example"]),
         ("allowed_origins", "https://a.example"),
         ("allowed_origins", ("",)),
@@ -190,6 +199,9 @@ def test_config_accepts_the_smallest_limits_and_whole_seconds() -> None:
         ping_timeout=1,
         close_timeout=0.5,
         allowed_origins=("https://a.example", "http://localhost:8000"),
+        seat_grace=1,
+        away_delay=0,
+        max_log_events=1,
     )
     assert config.request_timeout == 1
     assert Config(max_messages_per_second=None).max_messages_per_second is None

@@ -55,6 +55,7 @@ TIMERS = Config(
     ping_interval=19.5,
     ping_timeout=19.5,
     seat_grace=29.5,
+    away_delay=2.5,
 )
 
 # Columns played in turn from an empty board, to each kind of end of a game.
@@ -192,6 +193,8 @@ class GameModel:
     yellow: Client | None = None
     #: Since when each seat whose holder dropped is away (a seat is held, away or vacant).
     away: dict[str, float] = field(default_factory=dict)
+    #: Away seats nobody was told of yet: their page closed with 1001 (a reload).
+    quiet: set[str] = field(default_factory=set)
     spectators: list[Client] = field(default_factory=list)
     #: When the game is forgotten, while nobody is connected to it.
     forget_at: float | None = None
@@ -212,7 +215,7 @@ class GameModel:
 
     def presence(self, player: str) -> list[dict[str, Any]]:
         """What a replay says of ``player``'s seat: here, away, or nothing while vacant."""
-        if (self.red if player == "red" else self.yellow) is not None:
+        if (self.red if player == "red" else self.yellow) is not None or player in self.quiet:
             return [{"type": "joined", "player": player}]
         if player in self.away:
             return [{"type": "left", "player": player}]
@@ -268,7 +271,7 @@ class GameModel:
         return [message]
 
     def seat_view(self, player: str, now: float, grace: float) -> dict[str, Any]:
-        if (self.red if player == "red" else self.yellow) is not None:
+        if (self.red if player == "red" else self.yellow) is not None or player in self.quiet:
             return {"state": "here"}
         if player in self.away:
             return {"state": "away", "grace": round(max(0.0, self.away[player] + grace - now), 3)}
@@ -388,15 +391,21 @@ class CoreMachine(RuleBasedStateMachine):
         self._expect({client: [error(text, CODES[text] if client.versioned else None)]})
 
     def _publish(
-        self, game: GameModel, tutorial: dict[str, Any] | None, versioned: dict[str, Any]
+        self,
+        game: GameModel,
+        tutorial: dict[str, Any] | None,
+        versioned: dict[str, Any],
+        since: float | None = None,
     ) -> None:
-        """A new event of ``game``'s log: each member hears it as its protocol shows it."""
+        """A new event of ``game``'s log: each member hears it as its protocol shows it
+        (an ``away`` with the grace left of an absence that began at ``since``)."""
         logged = {**versioned, "v": len(game.log) + 1}
         game.log.append(logged)
         live = dict(logged)
         if logged["type"] == "away":
-            game.away_at[logged["v"]] = self.now
-            live["grace"] = self.config.seat_grace
+            began = self.now if since is None else since
+            game.away_at[logged["v"]] = began
+            live["grace"] = round(max(0.0, began + self.config.seat_grace - self.now), 3)
         for member in game.members():
             if member.versioned:
                 self._expect({member: [live]})
@@ -432,9 +441,10 @@ class CoreMachine(RuleBasedStateMachine):
             events.append(message)
         return events
 
-    def _leave(self, client: Client, *, silently: bool = False) -> None:
+    def _leave(self, client: Client, *, silently: bool = False, going_away: bool = False) -> None:
         """The server took ``client`` out of its game: the others hear it if it played
-        (unless a newer connection took its seat: then nothing changed for them)."""
+        (unless a newer connection took its seat: then nothing changed for them; or its
+        page closed with 1001, a reload: they hear of it only if it is not back in time)."""
         game = client.game
         if game is None:
             return
@@ -451,9 +461,13 @@ class CoreMachine(RuleBasedStateMachine):
             return
         if player is not None:
             game.away[player] = self.now  # the seat waits for its token
-            self._publish(
-                game, {"type": "left", "player": player}, {"type": "away", "player": player}
-            )
+            if going_away and client.versioned:
+                event("a page went away (1001): its absence not told yet")
+                game.quiet.add(player)
+            else:
+                self._publish(
+                    game, {"type": "left", "player": player}, {"type": "away", "player": player}
+                )
         if not game.members():
             # Forgotten once nobody can come back any more: every away seat's grace is over.
             grace = self.config.seat_grace
@@ -468,7 +482,10 @@ class CoreMachine(RuleBasedStateMachine):
         assert client.peer.transport_closed, client
         self.clients.remove(client)
         self.gone.append(client)
-        self._leave(client)
+        # The server echoes the code of a close frame the peer sent first (RFC 6455 section
+        # 5.5.1), and never sends 1001 itself here: 1001 says the peer's page went away.
+        peer = client.websocket
+        self._leave(client, going_away=peer is not None and peer.close_code == 1001)
 
     def _after_raw_bytes(self, client: Client) -> None:
         """``client`` sent garbage: learn from the peer how its bytes parsed."""
@@ -506,6 +523,17 @@ class CoreMachine(RuleBasedStateMachine):
             elif now >= client.since + config.ping_interval:
                 pinged.append(client)
         self.network.advance(now)
+        for game in self.games.values():
+            for player in sorted(game.quiet, key=["red", "yellow"].index):
+                if now >= game.away[player] + config.away_delay:
+                    event("timer: an absence told after the away delay")
+                    game.quiet.discard(player)
+                    since = game.away[player]
+                    left, away = (
+                        {"type": "left", "player": player},
+                        {"type": "away", "player": player},
+                    )
+                    self._publish(game, left, away, since)
         for game in list(self.games.values()):
             if game.forget_at is not None and now >= game.forget_at:
                 event("timer: a game nobody came back to forgotten")
@@ -636,6 +664,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._expect({client: self._catch_up(client, game, since)})
         holder = game.red if player == "red" else game.yellow
         game.forget_at = None
+        quiet = False
         if holder is not None:
             # A second tab: the newest connection takes the seat; the older one is closed
             # with 4000 and leaves the game without a word to the others.
@@ -651,12 +680,14 @@ class CoreMachine(RuleBasedStateMachine):
         else:
             event("a seat taken back after a drop")
             del game.away[player]
+            quiet = player in game.quiet
+            game.quiet.discard(player)
         client.game, client.role = game, player
         if player == "red":
             game.red = client
         else:
             game.yellow = client
-        if holder is None:
+        if holder is None and not quiet:
             joined = {"type": "joined", "player": player}
             self._publish(game, joined, joined)
 
@@ -680,7 +711,7 @@ class CoreMachine(RuleBasedStateMachine):
         grace = self.config.seat_grace
         if game.is_over():
             self._refuse(client, GAME_OVER)
-        elif (game.red if opponent == "red" else game.yellow) is not None:
+        elif (game.red if opponent == "red" else game.yellow) is not None or opponent in game.quiet:
             text = f"{name} is connected: play on."
             self._expect(
                 {client: [error(text, "opponent_connected" if client.versioned else None)]}

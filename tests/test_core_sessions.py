@@ -24,11 +24,11 @@ from connect4proto import (
     PlayerReturned,
     SeatReplaced,
 )
-from connect4proto.events import GameId
+from connect4proto.events import ConnectionId, GameId
 from connect4proto.lobby import Role
 from connect4proto.log import GameEvent, Logged, MovePlayed, SeatTaken
+from connect4proto.refusals import Refusal
 from connect4proto.seats import (
-    _TRANSITIONS,
     Away,
     Held,
     SeatChange,
@@ -590,37 +590,63 @@ def test_a_game_whose_last_watcher_leaves_after_every_grace_is_forgotten_at_once
 
 # -- the seat table -----------------------------------------------------------------------
 
-SEATS = [Vacant(), Held(connection=1, token=b"t"), Away(token=b"t", since=5.0)]  # type: ignore[arg-type]
+C1, C2 = ConnectionId(1), ConnectionId(2)
+SEATS = {
+    "vacant": Vacant(),
+    "held": Held(connection=C1, token=b"t"),
+    "away": Away(token=b"t", since=5.0),
+    "away, not told": Away(token=b"t", since=5.0, announced=False),
+}
+#: What each (seat, input) pair does with a request from connection 2 at 9.0 with token t
+#: (a quiet drop: 1001); the pairs left out must raise.
+EXPECTED: dict[tuple[str, SeatInput], SeatChange | str] = {
+    ("vacant", SeatInput.TAKE): SeatChange(
+        seat=Held(connection=C2, token=b"t"), logged=SeatEvent.TAKEN
+    ),
+    ("held", SeatInput.TAKE): "seat_taken",
+    ("away", SeatInput.TAKE): "seat_taken",
+    ("away, not told", SeatInput.TAKE): "seat_taken",
+    ("held", SeatInput.DROP): SeatChange(
+        seat=Away(token=b"t", since=9.0, announced=False)  # quiet: told later
+    ),
+    ("held", SeatInput.RESUME): SeatChange(seat=Held(connection=C2, token=b"t"), displaced=C1),
+    ("away", SeatInput.RESUME): SeatChange(
+        seat=Held(connection=C2, token=b"t"), logged=SeatEvent.BACK
+    ),
+    ("away, not told", SeatInput.RESUME): SeatChange(seat=Held(connection=C2, token=b"t")),
+    ("away", SeatInput.ANNOUNCE): SeatChange(seat=Away(token=b"t", since=5.0)),
+    ("away, not told", SeatInput.ANNOUNCE): SeatChange(
+        seat=Away(token=b"t", since=5.0), logged=SeatEvent.AWAY
+    ),
+}
 
 
-@pytest.mark.parametrize("seat", SEATS, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("seat", list(SEATS))
 @pytest.mark.parametrize("seat_input", list(SeatInput), ids=lambda i: i.value)
 def test_every_seat_and_input_pair_is_a_transition_or_a_local_error(
-    seat: Vacant | Held | Away, seat_input: SeatInput
+    seat: str, seat_input: SeatInput
 ) -> None:
-    request = SeatRequest(connection=2, token=b"t", now=9.0)  # type: ignore[arg-type]
-    if (type(seat), seat_input) not in _TRANSITIONS:
-        with pytest.raises(LocalProtocolError):
-            transition(seat, seat_input, request)
-        return
-    result = transition(seat, seat_input, request)
-    expected = {
-        (Vacant, SeatInput.TAKE): SeatChange(
-            seat=Held(connection=2, token=b"t"), logged=SeatEvent.TAKEN
-        ),  # type: ignore[arg-type]
-        (Held, SeatInput.DROP): SeatChange(seat=Away(token=b"t", since=9.0), logged=SeatEvent.AWAY),
-        (Held, SeatInput.RESUME): SeatChange(seat=Held(connection=2, token=b"t"), displaced=1),  # type: ignore[arg-type]
-        (Away, SeatInput.RESUME): SeatChange(
-            seat=Held(connection=2, token=b"t"), logged=SeatEvent.BACK
-        ),  # type: ignore[arg-type]
-    }.get((type(seat), seat_input))
+    request = SeatRequest(connection=C2, token=b"t", now=9.0, quietly=True)
+    expected = EXPECTED.get((seat, seat_input))
     if expected is None:
-        assert result.code == "seat_taken"  # type: ignore[union-attr]
+        with pytest.raises(LocalProtocolError):
+            transition(SEATS[seat], seat_input, request)
+        return
+    result = transition(SEATS[seat], seat_input, request)
+    if isinstance(expected, str):
+        assert isinstance(result, Refusal)
+        assert result.code == expected
     else:
         assert result == expected
     if seat_input is SeatInput.RESUME:
-        wrong = transition(seat, seat_input, SeatRequest(connection=2, token=b"x"))  # type: ignore[arg-type]
-        assert wrong.code == "unknown_token"  # type: ignore[union-attr]
+        wrong = transition(SEATS[seat], seat_input, SeatRequest(connection=C2, token=b"x"))
+        assert isinstance(wrong, Refusal)
+        assert wrong.code == "unknown_token"
+
+
+def test_a_drop_that_is_not_quiet_is_logged_at_once() -> None:
+    change = transition(SEATS["held"], SeatInput.DROP, SeatRequest(now=9.0))
+    assert change == SeatChange(seat=Away(token=b"t", since=9.0), logged=SeatEvent.AWAY)
 
 
 def test_time_cannot_go_backwards_on_any_call() -> None:
@@ -713,3 +739,83 @@ def test_a_page_can_ask_whether_its_connection_is_alive() -> None:
         peer.send({"type": "ping"})
         assert peer.take() == [{"type": "pong"}]
     assert network.server.lobby.version(1) == 1
+
+
+# -- a reload is not an absence -----------------------------------------------------------
+
+DELAY = Config().away_delay
+
+
+def test_a_page_that_reloads_is_back_before_anybody_hears_it_went_away() -> None:
+    network = Network()
+    red, yellow, observer = new_game(network)
+    version = observer.v
+    red.peer.close(1001)  # a browser closes with 1001 when its page goes away
+    assert red.peer.transport_closed
+    read_all(yellow, observer)
+    assert observer.v == version  # nothing told, nothing logged
+    yellow.peer.send({"type": "claim"})
+    yellow.read()
+    assert [e["code"] for e in yellow.errors] == ["opponent_connected"]
+    network.advance(DELAY - 0.5)
+    red.resume()
+    read_all(yellow, observer)
+    assert observer.v == version  # back: still nothing to tell
+    assert red.seat is not None
+    assert red.seat["v"] == version
+    network.wait_out_grace()
+    assert observer.read() == []
+    red.play(3)
+    read_all(red, yellow, observer)
+    assert log_of(red) == log_of(yellow) == log_of(observer)
+
+
+def test_a_page_that_went_away_and_did_not_come_back_is_told_after_the_delay() -> None:
+    network = Network()
+    red, yellow, observer = new_game(network)
+    yellow.peer.close(1001)
+    network.advance(1.0)
+    watcher = Tab(network, watch="key-2", v=0)  # a snapshot meanwhile: yellow is still here
+    assert network.server.lobby.next_deadline == pytest.approx(DELAY)
+    network.advance(DELAY - 0.001)
+    assert observer.read() == []
+    network.advance(DELAY)
+    read_all(red, observer, watcher)
+    # Told now, as away since it left: the grace counts from then.
+    away = {"type": "away", "player": "yellow", "grace": GRACE - DELAY, "v": 3}
+    assert red.applied[-1] == observer.applied[-1] == watcher.applied[-1] == away
+    network.advance(GRACE - 0.001)
+    red.peer.send({"type": "claim"})
+    red.read()
+    assert [e["code"] for e in red.errors] == ["too_early"]
+    network.advance(GRACE)
+    red.peer.send({"type": "claim"})
+    red.read()
+    assert red.applied[-1]["reason"] == "claim"
+    yellow.resume()
+    assert log_of(yellow)[-2:] == [
+        {"type": "win", "player": "red", "cells": [], "reason": "claim", "v": 4},
+        {"type": "joined", "player": "yellow", "v": 5},
+    ]
+
+
+def test_a_tutorial_page_that_goes_away_is_told_at_once() -> None:
+    # It cannot come back (it has no token), so there is nothing to wait for.
+    network = Network()
+    red = network.websocket()
+    red.send({"type": "init"})
+    yellow = network.websocket()
+    yellow.send({"type": "init", "join": "key-1"})
+    red.take()
+    yellow.close(1001)
+    assert red.take() == [{"type": "left", "player": "yellow"}]
+
+
+def test_a_game_whose_last_page_went_away_is_still_forgotten_after_the_grace() -> None:
+    network = Network()
+    red = Tab(network)
+    red.peer.close(1001)
+    network.advance(DELAY)
+    assert network.server.lobby.game_count == 1
+    network.advance(GRACE)
+    assert network.server.lobby.game_count == 0
