@@ -82,10 +82,8 @@ class Config:
             if type(value) not in (int, float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         delay = self.away_delay
-        if type(delay) not in (int, float) or not 0 <= delay < self.seat_grace:
-            raise ValueError(
-                f"away_delay must be a number of seconds from 0 to under seat_grace, not {delay!r}"
-            )
+        if type(delay) not in (int, float) or not 0 <= delay < float("inf"):
+            raise ValueError(f"away_delay must be a number of seconds, 0 or more, not {delay!r}")
         origins = self.allowed_origins
         if type(origins) is not tuple or not all(
             type(origin) is str and origin for origin in origins

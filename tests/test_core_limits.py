@@ -170,8 +170,8 @@ def head_fields(size: int, config: Config) -> list[tuple[str, str]]:
             )
             for value in (0, 0.0, -1.0, math.inf, math.nan, True, "10", None)
         ],
-        # From 0 (tell at once) to under the grace (or a reload would outlast it).
-        *[("away_delay", value) for value in (-0.5, 60.0, 61, math.nan, True, "2", None)],
+        # 0 tells at once.
+        *[("away_delay", value) for value in (-0.5, math.inf, math.nan, True, "2", None)],
         ("allowed_origins", ["https://a.example"]),
         ("allowed_origins", "https://a.example"),
         ("allowed_origins", ("",)),
