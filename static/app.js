@@ -19,17 +19,24 @@ const CLIPBOARD_TIMEOUT_MS = 1500;
 // server restart, a flaky proxy) does not come back in the same instant.
 const RETRY_BASE_MS = 500;
 const RETRY_CAP_MS = 10_000;
-// The server sends a newcomer its catch-up (the log after its `v`) in one
-// burst, with nothing that marks its end for every role (a spectator, a tab
-// that takes a seat over). Once nothing has arrived for this long the burst
-// is over: later moves are live (animated), and the resume counts as a
-// success (the backoff starts over).
-const CATCH_UP_QUIET_MS = 100;
 // How often countdowns (an away player's grace, the next retry) are redrawn.
 const TICK_MS = 250;
-// A computer that slept (a closed lid) wakes up with a socket that looks open
-// but that the server dropped long ago (no pong), and nothing tells the page.
-// It notices the jump of the clock between two checks instead.
+// A connection can die without closing: a computer that slept, a phone that
+// changed networks, a NAT or proxy that forgot it. The socket then looks
+// open and the browser notices only minutes later, if ever; a page cannot
+// send WebSocket pings itself. So it sends the server a `ping` now and then,
+// which the server answers with `pong`; if nothing at all arrives within
+// PONG_TIMEOUT_MS, the socket is given up and the game resumed on a new one.
+// Pings count against the server's rate limit (50 messages/s): seldom is
+// plenty.
+const PING_INTERVAL_MS = testTiming("pingIntervalMs", 15_000);
+const PONG_TIMEOUT_MS = testTiming("pongTimeoutMs", 5_000);
+// A handshake into such a network hangs for minutes too: it is given up
+// after this long, and tried again.
+const OPEN_TIMEOUT_MS = testTiming("openTimeoutMs", 10_000);
+// A computer that slept (a closed lid) wakes up with a socket that the server
+// dropped long ago, and timers that fire late. The page notices the jump of
+// the clock between two checks, and asks at once instead of at the next ping.
 const SLEEP_CHECK_MS = 2000;
 const SLEEP_GAP_MS = 10_000;
 // The server closes a connection with this code when a newer one took its
@@ -39,6 +46,14 @@ const STORAGE_PREFIX = "connect4proto:";
 const ENDED_TEXT = "This game has ended or expired.";
 const SEAT_TAKEN_TEXT = "This game already has two players.";
 const REPLACED_TEXT = "This game is open in another tab or window.";
+
+// The browser tests shorten the liveness timings with an init script that
+// sets `window.__c4` before this module runs. Nothing in the page's address
+// changes them, so a shared link cannot make a page ping the server hard.
+function testTiming(name, fallback) {
+  const value = globalThis.__c4?.[name];
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : fallback;
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -173,9 +188,16 @@ const conn = {
   attempt: 0,
   retryAt: 0,
   retryTimer: 0,
-  // True from an open until the catch-up burst is over (see CATCH_UP_QUIET_MS).
+  // True from an init until the catch-up that follows it is over: until the
+  // page has applied the `v` that `seat` or `watching` announced (catchUpTo,
+  // null until one of them arrives). Events after it are live.
   catchingUp: false,
-  quietTimer: 0,
+  catchUpTo: null,
+  // Liveness (see PING_INTERVAL_MS): the handshake's deadline, the periodic
+  // ping, and the deadline of the ping that waits for an answer (0: none).
+  openTimer: 0,
+  pingTimer: 0,
+  pongTimer: 0,
   // A close that happened while the page was being hidden (back/forward cache).
   pendingClose: null,
 };
@@ -623,12 +645,19 @@ const handlers = {
     state.token = event.token;
     state.inGame = true;
     saveSession({ token: event.token, player: event.player });
+    expectCatchUpTo(event.v);
+  },
+
+  // A spectator's counterpart of `seat`: how far the catch-up goes.
+  watching(event) {
+    expectCatchUpTo(event.v);
   },
 
   play(event) {
     const { player, column, row } = event;
     if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) return;
-    // Moves of a replay or a resume are not animated: they happened earlier.
+    // Moves of a replay or a resume are not animated: they happened earlier
+    // (the last one of the catch-up too: the catch-up ends after it).
     placeChecker(column, row, player, { animate: !conn.catchingUp });
     state.turn = other(player);
   },
@@ -712,7 +741,13 @@ function applySeatView(player, seat) {
   }
 }
 
+// `seat` and `watching` are not events of the log: their `v` is the version
+// the catch-up after them reaches, not a place of their own.
+const CATCH_UP_MARKERS = new Set(["seat", "watching"]);
+
 function onMessage(messageEvent) {
+  // Whatever arrives proves the connection alive, a `pong` or anything else.
+  heard();
   let event;
   try {
     event = JSON.parse(messageEvent.data);
@@ -720,21 +755,23 @@ function onMessage(messageEvent) {
     return; // Not JSON: nothing we can do with it.
   }
   if (event === null || typeof event !== "object" || Array.isArray(event)) return;
-  if (conn.catchingUp) restartQuietTimer();
-  // Unknown types are ignored on purpose: the server may add new ones.
+  // Unknown types (`pong` among them: heard() was all it is for) are ignored
+  // on purpose: the server may add new ones.
   if (!Object.hasOwn(handlers, event.type)) return;
-  if (!acceptVersion(event)) return;
+  const logged = Number.isInteger(event.v) && !CATCH_UP_MARKERS.has(event.type);
+  if (logged && !acceptVersion(event)) return;
   if (event.type !== "error") clearError();
   if (event.type !== "error" && event.type !== "init") state.inGame = true;
   handlers[event.type](event);
-  if (Number.isInteger(event.v)) state.v = event.v;
+  if (logged) state.v = event.v;
+  checkCaughtUp();
   render();
 }
 
-// Each event with a `v` is applied once, in order. A `sync` replaces
+// Each event of the log is applied once, in order. A `sync` replaces
 // everything, whatever came before.
 function acceptVersion(event) {
-  if (event.type === "sync" || !Number.isInteger(event.v)) return true;
+  if (event.type === "sync") return true;
   if (event.v <= state.v) return false; // applied already (a resume overlaps)
   if (event.v === state.v + 1) return true;
   // A gap: something was missed. Resume from what we hold, without reloading.
@@ -775,7 +812,7 @@ function connect() {
   }
   conn.socket = socket;
   // Every listener checks that its socket is still ours: a socket we let go
-  // (a resync, a network change) may still report its end later.
+  // (a resync, a dead connection) may still report its end later.
   socket.addEventListener("open", () => {
     if (socket === conn.socket) onOpen();
   });
@@ -786,42 +823,67 @@ function connect() {
   socket.addEventListener("close", (event) => {
     if (socket === conn.socket) onClose(event);
   });
+  conn.openTimer = setTimeout(() => {
+    if (socket === conn.socket && socket.readyState === WebSocket.CONNECTING) giveUp(socket);
+  }, OPEN_TIMEOUT_MS);
   render();
 }
 
 function onOpen() {
+  clearTimeout(conn.openTimer);
   conn.status = "open";
+  conn.pingTimer = setInterval(probe, PING_INTERVAL_MS);
   startCatchUp();
   send(initMessage());
   render();
 }
 
+// Called before each init: until the server says how far the catch-up goes
+// (`seat`, `watching`), what arrives is history, not live.
 function startCatchUp() {
   conn.catchingUp = true;
-  restartQuietTimer();
+  conn.catchUpTo = null;
 }
 
-function restartQuietTimer() {
-  clearTimeout(conn.quietTimer);
-  conn.quietTimer = setTimeout(endCatchUp, CATCH_UP_QUIET_MS);
+// `seat` and `watching` carry the log's version as the server sends them:
+// the events up to it are the catch-up. Without a `v` (a server that does
+// not send it) there is no end to wait for: what follows is taken as live.
+function expectCatchUpTo(v) {
+  if (conn.catchingUp) conn.catchUpTo = Number.isInteger(v) ? v : state.v;
+}
+
+// After each message: the catch-up is over once its last version is applied,
+// at once if the page held it already (nothing missed), or by a `sync`.
+function checkCaughtUp() {
+  if (conn.catchingUp && conn.catchUpTo !== null && state.v >= conn.catchUpTo) endCatchUp();
 }
 
 function endCatchUp() {
   conn.catchingUp = false;
+  conn.catchUpTo = null;
   if (conn.status === "open" && !state.refusal) {
     // A successful (re)connection: the next loss starts the backoff over.
     conn.attempt = 0;
     conn.lost = false;
   }
-  render();
+}
+
+// Stops everything that belonged to the current socket: its catch-up and its
+// liveness timers.
+function forgetConnection() {
+  clearTimeout(conn.openTimer);
+  clearInterval(conn.pingTimer);
+  clearTimeout(conn.pongTimer);
+  conn.openTimer = conn.pingTimer = conn.pongTimer = 0;
+  conn.catchingUp = false;
+  conn.catchUpTo = null;
 }
 
 // Lets go of the current socket (its late events are ignored) and closes it.
 function detachSocket() {
   const socket = conn.socket;
   conn.socket = null;
-  clearTimeout(conn.quietTimer);
-  conn.catchingUp = false;
+  forgetConnection();
   if (socket && socket.readyState <= WebSocket.OPEN) {
     try {
       socket.close(1000);
@@ -833,8 +895,7 @@ function detachSocket() {
 
 function onClose(event) {
   conn.socket = null;
-  clearTimeout(conn.quietTimer);
-  conn.catchingUp = false;
+  forgetConnection();
   if (state.unloading) {
     // Maybe the page goes into the back/forward cache; deal with it on return.
     conn.pendingClose = event.code;
@@ -843,7 +904,8 @@ function onClose(event) {
   connectionLost(event.code);
 }
 
-function connectionLost(code) {
+// `reason` says why, when the close code cannot (a socket we gave up on).
+function connectionLost(code, reason = "") {
   if (code === SEAT_REPLACED) {
     // Another tab took the seat: coming back by ourselves would take it back,
     // and the two tabs would fight. The person chooses ("Play here").
@@ -855,9 +917,9 @@ function connectionLost(code) {
     conn.lost = false;
   } else {
     conn.lost = true;
-    conn.lostReason = code === 1001
+    conn.lostReason = reason || (code === 1001
       ? "The server is shutting down."
-      : state.inGame ? "Connection lost." : "Could not reach the server.";
+      : state.inGame ? "Connection lost." : "Could not reach the server.");
     scheduleRetry();
   }
   render();
@@ -885,26 +947,54 @@ function retryNow() {
   if (conn.status === "retrying") connect();
 }
 
-// The network came back, maybe another one, or the computer woke up: a
-// waiting retry goes at once, and an open socket may be dead without knowing
-// it yet, so the page resumes afresh (the server hands the seat over to the
-// new connection; the old one is let go).
-function resumeAfresh(reason) {
-  if (conn.status === "retrying") {
-    connect();
-  } else if (conn.status === "open" && state.inGame && !state.result && !state.refusal) {
-    conn.lost = true;
-    conn.lostReason = reason;
-    connect();
-  }
+// ---------------------------------------------------------------------------
+// Liveness: is the open socket still connected to anything?
+// ---------------------------------------------------------------------------
+
+// Asks the server for a sign of life, unless a question is already waiting
+// for its answer (its deadline stands: asking again must not push it back).
+function probe() {
+  if (conn.pongTimer || !send({ type: "ping" })) return;
+  const socket = conn.socket;
+  conn.pongTimer = setTimeout(() => giveUp(socket, "The connection stopped answering."),
+    PONG_TIMEOUT_MS);
 }
 
-window.addEventListener("online", () => {
-  resumeAfresh("The network changed.");
-  render();
-});
+// Something arrived on the socket: it is alive, whatever was asked.
+function heard() {
+  clearTimeout(conn.pongTimer);
+  conn.pongTimer = 0;
+}
 
+// No answer, or a handshake that never completed: the socket is dead but
+// does not know it. Let it go and resume on a new one, with the backoff (a
+// server that is overloaded rather than gone is not hammered).
+function giveUp(socket, reason = "") {
+  if (socket !== conn.socket) return;
+  detachSocket();
+  connectionLost(1006, reason);
+}
+
+// Something happened that often kills a connection silently: the network
+// came back (maybe another one), the page is looked at again, the computer
+// woke up. A waiting retry goes at once; an open socket is asked now rather
+// than at the next ping. (The seat is not taken afresh: that would cost the
+// server a resume for every healthy socket.)
+function checkConnection() {
+  if (conn.status === "retrying") {
+    connect();
+  } else {
+    probe();
+  }
+  render();
+}
+
+window.addEventListener("online", checkConnection);
 window.addEventListener("offline", render);
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") checkConnection();
+});
 
 function watchForSleep() {
   let last = { time: Date.now(), visible: document.visibilityState === "visible" };
@@ -914,7 +1004,7 @@ function watchForSleep() {
     // checks of a visible page means that the computer slept.
     const slept = last.visible && now.visible && now.time - last.time > SLEEP_GAP_MS;
     last = now;
-    if (slept) resumeAfresh("The computer was asleep.");
+    if (slept) checkConnection();
   }, SLEEP_CHECK_MS);
 }
 
@@ -929,6 +1019,9 @@ window.addEventListener("pageshow", (event) => {
     const code = conn.pendingClose;
     conn.pendingClose = null;
     connectionLost(code);
+  } else {
+    // Back from the back/forward cache with its socket: is it still alive?
+    checkConnection();
   }
 });
 

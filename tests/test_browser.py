@@ -3,7 +3,8 @@
 Every player and spectator gets its own browser context (its own cookies, storage and
 WebSocket) and is driven only through the UI: clicks, key presses, reloads and reading the
 DOM; a second tab of one person shares its context (and a copy of its sessionStorage, as a
-duplicated tab does). A connection is cut by a TCP relay between a browser and the server.
+duplicated tab does). A connection is cut, or silenced, by a TCP relay between a browser and
+the server.
 Screenshots of every page land in ``test-artifacts/browser/<scenario>-<who>.png``.
 """
 
@@ -84,6 +85,9 @@ COLUMNS = 7
 ROWS = 6
 
 pytestmark = pytest.mark.browser
+
+#: What a page sends to check that its connection is alive (PROTOCOL.md), as it sends it.
+PING = json.dumps({"type": "ping"}, separators=(",", ":"))
 
 #: A full board with no four in a row, red first (checked by ``test_draw_sequence_is_a_draw``).
 DRAW_SEQUENCE = [
@@ -183,8 +187,12 @@ def server(tmp_path: Path, server_args: list[str]) -> Iterator[Server]:
         running.stop_and_check()
 
 
-#: A short grace, for the tests that wait for it to run out.
-SHORT_GRACE = pytest.mark.parametrize("server_args", [["--seat-grace", "2"]], ids=["grace-2s"])
+#: A short grace, for the tests that wait for it to run out. A closed tab closes its socket
+#: with 1001, which the server tells the others only after ``--away-delay`` (2 s, in case it
+#: is a reload): told at once instead, so that the others see the 2 s run down.
+SHORT_GRACE = pytest.mark.parametrize(
+    "server_args", [["--seat-grace", "2", "--away-delay", "0"]], ids=["grace-2s"]
+)
 
 
 # ---------------------------------------------------------------------------
@@ -197,6 +205,8 @@ class Relay:
 
     ``cut`` resets every relayed connection (SO_LINGER 0, then close: both ends get a RST,
     as when a network goes away) and resets every new one for a while, then relays again.
+    ``black_hole`` stops relaying without closing anything, until ``release``: a network that
+    goes silent (a NAT that forgot the connection, a laptop asleep), which neither end notices.
     One selector thread does everything; it stops within a poll interval of ``close``.
     """
 
@@ -210,6 +220,7 @@ class Relay:
         self.url = f"http://127.0.0.1:{self.port}/"
         self._cuts: queue.SimpleQueue[float] = queue.SimpleQueue()
         self._stopping = threading.Event()
+        self._holding = threading.Event()
         self._refuse_until = 0.0
         self._selector = selectors.DefaultSelector()
         # Each relayed socket, its peer, and the bytes waiting to be written to it.
@@ -221,6 +232,15 @@ class Relay:
     def cut(self, seconds: float) -> None:
         """Reset every connection now, and every new one for ``seconds``."""
         self._cuts.put(seconds)
+
+    def black_hole(self) -> None:
+        """Stop relaying in both directions, keeping every connection open: what is sent
+        waits in the kernel's buffers, and new connections wait in the listen backlog."""
+        self._holding.set()
+
+    def release(self) -> None:
+        """Relay again, what waited first."""
+        self._holding.clear()
 
     def close(self) -> None:
         self._stopping.set()
@@ -234,6 +254,9 @@ class Relay:
         try:
             while not self._stopping.is_set():
                 self._take_cuts()
+                if self._holding.is_set():
+                    self._stopping.wait(self.POLL_SECONDS)
+                    continue
                 for key, mask in self._selector.select(timeout=self.POLL_SECONDS):
                     sock = key.fileobj
                     assert isinstance(sock, socket.socket)
@@ -356,6 +379,8 @@ class Client:
     page: Page
     screenshot_path: Path
     problems: list[str] = field(default_factory=list)
+    #: Every WebSocket message the page sent, in order.
+    sent: list[str] = field(default_factory=list)
     closed: bool = False
     #: False for a second tab, which shares the context of the client it was opened from.
     owns_context: bool = True
@@ -400,6 +425,13 @@ class Client:
     def button(self, name: str) -> Locator:
         return self.page.get_by_role("button", name=name, exact=True)
 
+    def wait_until_sent(self, message: str, *, count: int = 1) -> None:
+        """Wait (within ``TIMEOUT_MS``) until the page has sent ``message`` ``count`` times."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while self.sent.count(message) < count:
+            assert time.monotonic() < deadline, f"{self.who} sent {self.sent}"
+            self.page.wait_for_timeout(20)  # lets Playwright deliver the frames meanwhile
+
     # --- recording -------------------------------------------------------
 
     def watch(self) -> None:
@@ -425,6 +457,7 @@ class Client:
                 "socketerror",
                 lambda error: self.problems.append(f"websocket error: {error} ({socket.url})"),
             )
+            socket.on("framesent", lambda payload: self.sent.append(str(payload)))
 
         page.on("console", on_console)
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
@@ -466,6 +499,7 @@ class Session:
         *,
         viewport: ViewportSize | None = None,
         permissions: list[str] | None = None,
+        init_script: str | None = None,
     ) -> Client:
         context = self.browser.new_context(
             viewport=viewport or {"width": 900, "height": 1000},
@@ -473,6 +507,8 @@ class Session:
             permissions=permissions,
         )
         context.set_default_timeout(TIMEOUT_MS)
+        if init_script is not None:
+            context.add_init_script(script=init_script)
         page = context.new_page()
         client = Client(who, page, ARTIFACTS / f"{self.scenario}-{who}.png")
         client.watch()
@@ -576,11 +612,23 @@ class Table:
             expect(client.cell(column, row)).to_have_class(re.compile(rf"\b{colour}\b"))
 
 
+def liveness_timings(*, ping_interval_ms: int, pong_timeout_ms: int) -> str:
+    """An init script that shortens the page's liveness check (``window.__c4``, read by
+    ``app.js`` as it starts; nothing in a page's address can change these)."""
+    timings = {"pingIntervalMs": ping_interval_ms, "pongTimeoutMs": pong_timeout_ms}
+    return f"window.__c4 = {json.dumps(timings)};"
+
+
 def open_game(
-    session: Session, server: Server, *, yellow_via: str | None = None
+    session: Session,
+    server: Server,
+    *,
+    yellow_via: str | None = None,
+    yellow_init_script: str | None = None,
 ) -> tuple[Client, Client, str]:
     """Red creates a game, yellow joins by the link red shows (through ``yellow_via``, the
-    address of a relay, if given): (red, yellow, watch URL)."""
+    address of a relay, if given; with ``yellow_init_script`` run before the page's own):
+    (red, yellow, watch URL)."""
     red = session.open("red", server.url, permissions=["clipboard-read", "clipboard-write"])
     expect(red.page.locator("#status-role")).to_have_text("You are red.")
     expect(red.page.locator("#status-turn")).to_have_text("Waiting for an opponent to join...")
@@ -593,7 +641,7 @@ def open_game(
     join_url = join_link.input_value()
     if yellow_via is not None:
         join_url = yellow_via + join_url.removeprefix(server.url)
-    yellow = session.open("yellow", join_url)
+    yellow = session.open("yellow", join_url, init_script=yellow_init_script)
     expect(yellow.page.locator("#status-role")).to_have_text("You are yellow.")
     expect(yellow.page.locator("#status-turn")).to_have_text("Red's turn.")
     expect(yellow.page.locator("body")).to_have_attribute("data-role", "yellow")
@@ -900,6 +948,54 @@ def test_a_cut_connection_comes_back_by_itself(
     session.assert_no_problems(allowed=caused_by_the_cut)
 
 
+def test_a_connection_that_goes_silent_is_found_dead_and_resumed(
+    relay: Relay, session: Session, server: Server
+) -> None:
+    # Yellow's page checks its connection every 0.3 s and waits 0.7 s for an answer (15 s
+    # and 5 s for real), so that the whole scenario takes a couple of seconds.
+    timings = liveness_timings(ping_interval_ms=300, pong_timeout_ms=700)
+    red, yellow, _ = open_game(session, server, yellow_via=relay.url, yellow_init_script=timings)
+    table = Table(red, yellow)
+    table.play(0)
+    table.play(1)
+    # The server answers the pings, and a healthy connection is left alone (a second ping
+    # is sent only once the first one has had its answer).
+    yellow.wait_until_sent(PING, count=2)
+    expect(yellow.notice).to_be_hidden()
+    expect(yellow.page.locator("body")).to_have_attribute("data-live", "true")
+
+    # Yellow's line goes silent: nothing is closed, nothing arrives, neither end can tell.
+    relay.black_hole()
+
+    # The page finds out by itself (no pong), gives the socket up and tries again.
+    expect(yellow.notice).to_contain_text(
+        re.compile(r"The connection stopped answering\. Reconnecting")
+    )
+    expect(yellow.page.locator("body")).to_have_attribute("data-phase", "reconnecting")
+    expect(yellow.column(0)).to_have_attribute("aria-disabled", "true")
+    yellow.screenshot_as("silent")
+    # The server does not know yet (its own ping is 20 s away): red sees yellow here, and plays.
+    expect(red.away).to_be_hidden()
+    table.play(2, seen_by=[red])
+
+    # The line comes back: the waiting attempt goes through and resumes the seat.
+    relay.release()
+    expect(yellow.cell(2, 0)).to_have_class(re.compile(r"\bred\b"), timeout=RECOVERY_TIMEOUT_MS)
+    expect(yellow.turn).to_have_text("Your turn.")
+    expect(yellow.notice).to_be_hidden()
+    expect(yellow.page.locator("body")).to_have_attribute("data-live", "true")
+    # The missed move came with the catch-up (not animated); the next ones are live.
+    expect(yellow.cell(2, 0)).not_to_have_class(re.compile(r"\bdrop\b"))
+    table.play(3)
+    table.play(3)
+    expect(yellow.cell(3, 1)).to_have_class(re.compile(r"\bdrop\b"))
+    for client in (red, yellow):
+        table.expect_board(client)
+    expect(red.away).to_be_hidden()
+
+    session.assert_no_problems()
+
+
 def test_the_page_says_when_it_is_offline_and_catches_up_when_online(
     session: Session, server: Server
 ) -> None:
@@ -914,11 +1010,16 @@ def test_the_page_says_when_it_is_offline_and_catches_up_when_online(
     table.play(2, seen_by=[red])
     yellow.screenshot_as("offline")
 
+    pings = yellow.sent.count(PING)
     yellow.page.context.set_offline(False)
-    # Back online, the page resumes afresh (its socket may be dead) and shows the missed move.
+    # Back online, the page asks at once whether its socket survived (the next regular ping
+    # is 15 s away). Chromium's offline mode leaves open WebSockets alone: it did, and the
+    # page carries on with it (no new init), showing the move played meanwhile.
+    yellow.wait_until_sent(PING, count=pings + 1)
     expect(yellow.cell(2, 0)).to_have_class(re.compile(r"\bred\b"))
     expect(yellow.turn).to_have_text("Your turn.")
     expect(yellow.notice).to_be_hidden()
+    assert [frame for frame in yellow.sent if '"type":"init"' in frame] == yellow.sent[:1]
     table.play(3)
     for client in (red, yellow):
         table.expect_board(client)
@@ -967,6 +1068,9 @@ def test_a_second_tab_takes_the_seat_and_play_here_takes_it_back(
     table.expect_board(second)
     expect(second.turn).to_have_text("Your turn.")
     expect(second.page.locator("#links")).to_be_visible()
+    # Its catch-up (up to the `v` of its seat) is history, not animated; then it is live.
+    expect(second.page.locator("body")).to_have_attribute("data-live", "true")
+    expect(second.page.locator("#board .cell.drop")).to_have_count(0)
 
     # The first tab lets go, and does not take the seat back by itself.
     expect(red.turn).to_have_text("This game is open in another tab or window.")
@@ -980,6 +1084,7 @@ def test_a_second_tab_takes_the_seat_and_play_here_takes_it_back(
     table.everyone = [second, yellow]
     table.play(1)
     table.play(2)
+    expect(second.cell(2, 1)).to_have_class(re.compile(r"\bdrop\b"))
     # Yellow never saw red leave.
     expect(yellow.away).to_be_hidden()
 
@@ -989,11 +1094,15 @@ def test_a_second_tab_takes_the_seat_and_play_here_takes_it_back(
     expect(red.turn).to_have_text("Your turn.")
     table.expect_board(red)
     expect(red.notice).to_be_hidden()
+    expect(red.page.locator("body")).to_have_attribute("data-live", "true")
+    # The moves made in the second tab came in the catch-up: they do not fall now.
+    expect(red.cell(2, 1)).not_to_have_class(re.compile(r"\bdrop\b"))
     expect(second.turn).to_have_text("This game is open in another tab or window.")
     expect(second.button("Play here")).to_be_visible()
     table.red = red
     table.everyone = [red, yellow]
     table.play(0)
+    expect(red.cell(0, 0)).to_have_class(re.compile(r"\bdrop\b"))
     table.expect_board(red)
     table.expect_board(yellow)
 
@@ -1027,8 +1136,12 @@ def test_a_third_person_on_the_join_link_may_watch_instead(
     expect(third.notice).to_be_hidden()
     table.add(third)
     table.expect_board(third)
+    # The game so far came as the catch-up announced by `watching`: not animated.
+    expect(third.page.locator("body")).to_have_attribute("data-live", "true")
+    expect(third.page.locator("#board .cell.drop")).to_have_count(0)
     table.play(3)
     table.play(3)
+    expect(third.cell(3, 1)).to_have_class(re.compile(r"\bdrop\b"))
     table.expect_board(third)
     third.click_column(0)
     expect(third.error).to_have_text("Spectators cannot play.")
