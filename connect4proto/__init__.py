@@ -23,11 +23,12 @@ from .events import (
     SpectatorJoined,
 )
 from .game import Ending, Game, IllegalMove, Move, Player
-from .lobby import SEAT_REPLACED
+from .lobby import RECONNECTING, SEAT_REPLACED
 from .store import GameStore, MemoryStore
 from .web import Site
 
 __all__ = [
+    "RECONNECTING",
     "SEAT_REPLACED",
     "Config",
     "ConnectionEnded",

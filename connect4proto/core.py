@@ -17,7 +17,7 @@ from .config import Config
 from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
 from .events import ConnectionEnded, ConnectionId, Event, GameId
-from .lobby import Lobby
+from .lobby import RECONNECTING, Lobby
 from .log import Logged
 from .messages import (
     Draw,
@@ -339,7 +339,7 @@ class GameServer:
         ]
         for connection in ended:
             client = connections[connection]
-            going_away = client.peer_close_code == CloseReason.GOING_AWAY
+            going_away = client.peer_close_code in _COMING_BACK
             lobby.leave(connection, batch, self._now, going_away=going_away)
             if client.state is ConnectionState.CLOSING:
                 # Closed during another connection's call (its seat was taken over): the
@@ -366,6 +366,9 @@ class GameServer:
         return Output(data=data, close=close, events=tuple(batch.events))
 
 
+#: Close codes of a page that is most likely back at once: 1001, its page goes away (a
+#: reload); ``RECONNECTING``, it is opening a new connection itself.
+_COMING_BACK = frozenset({CloseReason.GOING_AWAY, RECONNECTING})
 _OPEN = ConnectionState.OPEN
 _HTTP = ConnectionState.HTTP
 _NOBODY: frozenset[ConnectionId] = frozenset()

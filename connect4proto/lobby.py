@@ -76,11 +76,14 @@ from .seats import Seat as SeatState
 from .store import Conflict, Credential, GameStore
 from .timers import Timers
 
-__all__ = ["SEAT_REPLACED", "Lobby", "Outbox", "Role"]
+__all__ = ["RECONNECTING", "SEAT_REPLACED", "Lobby", "Outbox", "Role"]
 
 #: The close code for a connection whose seat was taken over by a newer one (a second tab):
 #: from the range RFC 6455 section 7.4.2 leaves to applications.
 SEAT_REPLACED = 4000
+#: The close code with which a page says it is reconnecting at once (a script cannot send
+#: 1001, which a browser sends when the page goes away): treated as 1001.
+RECONNECTING = 4001
 
 
 class Role(enum.Enum):
@@ -238,8 +241,9 @@ class Lobby:
         """``connection`` is gone. A player's seat waits for its token (a drop is not a
         leave); a game nobody can come back to any more is forgotten.
 
-        ``going_away``: the page closed with 1001 (a reload, a navigation). A versioned page
-        is then most likely back in a moment: the others hear of it after ``away_delay``.
+        ``going_away``: the page closed with 1001 (a reload, a navigation) or
+        ``RECONNECTING``. A versioned page is then most likely back in a moment: the others
+        hear of it after ``away_delay``.
         """
         quietly = going_away and connection in self._versioned and self._away_delay > 0
         self._versioned.discard(connection)

@@ -42,6 +42,10 @@ const SLEEP_GAP_MS = 10_000;
 // The server closes a connection with this code when a newer one took its
 // seat over (a second tab): coming back by ourselves would steal it back.
 const SEAT_REPLACED = 4000;
+// The close code that tells the server this page is reconnecting at once (a
+// page cannot send 1001): the others are not told it went away unless it is
+// not back within the server's away delay.
+const RECONNECTING = 4001;
 const STORAGE_PREFIX = "connect4proto:";
 const ENDED_TEXT = "This game has ended or expired.";
 const SEAT_TAKEN_TEXT = "This game already has two players.";
@@ -800,7 +804,7 @@ function send(message) {
 
 function connect() {
   clearTimeout(conn.retryTimer);
-  detachSocket();
+  detachSocket(RECONNECTING);
   conn.status = "connecting";
   const url = (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + "/";
   let socket;
@@ -879,14 +883,15 @@ function forgetConnection() {
   conn.catchUpTo = null;
 }
 
-// Lets go of the current socket (its late events are ignored) and closes it.
-function detachSocket() {
+// Lets go of the current socket (its late events are ignored) and closes it:
+// with RECONNECTING when a new one follows at once.
+function detachSocket(code = 1000) {
   const socket = conn.socket;
   conn.socket = null;
   forgetConnection();
   if (socket && socket.readyState <= WebSocket.OPEN) {
     try {
-      socket.close(1000);
+      socket.close(code);
     } catch {
       // Already closing.
     }
@@ -971,7 +976,7 @@ function heard() {
 // server that is overloaded rather than gone is not hammered).
 function giveUp(socket, reason = "") {
   if (socket !== conn.socket) return;
-  detachSocket();
+  detachSocket(RECONNECTING);
   connectionLost(1006, reason);
 }
 

@@ -14,6 +14,7 @@ import pytest
 from peers import Network
 
 from connect4proto import (
+    RECONNECTING,
     SEAT_REPLACED,
     Config,
     Ending,
@@ -819,3 +820,16 @@ def test_a_game_whose_last_page_went_away_is_still_forgotten_after_the_grace() -
     assert network.server.lobby.game_count == 1
     network.advance(GRACE)
     assert network.server.lobby.game_count == 0
+
+
+def test_a_page_that_reconnects_by_itself_says_so_with_4001() -> None:
+    network = Network()
+    red, yellow, observer = new_game(network)
+    version = observer.v
+    yellow.peer.close(RECONNECTING)
+    yellow.resume()
+    read_all(red, observer)
+    assert observer.v == version  # nobody was told
+    red.peer.close(1000)  # a plain close is an absence, told at once
+    read_all(yellow, observer)
+    assert observer.applied[-1]["type"] == "away"
