@@ -139,6 +139,7 @@ class Driver:
         self._deadlines: list[tuple[float, int, _Link]] = []  # closing links, lazily
         self._deadline_count = 0
         self._wait_scope: trio.CancelScope | None = None
+        self._now = 0.0  # the clock as read at the start of the current turn
         self._all_closed = trio.Event()
         self._all_closed.set()
 
@@ -180,7 +181,10 @@ class Driver:
             log.warning("refused a connection: %d connections open", core.connection_count)
             self._close_link(link)
         else:
-            connection = core.open_connection(trio.current_time())
+            # A socket may come outside a turn (``add_socket``): read the clock, and let the
+            # rest of the turn go on from that reading (time never goes backwards).
+            now = self._now = trio.current_time()
+            connection = core.open_connection(now)
             link = _Link(sock, connection)
             self._by_connection[connection] = link
             self._register(link)
@@ -256,8 +260,11 @@ class Driver:
 
         Games in progress go first: new connections (accepts, and first reads, which are
         handshakes costing as much as several moves) wait for the end of the turn.
+
+        The whole turn happens at the time read at its start (``_now``): the core is given
+        one clock reading per wake-up, not one per socket.
         """
-        now = trio.current_time()
+        now = self._now = trio.current_time()
         try:
             self._apply(self.core.advance(now))
         except Exception:  # a bug in a timer: log it, and keep serving everyone else
@@ -310,7 +317,7 @@ class Driver:
                 self._drop(link)  # draining: the peer closed too
             return  # what the peer sends after we are done is dropped
         try:
-            output = self.core.receive_data(connection, data or None, trio.current_time())
+            output = self.core.receive_data(connection, data or None, self._now)
         except Exception:
             self._fail(link, connection)
             return

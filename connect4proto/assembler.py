@@ -22,7 +22,7 @@ class MessageAssembler:
     continuations too), so neither a huge message nor an endless trickle is buffered.
     """
 
-    __slots__ = ("_fragments", "_max_fragments", "_max_size", "_parts", "_size")
+    __slots__ = ("_fragments", "_max_fragments", "_max_size", "_parts", "_size", "pending")
 
     def __init__(self, *, max_size: int, max_fragments: int) -> None:
         self._max_size = max_size
@@ -30,11 +30,9 @@ class MessageAssembler:
         self._parts: list[str | bytes] = []
         self._size = 0
         self._fragments = 0
-
-    @property
-    def pending(self) -> bool:
-        """Whether pieces of an unfinished message are held."""
-        return bool(self._parts)
+        #: Whether pieces of an unfinished message are held (an attribute, not a property:
+        #: it is read for every message).
+        self.pending = False
 
     def add(
         self, data: str | bytes, *, frame_finished: bool, message_finished: bool
@@ -55,6 +53,7 @@ class MessageAssembler:
             return TooBig(f"Message in more than {self._max_fragments} fragments.")
         if not message_finished:
             self._parts.append(data)
+            self.pending = True
             return None
         parts = self._parts
         if parts:
@@ -71,3 +70,4 @@ class MessageAssembler:
         self._parts = []
         self._size = 0
         self._fragments = 0
+        self.pending = False

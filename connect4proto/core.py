@@ -66,11 +66,12 @@ class _Batch:
         lobby: Lobby,
         framer: FrameProtocol,
         now: float,
+        grace: float,
     ) -> None:
         self._connections = connections
         self._lobby = lobby
         self._framer = framer
-        self._grace = lobby.seat_grace
+        self._grace = grace
         self.now = now
         self.touched: dict[ConnectionId, None] = {}
         self.events: list[Event] = []
@@ -116,7 +117,7 @@ class _Batch:
                 touched[member] = None
 
     def _project(self, logged: Logged, profile: Profile) -> bytes | None:
-        message = project(logged, profile, now=self.now, grace=self._grace)
+        message = project(logged, profile, self.now, self._grace)
         return None if message is None else self._frame(message)
 
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
@@ -144,6 +145,7 @@ class GameServer:
     ) -> None:
         self._site = site
         self._config = config = config if config is not None else Config()
+        self._grace = config.seat_grace
         if store is None:
             store = MemoryStore(max_events=config.max_log_events)
         self._lobby = Lobby(
@@ -243,7 +245,7 @@ class GameServer:
         if now < self._now:  # ``_tick``, inlined: this runs on every read
             raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
         self._now = now
-        batch = _Batch(self._connections, self._lobby, self._framer, now)
+        batch = _Batch(self._connections, self._lobby, self._framer, now, self._grace)
         for message in client.receive_data(data, now):
             if message is Throttled.MESSAGE:
                 limit = self._config.max_messages_per_second
@@ -323,7 +325,7 @@ class GameServer:
         return self._finish(batch)
 
     def _batch(self) -> _Batch:
-        return _Batch(self._connections, self._lobby, self._framer, self._now)
+        return _Batch(self._connections, self._lobby, self._framer, self._now, self._grace)
 
     def _finish(self, batch: _Batch) -> Output:
         """Take connections that stopped being open out of their games; collect the output."""

@@ -42,7 +42,7 @@ class Player(enum.Enum):
     __hash__ = object.__hash__
 
 
-class Move(msgspec.Struct, frozen=True, kw_only=True):
+class Move(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A checker that landed: who played, in which column, at which row (0 is the bottom).
 
     A msgspec ``Struct`` rather than a frozen dataclass only for speed: one is made on every

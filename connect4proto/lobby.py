@@ -437,8 +437,8 @@ class Lobby:
         if type(result) is IllegalMove:
             self.refuse(connection, Refusal(code=result.code, message=result.reason), outbox)
             return
-        assert not isinstance(result, IllegalMove)
-        self._append(room, MovePlayed(player=result.player, column=column, row=result.row), outbox)
+        assert type(result) is MovePlayed  # the rules' Move is the logged event
+        self._append(room, result, outbox)
         ending = game.ending
         if ending is not None:
             self._append(

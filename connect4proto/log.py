@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from .game import Ending, Player
+from .game import Ending, Move, Player
 
 __all__ = [
     "GameEvent",
@@ -28,32 +28,31 @@ __all__ = [
 ]
 
 
-class SeatTaken(msgspec.Struct, frozen=True, kw_only=True):
+class SeatTaken(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``player``'s seat got its owner: the creator (red), or the first to open the join link."""
 
     player: Player
 
 
-class SeatAway(msgspec.Struct, frozen=True, kw_only=True):
+class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``player``'s connection dropped at ``since``; the seat is kept for its token holder."""
 
     player: Player
     since: float
 
 
-class SeatBack(msgspec.Struct, frozen=True, kw_only=True):
+class SeatBack(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``player`` came back with the seat's token."""
 
     player: Player
 
 
-class MovePlayed(msgspec.Struct, frozen=True, kw_only=True):
-    player: Player
-    column: int
-    row: int
+#: A checker that landed: the rules' own ``Move`` is the logged event, so that a move costs one
+#: object, not two (``Game``'s list of moves is where this log began).
+MovePlayed = Move
 
 
-class GameOver(msgspec.Struct, frozen=True, kw_only=True):
+class GameOver(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The result: ``winner`` None is a draw; ``cells`` the winning line(s), if on the board."""
 
     winner: Player | None
@@ -64,7 +63,7 @@ class GameOver(msgspec.Struct, frozen=True, kw_only=True):
 GameEvent: TypeAlias = SeatTaken | SeatAway | SeatBack | MovePlayed | GameOver
 
 
-class Logged(msgspec.Struct, frozen=True):
+class Logged(msgspec.Struct, frozen=True, gc=False):
     """An event at its place in its game's log: ``version`` 1 is the first event."""
 
     version: int

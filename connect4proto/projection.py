@@ -48,8 +48,9 @@ def grace_left(since: float, grace: float, now: float) -> float:
     return round(max(0.0, since + grace - now), 3)
 
 
-def project(logged: Logged, profile: Profile, *, now: float, grace: float) -> ServerMessage | None:
-    """The message ``profile`` gets for one logged event (None: nothing for it)."""
+def project(logged: Logged, profile: Profile, now: float, grace: float) -> ServerMessage | None:
+    """The message ``profile`` gets for one logged event (None: nothing for it), sent at
+    ``now`` (an ``away`` says how much of the ``grace`` is left)."""
     event = logged.event
     versioned = profile is Profile.VERSIONED
     v = logged.version if versioned else None
