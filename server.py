@@ -139,7 +139,10 @@ class Driver:
         self._deadlines: list[tuple[float, int, _Link]] = []  # closing links, lazily
         self._deadline_count = 0
         self._wait_scope: trio.CancelScope | None = None
-        self._now = 0.0  # the clock as read at the start of the current turn
+        # The clock as last read: at the start of each turn, and when a socket or a shutdown
+        # comes from outside one. Every call into the core passes it, so that the core's time
+        # never goes backwards and a turn costs one reading of the clock, not one per socket.
+        self._now = 0.0
         self._all_closed = trio.Event()
         self._all_closed.set()
 
@@ -327,7 +330,7 @@ class Driver:
         """A bug of ours: this connection pays for it (close 1011), nobody else does."""
         log.exception("connection %d: unexpected error", connection)
         try:
-            self._apply(self.core.fail(connection, trio.current_time()))
+            self._apply(self.core.fail(connection, self._now))
         except Exception:
             log.exception("connection %d: could not fail it cleanly", connection)
             self._drop(link)
@@ -347,7 +350,7 @@ class Driver:
         connection = link.connection
         if connection is not None:
             link.pending.clear()
-            self._apply(self.core.connection_lost(connection, trio.current_time()))
+            self._apply(self.core.connection_lost(connection, self._now))
         self._drop(link)
 
     # -- core output ----------------------------------------------------------------------
@@ -487,7 +490,7 @@ class Driver:
             return  # already closing; its deadline bounds it
         link.pending[:] = link.pending[:1] if link.started else []
         link.pending_size = sum(map(len, link.pending))
-        self._apply(self.core.too_slow(connection, trio.current_time()))
+        self._apply(self.core.too_slow(connection, self._now))
         self._dirty[link] = None
 
     def _drain(self, link: _Link) -> None:
@@ -527,7 +530,7 @@ class Driver:
     def shutdown(self) -> None:
         """Stop accepting; send close 1001 on every WebSocket (and end HTTP connections)."""
         self.stop_accepting()
-        now = trio.current_time()
+        now = self._now = trio.current_time()
         self._apply(self.core.advance(now))
         self._apply(self.core.shutdown(now))
         self._flush()
