@@ -5,7 +5,7 @@ Bytes in, bytes and events out: ``GameServer`` is the whole message loop; a driv
 """
 
 from .config import Config
-from .core import GameServer, Output
+from .core import Application, GameServer, Output, Replies
 from .errors import LocalProtocolError
 from .events import (
     ConnectionEnded,
@@ -30,6 +30,7 @@ from .web import Site
 __all__ = [
     "RECONNECTING",
     "SEAT_REPLACED",
+    "Application",
     "Config",
     "ConnectionEnded",
     "ConnectionId",
@@ -52,6 +53,7 @@ __all__ = [
     "PlayerJoined",
     "PlayerLeft",
     "PlayerReturned",
+    "Replies",
     "SeatReplaced",
     "Site",
     "SpectatorJoined",

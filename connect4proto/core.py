@@ -9,6 +9,7 @@ keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Protocol, cast
 
 import msgspec
 from wsproto.frame_protocol import CloseReason, FrameProtocol
@@ -35,7 +36,7 @@ from .store import GameStore, MemoryStore
 from .timers import Timers
 from .web import Site, busy_response
 
-__all__ = ["GameServer", "Output"]
+__all__ = ["Application", "GameServer", "Output", "Replies"]
 
 
 class Output(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +53,26 @@ class Output(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _NOTHING = Output(data={}, close=frozenset(), events=())
+
+
+class Replies(Protocol):
+    """What an application may do in answer to a message."""
+
+    def send_data(self, connection: ConnectionId, data: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message to ``connection``."""
+
+    def refuse(self, connection: ConnectionId, code: int, reason: str) -> None:
+        """Close ``connection`` with ``code`` because its peer sent what we refuse."""
+
+
+class Application(Protocol):
+    """What a complete message on an open WebSocket means: by default, the game's JSON
+    protocol; the conformance tests' echo is another application of the same transport."""
+
+    def receive_message(
+        self, connection: ConnectionId, data: str | bytes, replies: Replies
+    ) -> None:
+        """One whole message from ``connection`` (text as ``str``, binary as ``bytes``)."""
 
 
 class _Batch:
@@ -120,6 +141,15 @@ class _Batch:
         message = project(logged, profile, self.now, self._grace)
         return None if message is None else self._frame(message)
 
+    def send_data(self, connection: ConnectionId, data: str | bytes) -> None:
+        # wsproto's FrameProtocol makes a text frame of a str and a binary frame of bytes.
+        if self._connections[connection].send_frame(bytes(self._framer.send_data(data))):
+            self.touched[connection] = None
+
+    def refuse(self, connection: ConnectionId, code: int, reason: str) -> None:
+        self._connections[connection].refuse(code, reason)
+        self.touched[connection] = None
+
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
         self._connections[connection].close(code, reason, now=self.now)
         self.touched[connection] = None
@@ -142,6 +172,7 @@ class GameServer:
         new_key: Callable[[], str],
         config: Config | None = None,
         store: GameStore | None = None,
+        application: Application | None = None,
     ) -> None:
         self._site = site
         self._config = config = config if config is not None else Config()
@@ -150,6 +181,9 @@ class GameServer:
             store = MemoryStore(max_events=config.max_log_events)
         self._lobby = Lobby(
             new_key, store=store, seat_grace=config.seat_grace, away_delay=config.away_delay
+        )
+        self._application: Application = (
+            _GameMessages(self._lobby) if application is None else application
         )
         self._connections: dict[ConnectionId, ClientConnection] = {}
         self._next_connection = 1
@@ -252,29 +286,12 @@ class GameServer:
                 assert limit is not None
                 self._lobby.refuse(connection, too_many_messages(limit), batch)
             else:
-                self._receive_message(connection, client, message, batch)
+                self._application.receive_message(connection, message, batch)
         batch.touched[connection] = None
         # Only a connection that was just read from can need an earlier wake-up (its next
         # ping, or the wait for its close); a later one is found when its entry comes due.
         self._timers.schedule(connection, client.deadline())
         return self._finish(batch)
-
-    def _receive_message(
-        self, connection: ConnectionId, client: ClientConnection, data: str | bytes, batch: _Batch
-    ) -> None:
-        """One complete message on an open WebSocket: the game's JSON protocol.
-
-        The one extension point of the class: the conformance tests' echo application
-        overrides it to run the same connection layer and driver without the game.
-        """
-        if not isinstance(data, str):
-            client.refuse(CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported.")
-            return
-        message = decode_client_message(data)
-        if isinstance(message, InvalidMessage):
-            self._lobby.refuse(connection, invalid_message(message.reason), batch)
-        else:
-            self._lobby.receive(connection, message, batch, batch.now)
 
     def connection_lost(self, connection: ConnectionId, now: float) -> Output:
         """The transport failed or the driver gave up on it: forget ``connection`` now."""
@@ -371,6 +388,33 @@ class GameServer:
 #: Close codes of a page that is most likely back at once: 1001, its page goes away (a
 #: reload); ``RECONNECTING``, it is opening a new connection itself.
 _COMING_BACK = frozenset({CloseReason.GOING_AWAY, RECONNECTING})
+
+
+class _GameMessages:
+    """The game's application: JSON text messages, decoded and handed to the lobby."""
+
+    __slots__ = ("_lobby",)
+
+    def __init__(self, lobby: Lobby) -> None:
+        self._lobby = lobby
+
+    def receive_message(
+        self, connection: ConnectionId, data: str | bytes, replies: Replies
+    ) -> None:
+        # The core's own batch: the lobby also publishes to games through it.
+        batch = cast("_Batch", replies)
+        if not isinstance(data, str):
+            batch.refuse(
+                connection, CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported."
+            )
+            return
+        message = decode_client_message(data)
+        if isinstance(message, InvalidMessage):
+            self._lobby.refuse(connection, invalid_message(message.reason), batch)
+        else:
+            self._lobby.receive(connection, message, batch, batch.now)
+
+
 _OPEN = ConnectionState.OPEN
 _HTTP = ConnectionState.HTTP
 _NOBODY: frozenset[ConnectionId] = frozenset()

@@ -1,8 +1,8 @@
 """An echo application on the game's connection layer and trio driver, for the conformance tests.
 
 The Autobahn|Testsuite cases (run by kosoku) expect a server that sends every message back as
-it came. ``EchoServer`` is ``GameServer`` with its one extension hook, ``_receive_message``,
-echoing instead of playing: HTTP, the handshake, framing, fragments, UTF-8, pings, closing and
+it came. ``EchoApplication`` is an ``Application`` of the game's transport: ``GameServer`` runs
+it in place of the game, so HTTP, the handshake, framing, fragments, UTF-8, pings, closing and
 the limit checks are the game's own (with the limits raised for case 9). It lives in tests/,
 so no deployment serves it.
 
@@ -18,16 +18,12 @@ import dataclasses
 import itertools
 import logging
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from connect4proto import Config, ConnectionId, GameServer, Site
+from connect4proto import Config, ConnectionId, GameServer, Replies, Site
 from server import Driver, serve
-
-if TYPE_CHECKING:
-    from connect4proto.connection import ClientConnection
-    from connect4proto.core import _Batch
 
 _LARGEST_MESSAGE = 16 * 2**20  # cases 9.1.6 and 9.2.6
 
@@ -46,22 +42,23 @@ _FIELDS = {field.name for field in dataclasses.fields(Config)}
 ECHO_CONFIG = Config(**{name: value for name, value in _ECHO_LIMITS.items() if name in _FIELDS})
 
 
-class EchoServer(GameServer):
+class EchoApplication:
     """Sends every complete message back: text as text, binary as binary."""
 
-    def _receive_message(
-        self, connection: ConnectionId, client: ClientConnection, data: str | bytes, batch: _Batch
+    def receive_message(
+        self, connection: ConnectionId, data: str | bytes, replies: Replies
     ) -> None:
-        # wsproto's FrameProtocol makes a text frame of a str and a binary frame of bytes.
-        # The core collects the connection's output after every call of this hook.
-        client.send_frame(bytes(self._framer.send_data(data)))
+        replies.send_data(connection, data)
 
 
-def echo_server(config: Config = ECHO_CONFIG) -> EchoServer:
+def echo_server(config: Config = ECHO_CONFIG) -> GameServer:
     """An echo core with no web pages and the raised limits of ``ECHO_CONFIG``."""
     counter = itertools.count(1)
-    return EchoServer(
-        site=Site.from_files({}), new_key=lambda: f"key-{next(counter)}", config=config
+    return GameServer(
+        site=Site.from_files({}),
+        new_key=lambda: f"key-{next(counter)}",
+        config=config,
+        application=EchoApplication(),
     )
 
 
