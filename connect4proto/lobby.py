@@ -210,10 +210,6 @@ class Lobby:
         """The protocol ``connection`` speaks (the tutorial's until its ``init`` says)."""
         return Profile.VERSIONED if connection in self._versioned else Profile.TUTORIAL
 
-    @property
-    def seat_grace(self) -> float:
-        return self._grace
-
     # -- input ---------------------------------------------------------------------------
 
     def receive(
@@ -274,8 +270,8 @@ class Lobby:
         for game in self._timers.pop_due(now):
             room = self._rooms[game]
             for player, seat in room.seats.items():
-                due = seat.since + self._away_delay <= now if type(seat) is Away else False
-                if type(seat) is Away and not seat.announced and due:
+                tell_at = self._tell_at(seat)
+                if tell_at is not None and tell_at <= now:
                     request = SeatRequest(now=now)
                     self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
             if room.forget_at is not None:
@@ -283,12 +279,16 @@ class Lobby:
             else:
                 self._reschedule(room)
 
+    def _tell_at(self, seat: SeatState) -> float | None:
+        """When the others are to be told of a quiet absence (None: nothing to tell)."""
+        if type(seat) is Away and not seat.announced:
+            return seat.since + self._away_delay
+        return None
+
     def _reschedule(self, room: _Room) -> None:
         """Wake for ``room`` at its next deadline: an absence to tell, or its forgetting."""
         deadlines = [
-            seat.since + self._away_delay
-            for seat in room.seats.values()
-            if type(seat) is Away and not seat.announced
+            tell_at for seat in room.seats.values() if (tell_at := self._tell_at(seat)) is not None
         ]
         if room.forget_at is not None:
             deadlines.append(room.forget_at)
