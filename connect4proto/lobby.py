@@ -64,12 +64,12 @@ from .refusals import (
 )
 from .seats import (
     Away,
-    Held,
     SeatChange,
     SeatEvent,
     SeatInput,
     SeatRequest,
     Vacant,
+    present,
     transition,
 )
 from .seats import Seat as SeatState
@@ -422,43 +422,52 @@ class Lobby:
         self._apply_seat_change(room, player, change, outbox, arrival.now)
         outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
 
-    def _play(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
+    def _player(
+        self, connection: ConnectionId, spectator_refusal: Refusal, outbox: Outbox
+    ) -> tuple[_Room, Player] | None:
+        """The game and colour of a player's connection; None (refused) for anybody else."""
         member = self._members.get(connection)
         if member is None:
             self.refuse(connection, INIT_FIRST, outbox)
-            return
+            return None
         role = member.role
         if role is Role.SPECTATOR:
-            self.refuse(connection, SPECTATORS_CANNOT_PLAY, outbox)
+            self.refuse(connection, spectator_refusal, outbox)
+            return None
+        return member.room, _PLAYER_OF_ROLE[role]
+
+    def _play(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
+        seated = self._player(connection, SPECTATORS_CANNOT_PLAY, outbox)
+        if seated is None:
             return
-        room = member.room
+        room, player = seated
         game = room.game
-        result = game.play(_PLAYER_OF_ROLE[role], column)
+        result = game.play(player, column)
         if type(result) is IllegalMove:
             self.refuse(connection, Refusal(code=result.code, message=result.reason), outbox)
             return
         assert type(result) is MovePlayed  # the rules' Move is the logged event
         self._append(room, result, outbox)
+        if game.ending is not None:
+            self._game_over(room, outbox)
+
+    def _game_over(self, room: _Room, outbox: Outbox) -> None:
+        """Log and report how ``room``'s game ended (on the board, or by a claim)."""
+        game = room.game
         ending = game.ending
-        if ending is not None:
-            self._append(
-                room, GameOver(winner=game.winner, ending=ending, cells=game.winning_cells), outbox
-            )
-            outbox.report(
-                GameEnded(game=room.id, winner=game.winner, moves=len(game.moves), reason=ending)
-            )
+        assert ending is not None
+        event = GameOver(winner=game.winner, ending=ending, cells=game.winning_cells)
+        self._append(room, event, outbox)
+        outbox.report(
+            GameEnded(game=room.id, winner=game.winner, moves=len(game.moves), reason=ending)
+        )
 
     def _claim(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
-        member = self._members.get(connection)
-        if member is None:
-            self.refuse(connection, INIT_FIRST, outbox)
+        seated = self._player(connection, SPECTATORS_CANNOT_CLAIM, outbox)
+        if seated is None:
             return
-        if member.role is Role.SPECTATOR:
-            self.refuse(connection, SPECTATORS_CANNOT_CLAIM, outbox)
-            return
-        room = member.room
+        room, player = seated
         game = room.game
-        player = _PLAYER_OF_ROLE[member.role]
         opponent = _OPPONENT[player]
         seat = room.seats[opponent]
         name = opponent.value.capitalize()
@@ -466,17 +475,14 @@ class Lobby:
             self.refuse(connection, GAME_OVER, outbox)
         elif type(seat) is Vacant:
             self.refuse(connection, NO_OPPONENT, outbox)
-        elif type(seat) is Held or (type(seat) is Away and not seat.announced):  # as if here
+        elif present(seat):
             self.refuse(connection, opponent_connected(name), outbox)
         elif type(seat) is Away and now < seat.since + self._grace:
             seconds = math.ceil(seat.since + self._grace - now)
             self.refuse(connection, too_early(name, seconds), outbox)
         else:
             game.end(player, Ending.CLAIM)
-            self._append(room, GameOver(winner=player, ending=Ending.CLAIM), outbox)
-            outbox.report(
-                GameEnded(game=room.id, winner=player, moves=len(game.moves), reason=Ending.CLAIM)
-            )
+            self._game_over(room, outbox)
 
     # -- the parts -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from .messages import (
     Win,
 )
 from .seats import Away as SeatAwayState
-from .seats import Held, Seat
+from .seats import Seat, present
 
 __all__ = ["Profile", "project", "snapshot"]
 
@@ -112,20 +112,15 @@ def snapshot(
         messages.append(Draw() if winner is None else Win(player=winner, cells=game.winning_cells))
     for player in (Player.RED, Player.YELLOW):
         seat = seats[player]
-        if _here(seat):
+        if present(seat):
             messages.append(Joined(player=player))
         elif type(seat) is SeatAwayState:
             messages.append(Left(player=player))
     return messages
 
 
-def _here(seat: Seat) -> bool:
-    """Held, or away so briefly that nobody was told (the log says it is here)."""
-    return type(seat) is Held or (type(seat) is SeatAwayState and not seat.announced)
-
-
 def _seat_view(seat: Seat, now: float, grace: float) -> SeatView:
-    if _here(seat):
+    if present(seat):
         return SeatView(state="here")
     if type(seat) is SeatAwayState:
         return SeatView(state="away", grace=grace_left(seat.since, grace, now))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import game
+
 __all__ = [
     "ALREADY_IN_GAME",
     "GAME_NOT_FOUND",
@@ -50,7 +52,8 @@ UNKNOWN_TOKEN = Refusal(
     code="unknown_token",
     message="This game cannot be resumed: it has ended and expired, or the seat token is wrong.",
 )
-GAME_OVER = Refusal(code="game_over", message="The game is over.")
+#: The rules' own refusal, for a claim as for a move.
+GAME_OVER = Refusal(code=game.GAME_OVER.code, message=game.GAME_OVER.reason)
 NO_OPPONENT = Refusal(code="no_opponent", message="Nobody has joined this game yet.")
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "SeatInput",
     "SeatRequest",
     "Vacant",
+    "present",
     "transition",
 ]
 
@@ -58,6 +59,11 @@ class Away:
 
 
 Seat: TypeAlias = Vacant | Held | Away
+
+
+def present(seat: Seat) -> bool:
+    """Held, or away so briefly that nobody was told: as far as the game's log says, here."""
+    return type(seat) is Held or (type(seat) is Away and not seat.announced)
 
 
 class SeatInput(enum.Enum):
