@@ -714,6 +714,8 @@ LIMIT_FLAGS = {
     "close_timeout": "seconds to wait for the peer's close frame",
     "seat_grace": "seconds a dropped player keeps the seat before the opponent may claim the win",
     "away_delay": "seconds before a page that closed with 1001 (a reload) is announced as away",
+    "offer_interval": "seconds before a player may make the same offer (draw, rematch) again",
+    "watchers_interval": "least seconds between two spectator counts told to a game",
     "max_log_events": "events of a game's log kept for resuming (a snapshot beyond)",
 }
 

@@ -56,6 +56,12 @@ class Config:
     #: Events of one game's log kept for resuming event by event; a client further behind
     #: gets a snapshot (``sync``) instead. A whole game is at most 45 events.
     max_log_events: int = 256
+    #: Seconds before a player may make the same offer again (a declined draw offer cannot
+    #: be repeated at every move).
+    offer_interval: float = 30.0
+    #: The least time between two spectator counts told to a game, in seconds: a crowd
+    #: coming and going costs one message per second per game, not one per arrival.
+    watchers_interval: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,6 +83,8 @@ class Config:
             "ping_timeout",
             "close_timeout",
             "seat_grace",
+            "offer_interval",
+            "watchers_interval",
         ):
             value = getattr(self, name)
             if type(value) not in (int, float) or not 0 < value < float("inf"):

@@ -115,6 +115,17 @@ class _Batch:
         if self._connections[connection].send_frame(self._frame(message)):
             self.touched[connection] = None
 
+    def announce(self, game: GameId, message: ServerMessage) -> None:
+        # Framed once, for the versioned members only: the tutorial's have no such message.
+        frame: bytes | None = None
+        connections = self._connections
+        for member, profile in self._lobby.members(game).items():
+            if profile is not _TUTORIAL:
+                if frame is None:
+                    frame = self._frame(message)
+                if connections[member].send_frame(frame):
+                    self.touched[member] = None
+
     def publish(self, game: GameId, logged: Logged) -> None:
         # Framed at most once per profile, when the first member of that profile needs it.
         tutorial: bytes | None = _UNSET
@@ -180,7 +191,12 @@ class GameServer:
         if store is None:
             store = MemoryStore(max_events=config.max_log_events)
         self._lobby = Lobby(
-            new_key, store=store, seat_grace=config.seat_grace, away_delay=config.away_delay
+            new_key,
+            store=store,
+            seat_grace=config.seat_grace,
+            away_delay=config.away_delay,
+            offer_interval=config.offer_interval,
+            watchers_interval=config.watchers_interval,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application

@@ -24,6 +24,7 @@ __all__ = [
     "PlayerJoined",
     "PlayerLeft",
     "PlayerReturned",
+    "RematchBegun",
     "SeatReplaced",
     "SpectatorJoined",
 ]
@@ -91,6 +92,14 @@ class GameEnded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RematchBegun:
+    """The players of ``game`` agreed to a rematch: its game number ``round`` begins."""
+
+    game: GameId
+    round: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GameClosed:
     """Nobody is connected to the game, and nobody can come back to it any more: it, its
     keys and its tokens are forgotten."""
@@ -128,6 +137,7 @@ Event: TypeAlias = (
     | PlayerReturned
     | SeatReplaced
     | GameEnded
+    | RematchBegun
     | GameClosed
     | ConnectionEnded
 )

@@ -63,6 +63,14 @@ class Ending(enum.Enum):
     BOARD_FULL = "full"
     #: The opponent stayed away beyond the grace period and the winner claimed the game.
     CLAIM = "claim"
+    #: The loser resigned.
+    RESIGNATION = "resign"
+    #: Both players agreed to a draw (one offered, the other accepted).
+    AGREED = "agreed"
+    #: The loser's clock ran out.
+    TIME = "time"
+    #: A player called the game off before both had moved: no result.
+    ABORTED = "aborted"
 
     __hash__ = object.__hash__
 
@@ -104,6 +112,12 @@ class Game:
         return tuple(self._moves)
 
     @property
+    def record(self) -> str:
+        """The moves in the usual notation: the columns played, as digits 1-7, from the first
+        (the notation of solvers and of ``solver-testsets``)."""
+        return "".join(str(move.column + 1) for move in self._moves)
+
+    @property
     def turn(self) -> Player:
         """Whose turn it is (meaningful only while the game is not over)."""
         return Player.RED if len(self._moves) % 2 == 0 else Player.YELLOW
@@ -131,7 +145,7 @@ class Game:
         return self._ending is not None
 
     def end(self, winner: Player | None, ending: Ending) -> None:
-        """End the game off the board (a claim; later a resignation, an agreed draw...).
+        """End the game off the board: a claim, a resignation, an agreed draw, a flag, an abort.
 
         Ending a game that is over already is a programming error: the caller checks first.
         """

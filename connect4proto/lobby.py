@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .clock import TimeControl
 from .errors import LocalProtocolError
 from .events import (
     ConnectionId,
@@ -27,43 +28,69 @@ from .events import (
     PlayerJoined,
     PlayerLeft,
     PlayerReturned,
+    RematchBegun,
     SeatReplaced,
     SpectatorJoined,
 )
-from .game import Ending, Game, IllegalMove, Player
-from .log import GameEvent, GameOver, Logged, MovePlayed, SeatAway, SeatBack, SeatTaken
+from .game import Game, IllegalMove, Player
+from .log import (
+    GameEvent,
+    GameOver,
+    Logged,
+    OfferKind,
+    RematchStarted,
+    SeatAway,
+    SeatBack,
+    SeatTaken,
+)
+from .match import Action, Match, MatchRequest
 from .messages import (
+    Abort,
+    Accept,
     Claim,
     ClientMessage,
     ClientPing,
+    ClockNow,
+    Decline,
+    Draw,
     Error,
     GameKeys,
     Init,
+    Offer,
     Play,
+    Played,
     Pong,
+    Resign,
     Seat,
     ServerMessage,
+    Watchers,
     Watching,
+    Win,
 )
 from .projection import Profile, project, snapshot
 from .refusals import (
     ALREADY_IN_GAME,
+    CLOCK_ON_CREATE,
     GAME_NOT_FOUND,
-    GAME_OVER,
+    HOT_SEAT,
     INIT_FIRST,
     JOIN_OR_WATCH,
     NO_OPPONENT,
+    REMATCH_UNSUPPORTED,
     SEAT_TAKEN,
+    SPECTATORS_CANNOT_ACT,
     SPECTATORS_CANNOT_CLAIM,
     SPECTATORS_CANNOT_PLAY,
     TOKEN_ALONE,
     UNKNOWN_TOKEN,
     Refusal,
     opponent_connected,
+    opponent_reconnecting,
     too_early,
 )
 from .seats import (
     Away,
+    Held,
     SeatChange,
     SeatEvent,
     SeatInput,
@@ -112,6 +139,9 @@ class Outbox(Protocol):
     def publish(self, game: GameId, logged: Logged) -> None:
         """A new event of ``game``'s log, to everyone in it, as each one's profile sees it."""
 
+    def announce(self, game: GameId, message: ServerMessage) -> None:
+        """A message that is not in the log (a spectator count), to every versioned member."""
+
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
         """Close ``connection``'s WebSocket with ``code`` (it is already out of its game)."""
 
@@ -121,12 +151,12 @@ class Outbox(Protocol):
 
 @dataclass(slots=True, kw_only=True)
 class _Room:
-    """One game: its board, its seats, and who is connected to it."""
+    """One game: its match (board, clocks, offers), its seats, and who is connected to it."""
 
     id: GameId
     join_key: str
     watch_key: str
-    game: Game = field(default_factory=Game)
+    match: Match
     seats: dict[Player, SeatState] = field(
         default_factory=lambda: {Player.RED: Vacant(), Player.YELLOW: Vacant()}
     )
@@ -136,6 +166,10 @@ class _Room:
     version: int = 0
     #: When the game is forgotten, if nobody comes back before (set while nobody is here).
     forget_at: float | None = None
+    #: Spectators connected; the count last told to everyone, and when.
+    spectators: int = 0
+    watchers_told: int = 0
+    watchers_told_at: float = -math.inf
 
 
 @dataclass(slots=True)
@@ -154,8 +188,27 @@ class _Arrival:
     now: float
 
 
+#: A player's message, as the match's action.
+_ACTIONS: dict[tuple[type[ClientMessage], OfferKind | None], Action] = {
+    (Claim, None): Action.CLAIM,
+    (Resign, None): Action.RESIGN,
+    (Abort, None): Action.ABORT,
+    (Offer, OfferKind.DRAW): Action.OFFER_DRAW,
+    (Offer, OfferKind.REMATCH): Action.OFFER_REMATCH,
+    (Accept, OfferKind.DRAW): Action.ACCEPT_DRAW,
+    (Accept, OfferKind.REMATCH): Action.ACCEPT_REMATCH,
+    (Decline, OfferKind.DRAW): Action.DECLINE_DRAW,
+    (Decline, OfferKind.REMATCH): Action.DECLINE_REMATCH,
+}
+_SPECTATOR_REFUSALS = {Action.MOVE: SPECTATORS_CANNOT_PLAY, Action.CLAIM: SPECTATORS_CANNOT_CLAIM}
+
+
 class Lobby:
-    """All games in progress, found by id or by the digest of a secret."""
+    """All games in progress, found by id or by the digest of a secret.
+
+    ``offer_interval``: seconds before a player may make the same offer again;
+    ``watchers_interval``: the least time between two spectator counts told to a game.
+    """
 
     def __init__(
         self,
@@ -164,17 +217,25 @@ class Lobby:
         store: GameStore,
         seat_grace: float,
         away_delay: float = 0.0,
+        offer_interval: float = 30.0,
+        watchers_interval: float = 1.0,
     ) -> None:
         self._new_key = new_key
         self._store = store
         self._grace = seat_grace
         self._away_delay = away_delay
+        self._offer_interval = offer_interval
+        self._watchers_interval = watchers_interval
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
         self._members: dict[ConnectionId, _Member] = {}
         # Connections that asked for the versioned protocol (members or not): their errors
         # carry a code.
         self._versioned: set[ConnectionId] = set()
+        # Connections that sent an ``init`` (a ``play`` without one starts a hot-seat game),
+        # and the hot-seat games: the tutorial's part 1, both colours on one connection.
+        self._greeted: set[ConnectionId] = set()
+        self._hot_seats: dict[ConnectionId, Game] = {}
         self._timers: Timers[GameId] = Timers()
 
     # -- read-only views, for the core, tests, metrics and health checks ---------------
@@ -192,7 +253,15 @@ class Lobby:
         return self._rooms[game].members
 
     def game(self, game: GameId) -> Game:
-        return self._rooms[game].game
+        """The game on ``game``'s board now (a rematch puts a new one there)."""
+        return self._rooms[game].match.game
+
+    def match(self, game: GameId) -> Match:
+        return self._rooms[game].match
+
+    def hot_seat(self, connection: ConnectionId) -> Game | None:
+        """The hot-seat game ``connection`` plays, if it plays one."""
+        return self._hot_seats.get(connection)
 
     def seats(self, game: GameId) -> Mapping[Player, SeatState]:
         return self._rooms[game].seats
@@ -216,15 +285,18 @@ class Lobby:
         self, connection: ConnectionId, message: ClientMessage, outbox: Outbox, now: float
     ) -> None:
         """Act on one valid message from ``connection``."""
-        if type(message) is Play:
-            self._play(connection, message.column, outbox)
-        elif type(message) is Init:
+        kind = type(message)
+        if kind is Play:
+            assert type(message) is Play
+            self._play(connection, message.column, outbox, now)
+        elif kind is Init:
+            assert type(message) is Init
             self._init(connection, message, outbox, now)
-        elif type(message) is Claim:
-            self._claim(connection, outbox, now)
-        else:
-            assert type(message) is ClientPing
+        elif kind is ClientPing:
             outbox.send(connection, Pong())
+        else:
+            offer = getattr(message, "offer", None)
+            self._act(connection, _ACTIONS[kind, offer], outbox, now)
 
     def refuse(self, connection: ConnectionId, refusal: Refusal, outbox: Outbox) -> None:
         """Send ``refusal`` as ``connection``'s protocol shows it (with its code, if versioned)."""
@@ -243,12 +315,17 @@ class Lobby:
         """
         quietly = going_away and connection in self._versioned and self._away_delay > 0
         self._versioned.discard(connection)
+        self._greeted.discard(connection)
+        self._hot_seats.pop(connection, None)
         member = self._members.pop(connection, None)
         if member is None:
             return
         room = member.room
         del room.members[connection]
-        if member.role is not Role.SPECTATOR:
+        if member.role is Role.SPECTATOR:
+            room.spectators -= 1
+            self._count_watchers(room, now, outbox)
+        else:
             player = _PLAYER_OF_ROLE[member.role]
             request = SeatRequest(now=now, quietly=quietly)
             self._change_seat(room, player, SeatInput.DROP, request, outbox)
@@ -265,15 +342,18 @@ class Lobby:
         return self._timers.next_deadline
 
     def advance(self, now: float, outbox: Outbox) -> None:
-        """Tell of absences that lasted; forget the games nobody came back to."""
+        """Flag a player whose time ran out; tell of absences that lasted and of a changed
+        spectator count; forget the games nobody came back to."""
         # A game's deadline is cancelled when it is forgotten: every game due is in play.
         for game in self._timers.pop_due(now):
             room = self._rooms[game]
+            self._flag_if_due(room, now, outbox)
             for player, seat in room.seats.items():
                 tell_at = self._tell_at(seat)
                 if tell_at is not None and tell_at <= now:
                     request = SeatRequest(now=now)
                     self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
+            self._count_watchers(room, now, outbox)
             if room.forget_at is not None:
                 self._schedule_forget(room, now, outbox)
             else:
@@ -286,12 +366,18 @@ class Lobby:
         return None
 
     def _reschedule(self, room: _Room) -> None:
-        """Wake for ``room`` at its next deadline: an absence to tell, or its forgetting."""
+        """Wake for ``room`` at its next deadline: a flag, an absence or a spectator count to
+        tell, or its forgetting."""
         deadlines = [
             tell_at for seat in room.seats.values() if (tell_at := self._tell_at(seat)) is not None
         ]
         if room.forget_at is not None:
             deadlines.append(room.forget_at)
+        flag_at = room.match.deadline
+        if flag_at is not None:
+            deadlines.append(flag_at)
+        if room.spectators != room.watchers_told:
+            deadlines.append(room.watchers_told_at + self._watchers_interval)
         self._timers.cancel(room.id)
         if deadlines:
             self._timers.schedule(room.id, min(deadlines))
@@ -314,20 +400,24 @@ class Lobby:
     # -- messages ------------------------------------------------------------------------
 
     def _init(self, connection: ConnectionId, message: Init, outbox: Outbox, now: float) -> None:
-        token = message.token
-        if connection in self._members:
+        token, clock = message.token, message.clock
+        if connection in self._members or connection in self._hot_seats:
             # Its protocol was chosen when it entered its game, and stays.
             self.refuse(connection, ALREADY_IN_GAME, outbox)
             return
-        if message.v is not None or token is not None:
+        self._greeted.add(connection)
+        if message.v is not None or token is not None or clock is not None:
             self._versioned.add(connection)
         else:
             self._versioned.discard(connection)
         arrival = _Arrival(connection, self.profile(connection), message.v or 0, now)
+        keys = message.join is not None or message.watch is not None
         if message.join is not None and message.watch is not None:
             self.refuse(connection, JOIN_OR_WATCH, outbox)
+        elif clock is not None and (keys or token is not None):
+            self.refuse(connection, CLOCK_ON_CREATE, outbox)
         elif token is not None:
-            if message.join is not None or message.watch is not None:
+            if keys:
                 self.refuse(connection, TOKEN_ALONE, outbox)
             else:
                 self._resume(arrival, token, outbox)
@@ -336,12 +426,13 @@ class Lobby:
         elif message.watch is not None:
             self._watch(arrival, message.watch, outbox)
         else:
-            self._create(arrival, outbox)
+            self._create(arrival, clock, outbox)
 
-    def _create(self, arrival: _Arrival, outbox: Outbox) -> None:
+    def _create(self, arrival: _Arrival, control: TimeControl | None, outbox: Outbox) -> None:
         # Every secret first: a factory that fails leaves nothing half made.
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
-        room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key)
+        match = Match(control=control, offer_interval=self._offer_interval)
+        room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key, match=match)
         self._next_id += 1
         self._store.create(room.id)
         self._store.add_secret(_digest(room.join_key), room.id, Credential.JOIN)
@@ -370,10 +461,13 @@ class Lobby:
         assert isinstance(change, SeatChange)  # the caller saw the seat vacant
         self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
         if arrival.profile is Profile.VERSIONED:
-            outbox.send(connection, Seat(player=player, token=token, v=room.version))
+            control = room.match.control
+            outbox.send(
+                connection, Seat(player=player, token=token, v=room.version, control=control)
+            )
         if room.version:  # the creator of a fresh game has nothing to catch up with
             self._catch_up(arrival, room, outbox)
-        self._enter(arrival, room, _ROLE_OF_PLAYER[player])
+        self._enter(arrival, room, _ROLE_OF_PLAYER[player], outbox)
         self._apply_seat_change(room, player, change, outbox, arrival.now)
         if player is Player.YELLOW:  # the creator's seat is reported as ``GameCreated``
             outbox.report(PlayerJoined(game=room.id, player=player, connection=connection))
@@ -386,9 +480,9 @@ class Lobby:
             self.refuse(arrival.connection, GAME_NOT_FOUND, outbox)
             return
         if arrival.profile is Profile.VERSIONED:
-            outbox.send(arrival.connection, Watching(v=room.version))
+            outbox.send(arrival.connection, Watching(v=room.version, control=room.match.control))
         self._catch_up(arrival, room, outbox)
-        self._enter(arrival, room, Role.SPECTATOR)
+        self._enter(arrival, room, Role.SPECTATOR, outbox)
         outbox.report(SpectatorJoined(game=room.id, connection=arrival.connection))
 
     def _resume(self, arrival: _Arrival, token: str, outbox: Outbox) -> None:
@@ -408,7 +502,8 @@ class Lobby:
         if player is Player.RED:
             # The creator's page shows the invite links: a reloaded page needs them again.
             outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
-        outbox.send(connection, Seat(player=player, token=token, v=room.version))
+        control = room.match.control
+        outbox.send(connection, Seat(player=player, token=token, v=room.version, control=control))
         self._catch_up(arrival, room, outbox)
         displaced = change.displaced
         if displaced is not None:
@@ -418,71 +513,160 @@ class Lobby:
                 displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
             )
             outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
-        self._enter(arrival, room, _ROLE_OF_PLAYER[player])
+        self._enter(arrival, room, _ROLE_OF_PLAYER[player], outbox)
         self._apply_seat_change(room, player, change, outbox, arrival.now)
         outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
 
-    def _player(
-        self, connection: ConnectionId, spectator_refusal: Refusal, outbox: Outbox
-    ) -> tuple[_Room, Player] | None:
-        """The game and colour of a player's connection; None (refused) for anybody else."""
+    def _play(self, connection: ConnectionId, column: int, outbox: Outbox, now: float) -> None:
+        if connection in self._hot_seats or (
+            connection not in self._members and connection not in self._greeted
+        ):
+            self._play_hot_seat(connection, column, outbox)
+        else:
+            self._act(connection, Action.MOVE, outbox, now, column)
+
+    def _play_hot_seat(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
+        """The websockets tutorial's part 1: a connection that never sent ``init`` plays both
+        colours of a game of its own, red first, and hears only ``play``, ``win``, ``draw``
+        and ``error``, as its page expects."""
+        game = self._hot_seats.get(connection)
+        if game is None:
+            game = self._hot_seats[connection] = Game()
+        result = game.play(game.turn, column)
+        if isinstance(result, IllegalMove):
+            outbox.send(connection, Error(message=result.reason))
+            return
+        outbox.send(connection, Played(player=result.player, column=result.column, row=result.row))
+        if game.ending is not None:
+            winner = game.winner
+            outbox.send(
+                connection,
+                Draw() if winner is None else Win(player=winner, cells=game.winning_cells),
+            )
+
+    def _act(
+        self,
+        connection: ConnectionId,
+        action: Action,
+        outbox: Outbox,
+        now: float,
+        column: int = -1,
+    ) -> None:
+        """A player's move, claim, resignation, offer or answer, as the match rules."""
         member = self._members.get(connection)
         if member is None:
-            self.refuse(connection, INIT_FIRST, outbox)
-            return None
+            refusal = HOT_SEAT if connection in self._hot_seats else INIT_FIRST
+            self.refuse(connection, refusal, outbox)
+            return
         role = member.role
         if role is Role.SPECTATOR:
-            self.refuse(connection, spectator_refusal, outbox)
-            return None
-        return member.room, _PLAYER_OF_ROLE[role]
-
-    def _play(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
-        seated = self._player(connection, SPECTATORS_CANNOT_PLAY, outbox)
-        if seated is None:
+            self.refuse(connection, _SPECTATOR_REFUSALS.get(action, SPECTATORS_CANNOT_ACT), outbox)
             return
-        room, player = seated
-        game = room.game
-        result = game.play(player, column)
-        if type(result) is IllegalMove:
-            self.refuse(connection, Refusal(code=result.code, message=result.reason), outbox)
-            return
-        assert type(result) is MovePlayed  # the rules' Move is the logged event
-        self._append(room, result, outbox)
-        if game.ending is not None:
-            self._game_over(room, outbox)
+        room, player = member.room, _PLAYER_OF_ROLE[role]
+        self._flag_if_due(room, now, outbox)  # a clock that ran out is settled first
+        seat_refusal = None
+        if action is Action.CLAIM:
+            seat_refusal = self._claim_refusal(room, player, now)
+        elif action is Action.OFFER_REMATCH or action is Action.ACCEPT_REMATCH:
+            seat_refusal = self._rematch_refusal(room, player, action)
+        request = MatchRequest(player=player, now=now, column=column, seat_refusal=seat_refusal)
+        self._apply(room, action, request, outbox, connection)
 
-    def _game_over(self, room: _Room, outbox: Outbox) -> None:
-        """Log and report how ``room``'s game ended (on the board, or by a claim)."""
-        game = room.game
-        ending = game.ending
-        assert ending is not None
-        event = GameOver(winner=game.winner, ending=ending, cells=game.winning_cells)
-        self._append(room, event, outbox)
-        outbox.report(
-            GameEnded(game=room.id, winner=game.winner, moves=len(game.moves), reason=ending)
-        )
-
-    def _claim(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
-        seated = self._player(connection, SPECTATORS_CANNOT_CLAIM, outbox)
-        if seated is None:
+    def _apply(
+        self,
+        room: _Room,
+        action: Action,
+        request: MatchRequest,
+        outbox: Outbox,
+        connection: ConnectionId | None = None,
+    ) -> None:
+        """Let the match do ``action``; log and publish what it did, or refuse ``connection``
+        (the lobby's own actions, ``connection`` None, are never refused)."""
+        events = room.match.apply(action, request)
+        if type(events) is not tuple:
+            assert isinstance(events, Refusal)
+            assert connection is not None
+            self.refuse(connection, events, outbox)
             return
-        room, player = seated
-        game = room.game
+        for event in events:
+            self._append(room, event, outbox)
+            if type(event) is GameOver:
+                game = room.match.game
+                outbox.report(
+                    GameEnded(
+                        game=room.id,
+                        winner=event.winner,
+                        moves=len(game.moves),
+                        reason=event.ending,
+                    )
+                )
+            elif type(event) is RematchStarted:
+                self._start_rematch(room, event.round, request.now, outbox)
+        self._reschedule(room)
+
+    def _flag_if_due(self, room: _Room, now: float, outbox: Outbox) -> None:
+        match = room.match
+        if match.flag_due(now):
+            running = match.clock.running if match.clock is not None else None
+            assert running is not None
+            self._apply(room, Action.FLAG, MatchRequest(player=running, now=now), outbox)
+
+    def _claim_refusal(self, room: _Room, player: Player, now: float) -> Refusal | None:
+        """What the opponent's seat says against ``player`` claiming the win now."""
         opponent = _OPPONENT[player]
         seat = room.seats[opponent]
         name = opponent.value.capitalize()
-        if game.is_over:
-            self.refuse(connection, GAME_OVER, outbox)
-        elif type(seat) is Vacant:
-            self.refuse(connection, NO_OPPONENT, outbox)
-        elif present(seat):
-            self.refuse(connection, opponent_connected(name), outbox)
-        elif type(seat) is Away and now < seat.since + self._grace:
-            seconds = math.ceil(seat.since + self._grace - now)
-            self.refuse(connection, too_early(name, seconds), outbox)
-        else:
-            game.end(player, Ending.CLAIM)
-            self._game_over(room, outbox)
+        if type(seat) is Vacant:
+            return NO_OPPONENT
+        if present(seat):
+            return opponent_connected(name)
+        if type(seat) is Away and now < seat.since + self._grace:
+            return too_early(name, math.ceil(seat.since + self._grace - now))
+        return None
+
+    def _rematch_refusal(self, room: _Room, player: Player, action: Action) -> Refusal | None:
+        """What the seats say against a rematch offer or its acceptance by ``player``."""
+        for seat in room.seats.values():
+            if type(seat) is Held and room.members[seat.connection] is not Profile.VERSIONED:
+                return REMATCH_UNSUPPORTED  # its page could not follow to the next game
+        opponent = _OPPONENT[player]
+        if action is Action.ACCEPT_REMATCH and type(room.seats[opponent]) is not Held:
+            # Its maker is reconnecting (quietly): it must get its new seat's token.
+            return opponent_reconnecting(opponent.value.capitalize())
+        return None
+
+    def _start_rematch(self, room: _Room, round: int, now: float, outbox: Outbox) -> None:
+        """The next game of the match: the colours swap, and each seat gets a new token.
+
+        Spectators stay: the game they watch is the next one. A member of the tutorial's
+        protocol cannot tell one game from the next, so it is let go (its page shows the
+        result it has).
+        """
+        red, yellow = room.seats[Player.RED], room.seats[Player.YELLOW]
+        assert type(red) is Held
+        assert type(yellow) is Held
+        tokens = {Player.RED: self._new_key(), Player.YELLOW: self._new_key()}
+        for seat in (red, yellow):
+            self._store.drop_secret(seat.token)
+        holders = {Player.RED: yellow.connection, Player.YELLOW: red.connection}
+        control = room.match.control
+        for player, connection in holders.items():
+            digest = _digest(tokens[player])
+            self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
+            room.seats[player] = Held(connection=connection, token=digest)
+            self._members[connection].role = _ROLE_OF_PLAYER[player]
+            outbox.send(
+                connection,
+                Seat(player=player, token=tokens[player], v=room.version, control=control),
+            )
+        for connection, profile in list(room.members.items()):
+            if profile is Profile.TUTORIAL:
+                del room.members[connection]
+                del self._members[connection]
+                room.spectators -= 1
+                outbox.disconnect(connection, 1000, "The game is over.")
+        self._count_watchers(room, now, outbox)
+        outbox.report(RematchBegun(game=room.id, round=round))
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -502,18 +686,54 @@ class Lobby:
         events = None if profile is Profile.TUTORIAL else self._store.since(room.id, arrival.since)
         messages: Sequence[ServerMessage | None]
         if events is None:
-            messages = snapshot(room.game, room.seats, room.version, profile, now=now, grace=grace)
+            messages = snapshot(room.match, room.seats, room.version, profile, now=now, grace=grace)
         else:
             messages = [project(logged, profile, now=now, grace=grace) for logged in events]
         for message in messages:
             assert message is not None  # the versioned protocol sees every event
             outbox.send(arrival.connection, message)
 
-    def _enter(self, arrival: _Arrival, room: _Room, role: Role) -> None:
-        self._members[arrival.connection] = _Member(room, role)
-        room.members[arrival.connection] = arrival.profile
+    def _enter(self, arrival: _Arrival, room: _Room, role: Role, outbox: Outbox) -> None:
+        connection = arrival.connection
+        self._members[connection] = _Member(room, role)
+        room.members[connection] = arrival.profile
+        if arrival.profile is Profile.VERSIONED:
+            # What is not in the log: the clocks as they stand now (events carry them as of
+            # their time), and who watches.
+            clocks = room.match.clocks(arrival.now)
+            if clocks is not None and room.version:
+                outbox.send(connection, ClockNow(clock=clocks))
+            if room.spectators and role is not Role.SPECTATOR:
+                outbox.send(connection, Watchers(count=room.spectators))
+        if role is Role.SPECTATOR:
+            room.spectators += 1
+            self._count_watchers(room, arrival.now, outbox, newcomer=connection)
         if room.forget_at is not None:
             room.forget_at = None  # somebody is here: the game is not forgotten
+            self._reschedule(room)
+
+    def _count_watchers(
+        self,
+        room: _Room,
+        now: float,
+        outbox: Outbox,
+        newcomer: ConnectionId | None = None,
+    ) -> None:
+        """Tell everyone how many watch, at most once per ``watchers_interval`` whatever the
+        churn: a change within it is told when it ends (a spectator who comes and goes
+        meanwhile changes nothing). A newcomer is told at once, in any case."""
+        count = room.spectators
+        if count == room.watchers_told:
+            if newcomer is not None and room.members[newcomer] is Profile.VERSIONED:
+                outbox.send(newcomer, Watchers(count=count))
+            return
+        if now >= room.watchers_told_at + self._watchers_interval:
+            room.watchers_told = count
+            room.watchers_told_at = now
+            outbox.announce(room.id, Watchers(count=count))
+        else:
+            if newcomer is not None and room.members[newcomer] is Profile.VERSIONED:
+                outbox.send(newcomer, Watchers(count=count))
             self._reschedule(room)
 
     def _change_seat(
@@ -534,11 +754,17 @@ class Lobby:
         room.seats[player] = change.seat
         logged = change.logged
         if logged is SeatEvent.TAKEN:
-            self._append(room, SeatTaken(player=player), outbox)
+            clock = None
+            if player is Player.YELLOW:  # both are here: a timed game's clocks start
+                self._apply(room, Action.JOIN, MatchRequest(player=player, now=now), outbox)
+                clock = room.match.clocks(now)
+            self._append(room, SeatTaken(player=player, clock=clock), outbox)
         elif logged is SeatEvent.AWAY:
             seat = change.seat
             assert type(seat) is Away
             self._append(room, SeatAway(player=player, since=seat.since), outbox)
+            # The others know it left: an offer it made lapses.
+            self._apply(room, Action.LEAVE, MatchRequest(player=player, now=now), outbox)
         elif logged is SeatEvent.BACK:
             self._append(room, SeatBack(player=player), outbox)
 

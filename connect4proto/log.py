@@ -11,10 +11,12 @@ They are frozen msgspec ``Struct``s rather than frozen dataclasses for the same 
 
 from __future__ import annotations
 
+import enum
 from typing import TypeAlias
 
 import msgspec
 
+from .clock import Clocks
 from .game import Ending, Move, Player
 
 __all__ = [
@@ -22,16 +24,35 @@ __all__ = [
     "GameOver",
     "Logged",
     "MovePlayed",
+    "OfferDeclined",
+    "OfferKind",
+    "OfferMade",
+    "OfferWithdrawn",
+    "RematchStarted",
     "SeatAway",
     "SeatBack",
     "SeatTaken",
+    "TimedMove",
 ]
 
 
+class OfferKind(enum.Enum):
+    """What a player may offer the other; the value is ``offer`` on the wire."""
+
+    DRAW = "draw"
+    REMATCH = "rematch"
+
+    __hash__ = object.__hash__
+
+
 class SeatTaken(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """``player``'s seat got its owner: the creator (red), or the first to open the join link."""
+    """``player``'s seat got its owner: the creator (red), or the first to open the join link.
+
+    In a timed game, yellow's arrival starts the clocks: ``clock`` says how they stand.
+    """
 
     player: Player
+    clock: Clocks | None = None
 
 
 class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -52,15 +73,72 @@ class SeatBack(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 MovePlayed = Move
 
 
+class TimedMove(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A move of a timed game, with the clocks as they stand after it (an untimed game logs
+    the bare ``Move``: what it does not need, it does not pay for)."""
+
+    player: Player
+    column: int
+    row: int
+    clock: Clocks
+
+
 class GameOver(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The result: ``winner`` None is a draw; ``cells`` the winning line(s), if on the board."""
+    """The result: ``winner`` None is a draw (or no result, if ``ABORTED``); ``cells`` the
+    winning line(s), if on the board; ``record`` the columns played, as digits 1-7; ``by``
+    who ended it off the board (resigned, accepted the draw, claimed, aborted, ran out of
+    time); ``clock`` the final clocks of a timed game."""
 
     winner: Player | None
     ending: Ending
     cells: tuple[tuple[int, int], ...] = ()
+    record: str = ""
+    by: Player | None = None
+    clock: Clocks | None = None
 
 
-GameEvent: TypeAlias = SeatTaken | SeatAway | SeatBack | MovePlayed | GameOver
+class OfferMade(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """``player`` offered a draw (during the game) or a rematch (after it)."""
+
+    offer: OfferKind
+    player: Player
+
+
+class OfferDeclined(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """``player`` declined the other's offer (a move declines a draw offer, too)."""
+
+    offer: OfferKind
+    player: Player
+
+
+class OfferWithdrawn(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """``player``'s offer lapsed: they went away before it was answered."""
+
+    offer: OfferKind
+    player: Player
+
+
+class RematchStarted(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The rematch was accepted: game number ``round`` of this match begins on an empty board,
+    the colours swapped (last game's yellow is red and moves first), each seat with a new
+    token. ``clock``: the new game's clocks, under the same time control."""
+
+    round: int
+    clock: Clocks | None = None
+
+
+GameEvent: TypeAlias = (
+    SeatTaken
+    | SeatAway
+    | SeatBack
+    | MovePlayed
+    | TimedMove
+    | GameOver
+    | OfferMade
+    | OfferDeclined
+    | OfferWithdrawn
+    | RematchStarted
+)
 
 
 class Logged(msgspec.Struct, frozen=True, gc=False):

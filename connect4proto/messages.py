@@ -15,13 +15,21 @@ from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
+from .clock import Clocks, TimeControl
 from .game import Player
+from .log import OfferKind
 
 __all__ = [
+    "Abort",
+    "Aborted",
+    "Accept",
     "Away",
     "Claim",
     "ClientMessage",
     "ClientPing",
+    "ClockNow",
+    "Decline",
+    "Declined",
     "Draw",
     "Error",
     "GameKeys",
@@ -30,16 +38,23 @@ __all__ = [
     "Joined",
     "Left",
     "MoveView",
+    "Offer",
+    "OfferView",
+    "Offered",
     "Play",
     "Played",
     "Pong",
+    "Rematch",
+    "Resign",
     "ResultView",
     "Seat",
     "SeatView",
     "ServerMessage",
     "Sync",
+    "Watchers",
     "Watching",
     "Win",
+    "Withdrawn",
     "decode_client_message",
     "encode_server_message",
 ]
@@ -56,14 +71,15 @@ Version = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class Init(_Message, frozen=True, tag="init"):
-    """Create a game (no key), join it as yellow (``join``), watch it (``watch``), or take a
-    seat back (``token``). ``v``, the last version the client applied (0: none), asks for
-    the versioned protocol; a ``token`` implies it."""
+    """Create a game (no key; ``clock``: its time control), join it as yellow (``join``),
+    watch it (``watch``), or take a seat back (``token``). ``v``, the last version the client
+    applied (0: none), asks for the versioned protocol; a ``token`` or a ``clock`` implies it."""
 
     join: str | None = None
     watch: str | None = None
     token: str | None = None
     v: Version | None = None
+    clock: TimeControl | None = None
 
 
 class Play(_Message, frozen=True, tag="play"):
@@ -80,7 +96,35 @@ class ClientPing(_Message, frozen=True, tag="ping"):
     """Is this connection alive? (A page cannot send WebSocket pings.) Answered ``pong``."""
 
 
-ClientMessage: TypeAlias = Init | Play | Claim | ClientPing
+class Resign(_Message, frozen=True, tag="resign"):
+    """Give up the game: the opponent wins."""
+
+
+class Abort(_Message, frozen=True, tag="abort"):
+    """Call the game off before both players have moved: no result."""
+
+
+class Offer(_Message, frozen=True, tag="offer"):
+    """Offer a draw (during the game) or a rematch (after it) to the opponent."""
+
+    offer: OfferKind
+
+
+class Accept(_Message, frozen=True, tag="accept"):
+    """Accept the opponent's offer."""
+
+    offer: OfferKind
+
+
+class Decline(_Message, frozen=True, tag="decline"):
+    """Decline the opponent's offer."""
+
+    offer: OfferKind
+
+
+ClientMessage: TypeAlias = (
+    Init | Play | Claim | ClientPing | Resign | Abort | Offer | Accept | Decline
+)
 
 
 # Server -> client
@@ -100,12 +144,14 @@ class Seat(_Message, frozen=True, tag="seat"):
     player: Player
     token: str
     v: int
+    control: TimeControl | None = None
 
 
 class Watching(_Message, frozen=True, tag="watching"):
     """Sent to a versioned spectator: the catch-up that follows reaches version ``v``."""
 
     v: int
+    control: TimeControl | None = None
 
 
 class Pong(_Message, frozen=True, tag="pong"):
@@ -118,30 +164,91 @@ class Played(_Message, frozen=True, tag="play"):
     player: Player
     column: int
     row: int
+    clock: Clocks | None = None
     v: int | None = None
 
 
 class Win(_Message, frozen=True, tag="win"):
-    """``player`` won; ``cells`` are the ``[column, row]`` of the winning line(s)."""
+    """``player`` won; ``cells`` are the ``[column, row]`` of the winning line(s); ``record``
+    the columns played, as digits 1-7."""
 
     player: Player
     cells: tuple[tuple[int, int], ...]
     reason: str | None = None
+    record: str | None = None
+    clock: Clocks | None = None
     v: int | None = None
 
 
 class Draw(_Message, frozen=True, tag="draw"):
-    """The game ended without a winner (the board is full)."""
+    """The game ended without a winner (the board is full, or the players agreed)."""
 
     reason: str | None = None
+    record: str | None = None
+    clock: Clocks | None = None
+    v: int | None = None
+
+
+class Aborted(_Message, frozen=True, tag="aborted"):
+    """``player`` called the game off before both had moved: no result."""
+
+    player: Player
+    record: str
+    clock: Clocks | None = None
     v: int | None = None
 
 
 class Joined(_Message, frozen=True, tag="joined"):
-    """``player`` is connected to the game."""
+    """``player`` is connected to the game (yellow's arrival starts a timed game's clocks)."""
 
     player: Player
+    clock: Clocks | None = None
     v: int | None = None
+
+
+class Offered(_Message, frozen=True, tag="offer"):
+    """``player`` offers a draw or a rematch: the other player may accept or decline."""
+
+    offer: OfferKind
+    player: Player
+    v: int
+
+
+class Declined(_Message, frozen=True, tag="declined"):
+    """``player`` declined the other's offer (playing on declines a draw offer)."""
+
+    offer: OfferKind
+    player: Player
+    v: int
+
+
+class Withdrawn(_Message, frozen=True, tag="withdrawn"):
+    """``player``'s offer lapsed: they left before it was answered."""
+
+    offer: OfferKind
+    player: Player
+    v: int
+
+
+class Rematch(_Message, frozen=True, tag="rematch"):
+    """Game number ``round`` of the match begins: an empty board, the colours swapped (each
+    player then gets a ``seat`` with a new colour and token), the clocks reset."""
+
+    round: int
+    clock: Clocks | None = None
+    v: int | None = None
+
+
+class Watchers(_Message, frozen=True, tag="watchers"):
+    """How many spectators watch the game (sent as it changes, at most about once a second)."""
+
+    count: int
+
+
+class ClockNow(_Message, frozen=True, tag="clock"):
+    """The clocks as they stand, for a newcomer (events carry them as of the event)."""
+
+    clock: Clocks
 
 
 class Left(_Message, frozen=True, tag="left"):
@@ -170,10 +277,17 @@ class MoveView(msgspec.Struct, frozen=True):
     row: int
 
 
-class ResultView(msgspec.Struct, frozen=True):
+class ResultView(msgspec.Struct, frozen=True, omit_defaults=True):
     winner: Player | None
     reason: str
     cells: tuple[tuple[int, int], ...]
+    record: str = ""
+    by: Player | None = None
+
+
+class OfferView(msgspec.Struct, frozen=True):
+    offer: OfferKind
+    player: Player
 
 
 class Sync(_Message, frozen=True, tag="sync"):
@@ -185,6 +299,10 @@ class Sync(_Message, frozen=True, tag="sync"):
     red: SeatView
     yellow: SeatView
     result: ResultView | None = None
+    round: int = 1
+    control: TimeControl | None = None
+    clock: Clocks | None = None
+    offer: OfferView | None = None
 
 
 class Error(_Message, frozen=True, tag="error"):
@@ -195,7 +313,25 @@ class Error(_Message, frozen=True, tag="error"):
 
 
 ServerMessage: TypeAlias = (
-    GameKeys | Seat | Watching | Played | Win | Draw | Joined | Left | Away | Sync | Pong | Error
+    GameKeys
+    | Seat
+    | Watching
+    | Played
+    | Win
+    | Draw
+    | Aborted
+    | Joined
+    | Left
+    | Away
+    | Offered
+    | Declined
+    | Withdrawn
+    | Rematch
+    | Watchers
+    | ClockNow
+    | Sync
+    | Pong
+    | Error
 )
 
 

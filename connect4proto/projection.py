@@ -11,20 +11,40 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
-from .game import Game, Player
-from .log import GameOver, Logged, MovePlayed, SeatAway, SeatBack, SeatTaken
+from .game import Ending, Player
+from .log import (
+    GameOver,
+    Logged,
+    MovePlayed,
+    OfferDeclined,
+    OfferMade,
+    OfferWithdrawn,
+    RematchStarted,
+    SeatAway,
+    SeatBack,
+    SeatTaken,
+    TimedMove,
+)
+from .match import Match
 from .messages import (
+    Aborted,
     Away,
+    Declined,
     Draw,
+    Error,
     Joined,
     Left,
     MoveView,
+    Offered,
+    OfferView,
     Played,
+    Rematch,
     ResultView,
     SeatView,
     ServerMessage,
     Sync,
     Win,
+    Withdrawn,
 )
 from .seats import Away as SeatAwayState
 from .seats import Seat, present
@@ -56,27 +76,62 @@ def project(logged: Logged, profile: Profile, now: float, grace: float) -> Serve
     v = logged.version if versioned else None
     if type(event) is MovePlayed:
         return Played(player=event.player, column=event.column, row=event.row, v=v)
+    if type(event) is TimedMove:
+        clock = event.clock if versioned else None
+        return Played(player=event.player, column=event.column, row=event.row, clock=clock, v=v)
     if type(event) is GameOver:
-        reason = event.ending.value if versioned else None
-        if event.winner is None:
-            return Draw(reason=reason, v=v)
-        return Win(player=event.winner, cells=event.cells, reason=reason, v=v)
+        return _result(event, versioned, v)
     if type(event) is SeatAway:
         if versioned:
             return Away(
                 player=event.player, grace=grace_left(event.since, grace, now), v=logged.version
             )
         return Left(player=event.player)
-    if type(event) is SeatTaken and not versioned and event.player is Player.RED:
-        # The tutorial's protocol never says that red joined: ``init`` tells the creator,
-        # and a late comer hears who is here in its replay (``snapshot``).
+    if type(event) is SeatTaken:
+        if not versioned and event.player is Player.RED:
+            # The tutorial's protocol never says that red joined: ``init`` tells the creator,
+            # and a late comer hears who is here in its replay (``snapshot``).
+            return None
+        return Joined(player=event.player, clock=event.clock if versioned else None, v=v)
+    if type(event) is SeatBack:
+        return Joined(player=event.player, v=v)
+    # What the tutorial's protocol has no message for: its clients never see it.
+    if not versioned:
         return None
-    assert type(event) is SeatTaken or type(event) is SeatBack
-    return Joined(player=event.player, v=v)
+    version = logged.version
+    if type(event) is OfferMade:
+        return Offered(offer=event.offer, player=event.player, v=version)
+    if type(event) is OfferDeclined:
+        return Declined(offer=event.offer, player=event.player, v=version)
+    if type(event) is OfferWithdrawn:
+        return Withdrawn(offer=event.offer, player=event.player, v=version)
+    assert type(event) is RematchStarted
+    return Rematch(round=event.round, clock=event.clock, v=version)
+
+
+def _result(event: GameOver, versioned: bool, v: int | None) -> ServerMessage:
+    winner, ending = event.winner, event.ending
+    if not versioned:
+        if winner is not None:
+            return Win(player=winner, cells=event.cells)
+        if ending is Ending.ABORTED:
+            # The tutorial's protocol has no message for it; its pages show errors.
+            by = event.by
+            assert by is not None
+            return Error(message=f"{by.value.capitalize()} aborted the game.")
+        return Draw()
+    reason, record, clock = ending.value, event.record, event.clock
+    if winner is not None:
+        return Win(player=winner, cells=event.cells, reason=reason, record=record, clock=clock, v=v)
+    if ending is Ending.ABORTED:
+        by = event.by
+        assert by is not None
+        return Aborted(player=by, record=record, clock=clock, v=v)
+    return Draw(reason=reason, record=record, clock=clock, v=v)
 
 
 def snapshot(
-    game: Game,
+    match: Match,
     seats: Mapping[Player, Seat],
     version: int,
     profile: Profile,
@@ -84,13 +139,15 @@ def snapshot(
     now: float,
     grace: float,
 ) -> list[ServerMessage]:
-    """The whole game as one recipient should first see it, as of ``version``.
+    """The current game as one recipient should first see it, as of ``version``.
 
     Versioned: one ``sync``. The tutorial's protocol: every move as ``play``, the result, then
     who is here (red always, yellow once seated), as this server always replayed a game.
     """
+    game = match.game
     ending = game.ending
     if profile is Profile.VERSIONED:
+        offer = match.offer
         return [
             Sync(
                 v=version,
@@ -101,15 +158,27 @@ def snapshot(
                 yellow=_seat_view(seats[Player.YELLOW], now, grace),
                 result=None
                 if ending is None
-                else ResultView(winner=game.winner, reason=ending.value, cells=game.winning_cells),
+                else ResultView(
+                    winner=game.winner,
+                    reason=ending.value,
+                    cells=game.winning_cells,
+                    record=game.record,
+                    by=match.ended_by,
+                ),
+                round=match.round,
+                control=match.control,
+                clock=match.clocks(now),
+                offer=None if offer is None else OfferView(offer=offer[0], player=offer[1]),
             )
         ]
     messages: list[ServerMessage] = [
         Played(player=m.player, column=m.column, row=m.row) for m in game.moves
     ]
     if ending is not None:
-        winner = game.winner
-        messages.append(Draw() if winner is None else Win(player=winner, cells=game.winning_cells))
+        result = GameOver(
+            winner=game.winner, ending=ending, cells=game.winning_cells, by=match.ended_by
+        )
+        messages.append(_result(result, False, None))
     for player in (Player.RED, Player.YELLOW):
         seat = seats[player]
         if present(seat):

@@ -14,19 +14,32 @@ from . import game
 
 __all__ = [
     "ALREADY_IN_GAME",
+    "CLOCK_ON_CREATE",
+    "DRAW_PENDING",
     "GAME_NOT_FOUND",
     "GAME_OVER",
+    "HOT_SEAT",
     "INIT_FIRST",
     "JOIN_OR_WATCH",
+    "NOT_OVER",
+    "NO_DRAW_OFFER",
     "NO_OPPONENT",
+    "NO_REMATCH_OFFER",
+    "OWN_OFFER",
+    "REMATCH_PENDING",
+    "REMATCH_UNSUPPORTED",
     "SEAT_TAKEN",
+    "SPECTATORS_CANNOT_ACT",
     "SPECTATORS_CANNOT_CLAIM",
     "SPECTATORS_CANNOT_PLAY",
     "TOKEN_ALONE",
+    "TOO_LATE_TO_ABORT",
     "UNKNOWN_TOKEN",
     "Refusal",
     "invalid_message",
+    "offer_too_soon",
     "opponent_connected",
+    "opponent_reconnecting",
     "too_early",
     "too_many_messages",
 ]
@@ -55,10 +68,51 @@ UNKNOWN_TOKEN = Refusal(
 #: The rules' own refusal, for a claim as for a move.
 GAME_OVER = Refusal(code=game.GAME_OVER.code, message=game.GAME_OVER.reason)
 NO_OPPONENT = Refusal(code="no_opponent", message="Nobody has joined this game yet.")
+SPECTATORS_CANNOT_ACT = Refusal(
+    code="spectator", message="Spectators cannot take part in the game."
+)
+CLOCK_ON_CREATE = Refusal(
+    code="bad_init",
+    message=(
+        "A time control is chosen when a game is created: send clock without join, watch or token."
+    ),
+)
+NO_DRAW_OFFER = Refusal(code="no_offer", message="There is no draw offer to answer.")
+NO_REMATCH_OFFER = Refusal(code="no_offer", message="There is no rematch offer to answer.")
+DRAW_PENDING = Refusal(
+    code="offer_pending", message="You have offered a draw already: wait for the answer."
+)
+REMATCH_PENDING = Refusal(
+    code="offer_pending", message="You have offered a rematch already: wait for the answer."
+)
+OWN_OFFER = Refusal(code="own_offer", message="You cannot answer your own offer.")
+NOT_OVER = Refusal(code="not_over", message="A rematch can be offered once the game is over.")
+TOO_LATE_TO_ABORT = Refusal(
+    code="too_late",
+    message="Both players have moved: the game can no longer be aborted (you can resign).",
+)
+HOT_SEAT = Refusal(
+    code="hot_seat",
+    message="This game is played on one device: only moves are possible.",
+)
+REMATCH_UNSUPPORTED = Refusal(
+    code="unsupported",
+    message="A rematch needs both players on a client of the versioned protocol.",
+)
 
 
 def opponent_connected(opponent: str) -> Refusal:
     return Refusal(code="opponent_connected", message=f"{opponent} is connected: play on.")
+
+
+def opponent_reconnecting(opponent: str) -> Refusal:
+    return Refusal(
+        code="opponent_away", message=f"{opponent} is reconnecting: try again in a moment."
+    )
+
+
+def offer_too_soon(offer: str, seconds: int) -> Refusal:
+    return Refusal(code="offer_too_soon", message=f"You can offer a {offer} again in {seconds} s.")
 
 
 def too_early(opponent: str, seconds: int) -> Refusal:

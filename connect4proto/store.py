@@ -58,6 +58,9 @@ class GameStore(Protocol):
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         """The game and credential a secret's digest leads to."""
 
+    def drop_secret(self, digest: bytes) -> None:
+        """``digest`` leads nowhere any more (a seat's token, replaced at a rematch)."""
+
     def drop(self, game: GameId) -> None:
         """Forget ``game``: its log and every secret that led to it."""
 
@@ -109,6 +112,10 @@ class MemoryStore:
 
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         return self._secrets.get(digest)
+
+    def drop_secret(self, digest: bytes) -> None:
+        game, _ = self._secrets.pop(digest)
+        self._secrets_of[game].remove(digest)
 
     def drop(self, game: GameId) -> None:
         del self._logs[game]

@@ -819,7 +819,7 @@ def test_rate_limit_can_be_turned_off() -> None:
     network = Network(config=Config(max_messages_per_second=None))
     peer = network.websocket()
     for _ in range(300):
-        peer.send({"type": "play", "column": 9})
+        peer.send({"type": "claim"})
         peer.ping(b"x")
     assert peer.take() == [{"type": "error", "message": "Send an init message first."}] * 300
     assert len(peer.pongs) == 300

@@ -56,6 +56,7 @@ TIMERS = Config(
     ping_timeout=19.5,
     seat_grace=29.5,
     away_delay=2.5,
+    watchers_interval=2.5,
 )
 
 # Columns played in turn from an empty board, to each kind of end of a game.
@@ -75,6 +76,7 @@ GAME_NOT_FOUND = "Game not found."
 SEAT_TAKEN = "This game already has two players."
 JOIN_OR_WATCH = "Send either join or watch, not both."
 INIT_FIRST = "Send an init message first."
+HOT_SEAT = "This game is played on one device: only moves are possible."
 SPECTATORS_CANNOT_PLAY = "Spectators cannot play."
 OUT_OF_RANGE = "Column must be between 0 and 6."
 GAME_OVER = "The game is over."
@@ -90,6 +92,7 @@ CODES = {
     SEAT_TAKEN: "seat_taken",
     JOIN_OR_WATCH: "bad_init",
     INIT_FIRST: "init_first",
+    HOT_SEAT: "hot_seat",
     SPECTATORS_CANNOT_PLAY: "spectator",
     SPECTATORS_CANNOT_CLAIM: "spectator",
     OUT_OF_RANGE: "bad_column",
@@ -177,7 +180,7 @@ INVALID_TEXTS = st.one_of(
     .flatmap(lambda name: st.fixed_dictionaries({"type": st.just("init"), name: _NOT_A_KEY}))
     .map(json.dumps),
     st.text(max_size=10)
-    .filter(lambda kind: kind not in ("init", "play", "claim", "ping"))
+    .filter(lambda kind: kind not in ("init", "play", "claim", "ping", "resign", "abort"))
     .map(lambda kind: json.dumps({"type": kind, "column": 3})),
     st.sampled_from(["{}", '{"type": "play"}', '{"column": 3}', '{"type": null}']),
 )
@@ -206,6 +209,9 @@ class GameModel:
     tokens: dict[str, str] = field(default_factory=dict)
     #: The winner by a claim (the board did not end the game).
     claimed: str | None = None
+    #: The spectator count last told to everyone, and when.
+    watchers_told: int = 0
+    watchers_told_at: float = -math.inf
     # The scan is slow: cached along with the number of moves it was made for.
     _winner: tuple[int, tuple[str, list[list[int]]] | None] = (0, None)
 
@@ -268,7 +274,12 @@ class GameModel:
         )
         if versioned:
             message["reason"] = reason
+            message["record"] = self.record()
         return [message]
+
+    def record(self) -> str:
+        """The columns played, as digits 1-7."""
+        return "".join(str(column + 1) for _, column, _ in self.moves)
 
     def seat_view(self, player: str, now: float, grace: float) -> dict[str, Any]:
         if (self.red if player == "red" else self.yellow) is not None or player in self.quiet:
@@ -301,6 +312,14 @@ class Client:
     base: list[dict[str, Any]] = field(default_factory=list)
     pings: int = 0  # how many pings from the server the model expects so far
     moves_when_left: list[tuple[str, int, int]] = field(default_factory=list)
+    #: Sent an ``init`` (a ``play`` before any starts a hot-seat game: the tutorial's part 1).
+    greeted: bool = False
+    #: The hot-seat game this connection plays, both colours.
+    hot_seat: GameModel | None = None
+
+    @property
+    def in_game(self) -> bool:
+        return self.game is not None or self.hot_seat is not None
 
     def __repr__(self) -> str:
         return f"client{self.number}"
@@ -313,6 +332,8 @@ class Client:
         return self.peer if isinstance(self.peer, WebSocketPeer) else None
 
     def expected_plays(self) -> list[tuple[str, int, int]]:
+        if self.hot_seat is not None:
+            return self.hot_seat.moves
         return self.game.moves if self.game is not None else self.moves_when_left
 
 
@@ -369,6 +390,8 @@ class CoreMachine(RuleBasedStateMachine):
     def _send(self, client: Client, message: dict[str, Any] | str) -> None:
         assert client.websocket is not None
         client.since = self.now
+        if isinstance(message, dict) and message.get("type") == "init":
+            client.greeted = True
         client.websocket.send(message)
 
     def _new_key(self) -> str:
@@ -428,7 +451,12 @@ class CoreMachine(RuleBasedStateMachine):
             ending = game.ending()
             if ending is not None:
                 winner, reason, cells = ending
-                snapshot["result"] = {"winner": winner, "reason": reason, "cells": cells}
+                result = {"winner": winner, "reason": reason, "cells": cells}
+                if game.record():
+                    result["record"] = game.record()
+                if reason == "claim":
+                    result["by"] = winner
+                snapshot["result"] = result
             client.base = list(game.log)
             return [snapshot]
         client.base = game.log[:since]
@@ -457,6 +485,7 @@ class CoreMachine(RuleBasedStateMachine):
         else:
             game.spectators.remove(client)
             player = None
+            self._count_watchers(game)
         if silently:
             return
         if player is not None:
@@ -534,6 +563,7 @@ class CoreMachine(RuleBasedStateMachine):
                         {"type": "away", "player": player},
                     )
                     self._publish(game, left, away, since)
+            self._count_watchers(game)
         for game in list(self.games.values()):
             if game.forget_at is not None and now >= game.forget_at:
                 event("timer: a game nobody came back to forgotten")
@@ -598,7 +628,7 @@ class CoreMachine(RuleBasedStateMachine):
         if since is not None:
             message["v"] = since
         self._send(client, message)
-        if client.game is not None:
+        if client.in_game:
             self._refuse(client, ALREADY_IN_GAME)
             return
         client.versioned = since is not None
@@ -630,12 +660,14 @@ class CoreMachine(RuleBasedStateMachine):
             if since is not None:
                 self._expect({client: [{"type": "watching", "v": len(game.log)}]})
             self._expect({client: replay})
+            self._count_watchers(game, newcomer=client)
             return
         game.tokens["yellow"] = self._new_key()
         if since is not None:
             seat = {"type": "seat", "player": "yellow", "token": game.tokens["yellow"]}
             self._expect({client: [{**seat, "v": len(game.log)}]})
         self._expect({client: replay})
+        self._tell_watchers(game, client)
         game.yellow = client
         joined_yellow = {"type": "joined", "player": "yellow"}
         self._publish(game, joined_yellow, joined_yellow)
@@ -643,7 +675,7 @@ class CoreMachine(RuleBasedStateMachine):
     def _resume(self, client: Client, token: str, since: int) -> None:
         """``init`` with a seat token: the seat back, the events after ``since``, then live."""
         self._send(client, {"type": "init", "token": token, "v": since})
-        if client.game is not None:
+        if client.in_game:
             self._refuse(client, ALREADY_IN_GAME)
             return
         client.versioned = True
@@ -662,6 +694,7 @@ class CoreMachine(RuleBasedStateMachine):
         seat = {"type": "seat", "player": player, "token": token, "v": len(game.log)}
         self._expect({client: [seat]})
         self._expect({client: self._catch_up(client, game, since)})
+        self._tell_watchers(game, client)
         holder = game.red if player == "red" else game.yellow
         game.forget_at = None
         quiet = False
@@ -691,6 +724,27 @@ class CoreMachine(RuleBasedStateMachine):
             joined = {"type": "joined", "player": player}
             self._publish(game, joined, joined)
 
+    def _tell_watchers(self, game: GameModel, client: Client) -> None:
+        """A versioned player who enters a watched game is told how many watch."""
+        if client.versioned and game.spectators:
+            self._expect({client: [{"type": "watchers", "count": len(game.spectators)}]})
+
+    def _count_watchers(self, game: GameModel, newcomer: Client | None = None) -> None:
+        """The spectator count changed (or is due): told to every versioned member at most
+        once per interval, to a versioned newcomer at once."""
+        count = len(game.spectators)
+        message = {"type": "watchers", "count": count}
+        private = newcomer is not None and newcomer.versioned
+        if count != game.watchers_told and (
+            self.now >= game.watchers_told_at + self.config.watchers_interval
+        ):
+            event("spectator count told")
+            game.watchers_told, game.watchers_told_at = count, self.now
+            self._expect({c: [message] for c in game.members() if c.versioned})
+        elif private:
+            assert newcomer is not None
+            self._expect({newcomer: [message]})
+
     def _gone_quietly(self, client: Client) -> None:
         assert client.peer.transport_closed, client
         self.clients.remove(client)
@@ -700,7 +754,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._send(client, {"type": "claim"})
         game = client.game
         if game is None:
-            self._refuse(client, INIT_FIRST)
+            self._refuse(client, HOT_SEAT if client.hot_seat is not None else INIT_FIRST)
             return
         if client.role == "spectator":
             self._refuse(client, SPECTATORS_CANNOT_CLAIM)
@@ -726,14 +780,17 @@ class CoreMachine(RuleBasedStateMachine):
             event("a game won by a claim")
             game.claimed = client.role
             win = {"type": "win", "player": client.role, "cells": []}
-            self._publish(game, win, {**win, "reason": "claim"})
+            self._publish(game, win, {**win, "reason": "claim", "record": game.record()})
             self.ended_games.add((game.id, Player(client.role), len(game.moves)))
 
     def _play(self, client: Client, column: int) -> None:
         """Send a play message; the model says who hears what."""
+        greeted = client.greeted
         self._send(client, {"type": "play", "column": column})
         game = client.game
-        if game is None:
+        if game is None and (client.hot_seat is not None or not greeted):
+            self._play_hot_seat(client, column)
+        elif game is None:
             self._refuse(client, INIT_FIRST)
         elif client.role == "spectator":
             self._refuse(client, SPECTATORS_CANNOT_PLAY)
@@ -758,6 +815,24 @@ class CoreMachine(RuleBasedStateMachine):
                 winner = game.winner()
                 player = None if winner is None else Player(winner[0])
                 self.ended_games.add((game.id, player, len(game.moves)))
+
+    def _play_hot_seat(self, client: Client, column: int) -> None:
+        """The tutorial's part 1: both colours on one connection, its messages only."""
+        if client.hot_seat is None:
+            event("a hot-seat game")
+            client.hot_seat = GameModel(id=0, join="", watch="")
+        game = client.hot_seat
+        if not 0 <= column < 7:
+            self._refuse(client, OUT_OF_RANGE)
+        elif game.is_over():
+            self._refuse(client, GAME_OVER)
+        elif game.height(column) == 6:
+            self._refuse(client, SLOT_FULL)
+        else:
+            player, row = game.turn, game.height(column)
+            game.moves.append((player, column, row))
+            played = {"type": "play", "player": player, "column": column, "row": row}
+            self._expect({client: [played, *game.result()]})
 
     def _legal_moves(self) -> list[tuple[Client, int]]:
         talkers = self.talkers()
@@ -816,7 +891,7 @@ class CoreMachine(RuleBasedStateMachine):
     def create_game(self, data: st.DataObject, versioned: bool) -> None:
         self._tick()
         client = self._pick_talker(data)
-        if client.game is not None:
+        if client.in_game:
             self._send(client, {"type": "init"})
             self._refuse(client, ALREADY_IN_GAME)
             self._check_step()
@@ -904,9 +979,9 @@ class CoreMachine(RuleBasedStateMachine):
         keys = [*self._keys(), "no-such-key"]
         join, watch = (data.draw(st.sampled_from(keys), label=name) for name in ("join", "watch"))
         self._send(client, {"type": "init", "join": join, "watch": watch})
-        if client.game is None:
+        if not client.in_game:
             client.versioned = False  # the init had no ``v``
-        self._refuse(client, ALREADY_IN_GAME if client.game is not None else JOIN_OR_WATCH)
+        self._refuse(client, ALREADY_IN_GAME if client.in_game else JOIN_OR_WATCH)
         self._check_step()
 
     @precondition(lambda self: self.talkers())

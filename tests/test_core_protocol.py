@@ -42,7 +42,7 @@ def masked_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0)
         ("[1, 2]", "Invalid message: Expected `object`, got `array`"),
         ('"init"', "Invalid message: Expected `object`, got `str`"),
         ("{}", "Invalid message: Object missing required field `type`"),
-        ('{"type": "resign"}', "Invalid message: Invalid value 'resign' - at `$.type`"),
+        ('{"type": "surrender"}', "Invalid message: Invalid value 'surrender' - at `$.type`"),
         ('{"type": 1}', "Invalid message: Expected `str` - at `$.type`"),
         ('{"type": "play"}', "Invalid message: Object missing required field `column`"),
         (
@@ -89,7 +89,7 @@ def test_malformed_message_gets_an_error_and_changes_nothing(text: str, error: s
 @pytest.mark.parametrize(
     ("messages", "error"),
     [
-        ([{"type": "play", "column": 3}], "Send an init message first."),
+        ([{"type": "claim"}], "Send an init message first."),
         ([{"type": "init", "join": "nope"}], "Game not found."),
         ([{"type": "init", "watch": "nope"}], "Game not found."),
         ([{"type": "init", "join": "key-2"}], "Game not found."),  # a watch key is not a join key

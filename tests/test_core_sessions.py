@@ -56,6 +56,8 @@ class Tab:
         self.watching: dict[str, Any] | None = None
         self.keys: dict[str, Any] | None = None
         self.errors: list[dict[str, Any]] = []
+        self.watchers = 0
+        self.clock: dict[str, Any] | None = None
         self.peer = network.websocket()
         self.peer.send({"type": "init", "v": 0, **init})
         self.read()
@@ -79,6 +81,10 @@ class Tab:
                 self.keys = message
             elif kind == "error":
                 self.errors.append(message)
+            elif kind == "watchers":
+                self.watchers = message["count"]  # not in the log: the latest is the truth
+            elif kind == "clock":
+                self.clock = message["clock"]
             elif kind == "sync":
                 self.applied = [message]  # a snapshot replaces everything before it
             else:
@@ -169,7 +175,7 @@ def test_every_recipient_sees_each_event_with_the_same_v() -> None:
             for i, c in enumerate(RED_WINS)
         ),
         {"type": "win", "player": "red", "cells": [[3, 0], [3, 1], [3, 2], [3, 3]],
-         "reason": "four", "v": 10},
+         "reason": "four", "record": "4545454", "v": 10},
     ]  # fmt: skip
     assert log_of(red) == log_of(yellow) == log_of(observer) == expected
 
@@ -285,8 +291,9 @@ def test_resume_from_any_version(since: str) -> None:
     # The seat again, with the version its catch-up reaches.
     assert messages[0] == {**yellow.seat, "v": latest}
     back = {"type": "joined", "player": "yellow", "v": latest + 1}
-    assert messages[-1] == back
-    caught_up = messages[1:-1]
+    # After the catch-up, what is not in the log: who watches.
+    assert messages[-2:] == [{"type": "watchers", "count": 1}, back]
+    caught_up = messages[1:-2]
     if since == "ahead":
         assert caught_up == [
             {
@@ -313,15 +320,20 @@ def test_an_event_older_than_the_log_keeps_is_caught_up_with_a_snapshot() -> Non
     play_moves({"red": red, "yellow": yellow}, RED_WINS[:4], observer)  # versions 3-6
     watcher = network.websocket()
     watcher.send({"type": "init", "watch": "key-2", "v": 1})  # 2 is gone: the log keeps 3-6
-    watching, sync = watcher.take()
+    watching, sync, watchers = watcher.take()
     assert watching == {"type": "watching", "v": 6}
+    assert watchers == {"type": "watchers", "count": 2}
     assert sync["type"] == "sync"
     assert sync["v"] == 6
     assert len(sync["moves"]) == 4
     assert "result" not in sync
     again = network.websocket()
     again.send({"type": "init", "watch": "key-2", "v": 2})  # 3-6 are all there
-    assert again.take() == [{"type": "watching", "v": 6}, *log_of(observer)[2:]]
+    assert again.take() == [
+        {"type": "watching", "v": 6},
+        *log_of(observer)[2:],
+        {"type": "watchers", "count": 3},
+    ]
 
 
 def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
@@ -330,11 +342,12 @@ def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
     play_moves({"red": red, "yellow": yellow}, RED_WINS, observer)
     watcher = network.websocket()
     watcher.send({"type": "init", "watch": "key-2", "v": 1000})
-    _, sync = watcher.take()
+    _, sync, _ = watcher.take()
     assert sync["result"] == {
         "winner": "red",
         "reason": "four",
         "cells": [[3, 0], [3, 1], [3, 2], [3, 3]],
+        "record": "4545454",
     }
     assert sync["red"] == sync["yellow"] == {"state": "here"}
     fresh = Network()
@@ -342,7 +355,7 @@ def test_a_snapshot_of_a_finished_game_has_its_result_and_every_seat() -> None:
     assert lone.keys is not None
     peer = fresh.websocket()
     peer.send({"type": "init", "watch": lone.keys["watch"], "v": 50})
-    _, sync = peer.take()
+    _, sync, _ = peer.take()
     assert sync["yellow"] == {"state": "vacant"}
 
 
@@ -437,8 +450,9 @@ def test_the_join_link_of_a_taken_seat_is_refused_with_a_code_and_may_watch() ->
         {"type": "error", "message": "This game already has two players.", "code": "seat_taken"}
     ]
     stranger.send({"type": "init", "watch": "key-1", "v": 0})
-    watching, *events = stranger.take()
+    watching, *events, watchers = stranger.take()
     assert watching == {"type": "watching", "v": observer.v}
+    assert watchers == {"type": "watchers", "count": 2}
     assert comparable(events) == log_of(observer)
     assert network.server.lobby.seat(stranger.id) == (1, Role.SPECTATOR)
 
@@ -497,7 +511,8 @@ def test_the_claim_is_refused_before_the_grace_period_and_accepted_after_it() ->
     network.advance(10.0 + GRACE)
     red.peer.send({"type": "claim"})
     read_all(red, observer)
-    end = {"type": "win", "player": "red", "cells": [], "reason": "claim", "v": observer.v}
+    end = {"type": "win", "player": "red", "cells": [], "reason": "claim", "record": "45"}
+    end["v"] = observer.v
     assert red.applied[-1] == observer.applied[-1] == end
     assert GameEnded(game=1, winner=Player.RED, moves=2, reason=Ending.CLAIM) in network.events
     assert claim(red)["code"] == "game_over"
@@ -777,6 +792,7 @@ def test_a_page_that_went_away_and_did_not_come_back_is_told_after_the_delay() -
     yellow.peer.close(1001)
     network.advance(1.0)
     watcher = Tab(network, watch="key-2", v=0)  # a snapshot meanwhile: yellow is still here
+    assert observer.read() == [{"type": "watchers", "count": 2}]
     assert network.server.lobby.next_deadline == pytest.approx(DELAY)
     network.advance(DELAY - 0.001)
     assert observer.read() == []
@@ -795,7 +811,7 @@ def test_a_page_that_went_away_and_did_not_come_back_is_told_after_the_delay() -
     assert red.applied[-1]["reason"] == "claim"
     yellow.resume()
     assert log_of(yellow)[-2:] == [
-        {"type": "win", "player": "red", "cells": [], "reason": "claim", "v": 4},
+        {"type": "win", "player": "red", "cells": [], "reason": "claim", "record": "", "v": 4},
         {"type": "joined", "player": "yellow", "v": 5},
     ]
 

@@ -232,6 +232,11 @@ class Client:
             self._check_catch_up_mark(event)
         elif kind == "error":
             self.errors.append(str(event.get("message")))
+        elif kind == "watchers" and self.versioned:
+            count = event.get("count")
+            if not isinstance(count, int) or count < 0:
+                self.problem(f"a spectator count of {count!r}")
+            self.stats["spectator counts"] += 1
         elif kind == "init" and self.keys is None and self.role == "red":
             self.keys = event
         else:
@@ -446,7 +451,7 @@ class Table:
         stumble = self.rng.random()
         if stumble < 0.1:
             await spectator.refused(
-                '{"type": "play", "column": 3}', "Send an init message first.", "play before init"
+                '{"type": "claim"}', "Send an init message first.", "claim before init"
             )
         elif stumble < 0.15:
             await spectator.refused(
@@ -541,7 +546,7 @@ class Table:
                 "Invalid message: Expected `int`, got `str` - at `$.column`",
                 "wrong type",
             ),
-            (mover, '{"type": "resign"}', "Invalid message:", "unknown type"),
+            (mover, '{"type": "surrender"}', "Invalid message:", "unknown type"),
             (mover, "[1, 2, 3]", "Invalid message:", "not an object"),
             (mover, "", "Invalid message:", "empty text"),
             (mover, '{"type": "play", "column": 7}', "Column must be between 0 and 6.", "column"),
