@@ -58,10 +58,6 @@ class Clock:
         self._since = 0.0  # when the running clock last started
 
     @property
-    def control(self) -> TimeControl:
-        return self._control
-
-    @property
     def running(self) -> Player | None:
         return self._running
 

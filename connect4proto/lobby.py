@@ -698,10 +698,10 @@ class Lobby:
         self._members[connection] = _Member(room, role)
         room.members[connection] = arrival.profile
         if arrival.profile is Profile.VERSIONED:
-            # What is not in the log: the clocks as they stand now (events carry them as of
-            # their time), and who watches.
+            # What is not in the log: the running clocks as they stand now (events carry
+            # them as of their time), and who watches.
             clocks = room.match.clocks(arrival.now)
-            if clocks is not None and room.version:
+            if clocks is not None and clocks.running is not None:
                 outbox.send(connection, ClockNow(clock=clocks))
             if room.spectators and role is not Role.SPECTATOR:
                 outbox.send(connection, Watchers(count=room.spectators))
