@@ -130,3 +130,36 @@ def test_sigterm_exits_in_bounded_time_when_a_client_never_answers(tmp_path: Pat
         # The close frame 1001 reached the client (0x88: FIN + close; then length, code).
         assert silent.recv(4096)[:4] == b"\x88\x17\x03\xe9"
     assert "1 connections did not close in time" in logs
+
+
+#: What the websockets tutorial's part 1 page understands; anything else makes it throw.
+PART_1_EVENTS = {"play", "win", "error"}
+
+
+def test_the_tutorials_part_1_client_plays_a_hot_seat_game(server_url: str) -> None:
+    """Exactly what the step-1 page does: ``play`` on every click, never an ``init``; both
+    colours from one browser, a full column refused, a win, then it closes with 1000."""
+    with connect(server_url.replace("http://", "ws://")) as page:
+        clicks = [0, 0, 0, 0, 0, 0, 0, 1, 2, 1, 2, 1, 2, 1]  # column 0 filled, then a win
+        heard = []
+        for column in clicks:
+            page.send(json.dumps({"type": "play", "column": column}))
+            event = receive(page)
+            assert event["type"] in PART_1_EVENTS, event
+            heard.append(event)
+        assert heard[6] == {"type": "error", "message": "This slot is full."}
+        players = [e["player"] for e in heard if e["type"] == "play"]
+        assert players == ["red", "yellow"] * 6 + ["red"]  # alternating on legal moves only
+        win = receive(page)
+        assert win == {"type": "win", "player": "red", "cells": [[1, 0], [1, 1], [1, 2], [1, 3]]}
+        page.close(1000)
+
+
+def test_a_hot_seat_game_that_fills_the_board_is_a_draw(server_url: str) -> None:
+    columns = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2]
+    columns += [4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6]
+    with connect(server_url.replace("http://", "ws://")) as page:
+        for column in columns:
+            page.send(json.dumps({"type": "play", "column": column}))
+            assert receive(page)["type"] == "play"
+        assert receive(page) == {"type": "draw"}
