@@ -568,7 +568,7 @@ class Lobby:
         if action is Action.CLAIM:
             seat_refusal = self._claim_refusal(room, player, now)
         elif action is Action.OFFER_REMATCH or action is Action.ACCEPT_REMATCH:
-            seat_refusal = self._rematch_refusal(room, player, action)
+            seat_refusal = self._rematch_refusal(room, player)
         request = MatchRequest(player=player, now=now, column=column, seat_refusal=seat_refusal)
         self._apply(room, action, request, outbox, connection)
 
@@ -624,13 +624,15 @@ class Lobby:
             return too_early(name, math.ceil(seat.since + self._grace - now))
         return None
 
-    def _rematch_refusal(self, room: _Room, player: Player, action: Action) -> Refusal | None:
+    def _rematch_refusal(self, room: _Room, player: Player) -> Refusal | None:
         """What the seats say against a rematch offer or its acceptance by ``player``."""
         for seat in room.seats.values():
             if type(seat) is Held and room.members[seat.connection] is not Profile.VERSIONED:
                 return REMATCH_UNSUPPORTED  # its page could not follow to the next game
         opponent = _OPPONENT[player]
-        if action is Action.ACCEPT_REMATCH and type(room.seats[opponent]) is not Held:
+        offer = room.match.offer
+        accepting = offer is not None and offer[1] is opponent  # offering back accepts, too
+        if accepting and type(room.seats[opponent]) is not Held:
             # Its maker is reconnecting (quietly): it must get its new seat's token.
             return opponent_reconnecting(opponent.value.capitalize())
         return None

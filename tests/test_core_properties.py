@@ -57,6 +57,7 @@ TIMERS = Config(
     seat_grace=29.5,
     away_delay=2.5,
     watchers_interval=2.5,
+    offer_interval=4.5,
 )
 
 # Columns played in turn from an empty board, to each kind of end of a game.
@@ -77,6 +78,15 @@ SEAT_TAKEN = "This game already has two players."
 JOIN_OR_WATCH = "Send either join or watch, not both."
 INIT_FIRST = "Send an init message first."
 HOT_SEAT = "This game is played on one device: only moves are possible."
+SPECTATORS_CANNOT_ACT = "Spectators cannot take part in the game."
+NO_DRAW_OFFER = "There is no draw offer to answer."
+NO_REMATCH_OFFER = "There is no rematch offer to answer."
+DRAW_PENDING = "You have offered a draw already: wait for the answer."
+REMATCH_PENDING = "You have offered a rematch already: wait for the answer."
+OWN_OFFER = "You cannot answer your own offer."
+NOT_OVER = "A rematch can be offered once the game is over."
+TOO_LATE_TO_ABORT = "Both players have moved: the game can no longer be aborted (you can resign)."
+REMATCH_UNSUPPORTED = "A rematch needs both players on a client of the versioned protocol."
 SPECTATORS_CANNOT_PLAY = "Spectators cannot play."
 OUT_OF_RANGE = "Column must be between 0 and 6."
 GAME_OVER = "The game is over."
@@ -93,6 +103,15 @@ CODES = {
     JOIN_OR_WATCH: "bad_init",
     INIT_FIRST: "init_first",
     HOT_SEAT: "hot_seat",
+    SPECTATORS_CANNOT_ACT: "spectator",
+    NO_DRAW_OFFER: "no_offer",
+    NO_REMATCH_OFFER: "no_offer",
+    DRAW_PENDING: "offer_pending",
+    REMATCH_PENDING: "offer_pending",
+    OWN_OFFER: "own_offer",
+    NOT_OVER: "not_over",
+    TOO_LATE_TO_ABORT: "too_late",
+    REMATCH_UNSUPPORTED: "unsupported",
     SPECTATORS_CANNOT_PLAY: "spectator",
     SPECTATORS_CANNOT_CLAIM: "spectator",
     OUT_OF_RANGE: "bad_column",
@@ -102,6 +121,25 @@ CODES = {
     UNKNOWN_TOKEN: "unknown_token",
     NO_OPPONENT: "no_opponent",
 }
+
+
+def _match_refusal(phase: str, action: str) -> str | None:
+    """The match's refusal of ``action`` in ``phase``, written out from PROTOCOL.md."""
+    rematch = action.endswith("_rematch")
+    if phase in ("over", "rematch_offered"):
+        allowed = {"offer_rematch"} if phase == "over" else {
+            "offer_rematch", "accept_rematch", "decline_rematch"
+        }  # fmt: skip
+        if action in allowed:
+            return None
+        return NO_REMATCH_OFFER if action in ("accept_rematch", "decline_rematch") else GAME_OVER
+    if rematch:
+        return NOT_OVER
+    if action in ("accept_draw", "decline_draw") and phase != "draw_offered":
+        return NO_DRAW_OFFER
+    if phase == "waiting" and action in ("resign", "offer_draw"):
+        return NO_OPPONENT
+    return None
 
 
 def pieces(data: bytes, sizes: list[int]) -> Iterator[bytes]:
@@ -207,8 +245,19 @@ class GameModel:
     away_at: dict[int, float] = field(default_factory=dict)
     #: Each seat's token, once taken.
     tokens: dict[str, str] = field(default_factory=dict)
-    #: The winner by a claim (the board did not end the game).
-    claimed: str | None = None
+    #: How the game ended off the board: the winner (None: no winner), the reason, and who
+    #: ended it (claimed, resigned, agreed, aborted, ran out of time).
+    ended: tuple[str | None, str, str] | None = None
+    #: The offer waiting for an answer: its kind and its maker; when each player last made
+    #: each kind of offer.
+    offer: tuple[str, str] | None = None
+    offered_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    round: int = 1
+    #: A timed game's seconds per move; whose clock runs, since when; each one's time left.
+    control: int | None = None
+    running: str | None = None
+    running_since: float = 0.0
+    left: dict[str, float] = field(default_factory=dict)
     #: The spectator count last told to everyone, and when.
     watchers_told: int = 0
     watchers_told_at: float = -math.inf
@@ -247,12 +296,12 @@ class GameModel:
         return self._winner[1]
 
     def is_over(self) -> bool:
-        return self.claimed is not None or self.winner() is not None or len(self.moves) == 42
+        return self.ended is not None or self.winner() is not None or len(self.moves) == 42
 
     def ending(self) -> tuple[str | None, str, list[list[int]]] | None:
         """The winner, the reason and the cells; None while the game goes on."""
-        if self.claimed is not None:
-            return self.claimed, "claim", []
+        if self.ended is not None:
+            return self.ended[0], self.ended[1], []
         winner = self.winner()
         if winner is not None:
             return winner[0], "four", winner[1]
@@ -267,6 +316,9 @@ class GameModel:
         if ending is None:
             return []
         winner, reason, cells = ending
+        if reason == "aborted" and not versioned:
+            assert self.ended is not None
+            return [error(f"{self.ended[2].capitalize()} aborted the game.")]
         message: dict[str, Any] = (
             {"type": "draw"}
             if winner is None
@@ -280,6 +332,45 @@ class GameModel:
     def record(self) -> str:
         """The columns played, as digits 1-7."""
         return "".join(str(column + 1) for _, column, _ in self.moves)
+
+    def phase(self) -> str:
+        """The match's phase (``match.Phase``), from what the model knows."""
+        if self.is_over():
+            return "rematch_offered" if self.offer is not None else "over"
+        if "yellow" not in self.tokens:
+            return "waiting"
+        return "draw_offered" if self.offer is not None else "playing"
+
+    @property
+    def control_view(self) -> dict[str, Any]:
+        return {"kind": "move", "seconds": self.control}
+
+    def start_clock(self, player: str, now: float) -> None:
+        assert self.control is not None
+        self.left = {"red": float(self.control), "yellow": float(self.control)}
+        self.running, self.running_since = player, now
+
+    def stop_clock(self, now: float) -> None:
+        if self.running is not None:
+            self.left[self.running] = self.time_left(self.running, now)
+            self.running = None
+
+    def time_left(self, player: str, now: float) -> float:
+        left = self.left.get(player, float(self.control or 0))
+        if player == self.running:
+            left -= now - self.running_since
+        return max(0.0, left)
+
+    def clock(self, now: float) -> dict[str, Any]:
+        return {
+            "red": int(self.time_left("red", now) * 1000),
+            "yellow": int(self.time_left("yellow", now) * 1000),
+            "running": self.running,
+        }
+
+    def with_clock(self, message: dict[str, Any], now: float) -> dict[str, Any]:
+        """``message`` with the clocks of a timed game (an untimed one has none)."""
+        return message if self.control is None else {**message, "clock": self.clock(now)}
 
     def seat_view(self, player: str, now: float, grace: float) -> dict[str, Any]:
         if (self.red if player == "red" else self.yellow) is not None or player in self.quiet:
@@ -448,14 +539,21 @@ class CoreMachine(RuleBasedStateMachine):
                 "red": game.seat_view("red", now, grace),
                 "yellow": game.seat_view("yellow", now, grace),
             }
+            if game.round != 1:
+                snapshot["round"] = game.round
+            if game.control is not None:
+                snapshot["control"] = game.control_view
+                snapshot["clock"] = game.clock(now)
+            if game.offer is not None:
+                snapshot["offer"] = {"offer": game.offer[0], "player": game.offer[1]}
             ending = game.ending()
             if ending is not None:
                 winner, reason, cells = ending
                 result = {"winner": winner, "reason": reason, "cells": cells}
                 if game.record():
                     result["record"] = game.record()
-                if reason == "claim":
-                    result["by"] = winner
+                if game.ended is not None:
+                    result["by"] = game.ended[2]
                 snapshot["result"] = result
             client.base = list(game.log)
             return [snapshot]
@@ -497,6 +595,7 @@ class CoreMachine(RuleBasedStateMachine):
                 self._publish(
                     game, {"type": "left", "player": player}, {"type": "away", "player": player}
                 )
+                self._withdraw(game, player)
         if not game.members():
             # Forgotten once nobody can come back any more: every away seat's grace is over.
             grace = self.config.seat_grace
@@ -553,6 +652,10 @@ class CoreMachine(RuleBasedStateMachine):
                 pinged.append(client)
         self.network.advance(now)
         for game in self.games.values():
+            running = game.running
+            if running is not None and now >= game.running_since + game.left[running]:
+                event("timer: a flag fell")
+                self._end(game, "yellow" if running == "red" else "red", "time", running)
             for player in sorted(game.quiet, key=["red", "yellow"].index):
                 if now >= game.away[player] + config.away_delay:
                     event("timer: an absence told after the away delay")
@@ -563,6 +666,7 @@ class CoreMachine(RuleBasedStateMachine):
                         {"type": "away", "player": player},
                     )
                     self._publish(game, left, away, since)
+                    self._withdraw(game, player)
             self._count_watchers(game)
         for game in list(self.games.values()):
             if game.forget_at is not None and now >= game.forget_at:
@@ -606,19 +710,25 @@ class CoreMachine(RuleBasedStateMachine):
         assert peer.accepted
         return self._new_client(peer)
 
-    def _create(self, client: Client, versioned: bool = False) -> None:
-        """``client``, in no game, sends ``init``: a new game."""
-        self._send(client, {"type": "init", "v": 0} if versioned else {"type": "init"})
+    def _create(self, client: Client, versioned: bool = False, control: int | None = None) -> None:
+        """``client``, in no game, sends ``init``: a new game (timed: ``control`` seconds per
+        move, which implies the versioned protocol)."""
+        message: dict[str, Any] = {"type": "init", "v": 0} if versioned else {"type": "init"}
+        if control is not None:
+            message = {"type": "init", "clock": {"kind": "move", "seconds": control}}
+            versioned = True
+        self._send(client, message)
         client.versioned = versioned
         self.created += 1
         game = GameModel(id=self.created, join=self._new_key(), watch=self._new_key())
+        game.control = control
         game.tokens["red"] = self._new_key()
         game.red, client.game, client.role = client, game, "red"
         self.games[game.id] = game
         self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
         if versioned:
             seat = {"type": "seat", "player": "red", "token": game.tokens["red"], "v": 0}
-            self._expect({client: [seat]})
+            self._expect({client: [self._with_control(game, seat)]})
         self._publish(game, None, {"type": "joined", "player": "red"})
 
     def _enter(self, client: Client, key: str, role: str, since: int | None = None) -> None:
@@ -658,19 +768,25 @@ class CoreMachine(RuleBasedStateMachine):
         if role == "spectator":
             game.spectators.append(client)
             if since is not None:
-                self._expect({client: [{"type": "watching", "v": len(game.log)}]})
+                watching = {"type": "watching", "v": len(game.log)}
+                self._expect({client: [self._with_control(game, watching)]})
             self._expect({client: replay})
+            self._tell_clock(game, client)
             self._count_watchers(game, newcomer=client)
             return
         game.tokens["yellow"] = self._new_key()
         if since is not None:
             seat = {"type": "seat", "player": "yellow", "token": game.tokens["yellow"]}
-            self._expect({client: [{**seat, "v": len(game.log)}]})
+            self._expect({client: [self._with_control(game, {**seat, "v": len(game.log)})]})
         self._expect({client: replay})
+        self._tell_clock(game, client)
         self._tell_watchers(game, client)
         game.yellow = client
+        if game.control is not None and not game.is_over():
+            event("a timed game's clocks started")
+            game.start_clock(game.turn, self.now)
         joined_yellow = {"type": "joined", "player": "yellow"}
-        self._publish(game, joined_yellow, joined_yellow)
+        self._publish(game, joined_yellow, game.with_clock(joined_yellow, self.now))
 
     def _resume(self, client: Client, token: str, since: int) -> None:
         """``init`` with a seat token: the seat back, the events after ``since``, then live."""
@@ -692,8 +808,9 @@ class CoreMachine(RuleBasedStateMachine):
         if player == "red":
             self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
         seat = {"type": "seat", "player": player, "token": token, "v": len(game.log)}
-        self._expect({client: [seat]})
+        self._expect({client: [self._with_control(game, seat)]})
         self._expect({client: self._catch_up(client, game, since)})
+        self._tell_clock(game, client)
         self._tell_watchers(game, client)
         holder = game.red if player == "red" else game.yellow
         game.forget_at = None
@@ -723,6 +840,39 @@ class CoreMachine(RuleBasedStateMachine):
         if holder is None and not quiet:
             joined = {"type": "joined", "player": player}
             self._publish(game, joined, joined)
+
+    def _with_control(self, game: GameModel, message: dict[str, Any]) -> dict[str, Any]:
+        return message if game.control is None else {**message, "control": game.control_view}
+
+    def _tell_clock(self, game: GameModel, client: Client) -> None:
+        """A versioned newcomer to a game whose clock runs gets the clocks as they stand."""
+        if client.versioned and game.running is not None:
+            self._expect({client: [{"type": "clock", "clock": game.clock(self.now)}]})
+
+    def _withdraw(self, game: GameModel, player: str) -> None:
+        """``player``'s absence was told: a rematch offer it made lapses."""
+        if game.offer == ("rematch", player):
+            event("a rematch offer withdrawn by its maker's absence")
+            game.offer = None
+            withdrawn = {"type": "withdrawn", "offer": "rematch", "player": player}
+            self._publish(game, None, withdrawn)
+
+    def _end(self, game: GameModel, winner: str | None, reason: str, by: str) -> None:
+        """The game ends off the board."""
+        game.ended, game.offer = (winner, reason, by), None
+        game.stop_clock(self.now)
+        record = game.record()
+        if reason == "aborted":
+            tutorial: dict[str, Any] = error(f"{by.capitalize()} aborted the game.", None)
+            versioned = {"type": "aborted", "player": by, "record": record}
+        elif winner is None:
+            tutorial = {"type": "draw"}
+            versioned = {"type": "draw", "reason": reason, "record": record}
+        else:
+            tutorial = {"type": "win", "player": winner, "cells": []}
+            versioned = {**tutorial, "reason": reason, "record": record}
+        self._publish(game, tutorial, game.with_clock(versioned, self.now))
+        self.ended_games.add((game.id, None if winner is None else Player(winner), len(game.moves)))
 
     def _tell_watchers(self, game: GameModel, client: Client) -> None:
         """A versioned player who enters a watched game is told how many watch."""
@@ -778,10 +928,7 @@ class CoreMachine(RuleBasedStateMachine):
             self._expect({client: [error(text, "too_early" if client.versioned else None)]})
         else:
             event("a game won by a claim")
-            game.claimed = client.role
-            win = {"type": "win", "player": client.role, "cells": []}
-            self._publish(game, win, {**win, "reason": "claim", "record": game.record()})
-            self.ended_games.add((game.id, Player(client.role), len(game.moves)))
+            self._end(game, client.role, "claim", client.role)
 
     def _play(self, client: Client, column: int) -> None:
         """Send a play message; the model says who hears what."""
@@ -803,18 +950,146 @@ class CoreMachine(RuleBasedStateMachine):
         elif game.height(column) == 6:
             self._refuse(client, SLOT_FULL)
         else:
+            if game.offer is not None and game.offer[1] != client.role:
+                event("a draw offer declined by a move")
+                game.offer = None
+                declined = {"type": "declined", "offer": "draw", "player": client.role}
+                self._publish(game, None, declined)
             row = game.height(column)
-            game.moves.append((game.turn, column, row))
+            mover = game.turn
+            game.moves.append((mover, column, row))
+            if game.running is not None:
+                game.left[mover] = float(game.control or 0)
+                game.running = "yellow" if mover == "red" else "red"
+                game.running_since = self.now
             played = {"type": "play", "player": client.role, "column": column, "row": row}
-            self._publish(game, played, played)
+            self._publish(game, played, game.with_clock(played, self.now))
             if game.is_over():
+                game.offer = None
+                game.stop_clock(self.now)
                 (tutorial,) = game.result()
                 (versioned,) = game.result(versioned=True)
-                self._publish(game, tutorial, versioned)
+                self._publish(game, tutorial, game.with_clock(versioned, self.now))
                 event("a game ended in a " + ("draw" if len(game.moves) == 42 else "win"))
                 winner = game.winner()
                 player = None if winner is None else Player(winner[0])
                 self.ended_games.add((game.id, player, len(game.moves)))
+
+    def _act(self, client: Client, kind: str, offer: str | None = None) -> None:
+        """``resign``, ``abort``, or an ``offer``, ``accept`` or ``decline`` of ``offer``:
+        the match's table (``match.py``), as the model knows it."""
+        message = {"type": kind} if offer is None else {"type": kind, "offer": offer}
+        self._send(client, message)
+        game = client.game
+        if game is None:
+            self._refuse(client, HOT_SEAT if client.hot_seat is not None else INIT_FIRST)
+            return
+        if client.role == "spectator":
+            self._refuse(client, SPECTATORS_CANNOT_ACT)
+            return
+        player = client.role
+        assert player is not None
+        opponent = "yellow" if player == "red" else "red"
+        action = kind if offer is None else f"{kind}_{offer}"
+        phase = game.phase()
+        maker = None if game.offer is None else game.offer[1]
+        refusal = _match_refusal(phase, action)
+        if refusal is not None:
+            self._refuse(client, refusal)
+        elif action == "resign":
+            event("a resignation")
+            self._end(game, opponent, "resign", player)
+        elif action == "abort":
+            if len(game.moves) >= 2:
+                self._refuse(client, TOO_LATE_TO_ABORT)
+            else:
+                event("an abort")
+                self._end(game, None, "aborted", player)
+        elif action in ("offer_draw", "offer_rematch") and maker == player:
+            self._refuse(client, DRAW_PENDING if offer == "draw" else REMATCH_PENDING)
+        elif action in ("offer_draw", "offer_rematch") and maker is None:
+            assert offer is not None
+            self._offer(client, game, offer)
+        elif maker == player:
+            self._refuse(client, OWN_OFFER)  # answering one's own offer
+        elif action == "decline_draw" or action == "decline_rematch":
+            event(f"a {offer} offer declined")
+            game.offer = None
+            self._publish(game, None, {"type": "declined", "offer": offer, "player": player})
+        elif offer == "draw":  # accepted, or offered back
+            event("a draw agreed")
+            self._end(game, None, "agreed", player)
+        else:
+            self._accept_rematch(client, game)
+
+    def _offer(self, client: Client, game: GameModel, offer: str) -> None:
+        player = client.role
+        assert player is not None
+        if offer == "rematch":
+            if "yellow" not in game.tokens:
+                self._refuse(client, NO_OPPONENT)
+                return
+            if not self._versioned_seats(game):
+                self._refuse(client, REMATCH_UNSUPPORTED)
+                return
+        last = game.offered_at.get((player, offer))
+        interval = self.config.offer_interval
+        if last is not None and self.now < last + interval:
+            seconds = math.ceil(last + interval - self.now)
+            text = f"You can offer a {offer} again in {seconds} s."
+            self._expect({client: [error(text, "offer_too_soon" if client.versioned else None)]})
+            return
+        event(f"a {offer} offer")
+        game.offered_at[player, offer] = self.now
+        game.offer = (offer, player)
+        self._publish(game, None, {"type": "offer", "offer": offer, "player": player})
+
+    def _versioned_seats(self, game: GameModel) -> bool:
+        """No seat is held by a client of the tutorial's protocol."""
+        return all(c.versioned for c in (game.red, game.yellow) if c is not None)
+
+    def _accept_rematch(self, client: Client, game: GameModel) -> None:
+        assert game.offer is not None
+        maker = game.offer[1]
+        if not self._versioned_seats(game):
+            self._refuse(client, REMATCH_UNSUPPORTED)
+            return
+        if (game.red if maker == "red" else game.yellow) is None:
+            text = f"{maker.capitalize()} is reconnecting: try again in a moment."
+            self._expect({client: [error(text, "opponent_away")]})
+            return
+        event("a rematch")
+        red, yellow = game.red, game.yellow
+        assert red is not None
+        assert yellow is not None
+        moves = list(game.moves)
+        game.round += 1
+        game.moves, game.ended, game.offer, game.offered_at = [], None, None, {}
+        game._winner = (0, None)
+        if game.control is not None:
+            game.start_clock("red", self.now)
+        self.dead_keys += list(game.tokens.values())
+        game.tokens = {"red": self._new_key(), "yellow": self._new_key()}
+        rematch: dict[str, Any] = {"type": "rematch", "round": game.round}
+        self._publish(game, None, game.with_clock(rematch, self.now))
+        game.red, game.yellow = yellow, red
+        yellow.role, red.role = "red", "yellow"
+        for player, holder in (("red", yellow), ("yellow", red)):
+            seat = {"type": "seat", "player": player, "token": game.tokens[player]}
+            self._expect({holder: [self._with_control(game, {**seat, "v": len(game.log)})]})
+        for spectator in [c for c in game.spectators if not c.versioned]:
+            event("a spectator of the tutorial's protocol let go at a rematch")
+            game.spectators.remove(spectator)
+            spectator.game = spectator.role = None
+            spectator.moves_when_left = moves
+            peer = spectator.websocket
+            assert peer is not None
+            assert peer.close_code == 1000, spectator
+            if peer.transport_closed:
+                self._gone_quietly(spectator)
+            else:
+                spectator.closing, spectator.since = True, self.now
+        self._count_watchers(game)
 
     def _play_hot_seat(self, client: Client, column: int) -> None:
         """The tutorial's part 1: both colours on one connection, its messages only."""
@@ -858,16 +1133,20 @@ class CoreMachine(RuleBasedStateMachine):
 
     # -- rules ------------------------------------------------------------------------------
 
-    @initialize(games=st.integers(0, 2), sizes=st.lists(st.integers(1, 40), max_size=3))
-    def start_games(self, games: int, sizes: list[int]) -> None:
+    @initialize(
+        games=st.lists(st.sampled_from(["tutorial", "versioned", "timed"]), max_size=2),
+        sizes=st.lists(st.integers(1, 40), max_size=3),
+    )
+    def start_games(self, games: list[str], sizes: list[int]) -> None:
         """Cut what the peers send into pieces of ``sizes`` (in turn; none: whole) and begin
-        with games whose two players are seated, so that play starts early."""
+        with games whose two players are seated, so that play starts early: of the tutorial's
+        protocol, the versioned one, or timed (3 s per move)."""
         self.network.chunker = lambda data: pieces(data, sizes)
-        for _ in range(games):
+        for kind in games:
             red, yellow = self._connect(), self._connect()
-            self._create(red)
+            self._create(red, kind != "tutorial", 3 if kind == "timed" else None)
             assert red.game is not None
-            self._enter(yellow, red.game.join, "yellow")
+            self._enter(yellow, red.game.join, "yellow", None if kind == "tutorial" else 0)
         self._check_step()
 
     @rule()
@@ -887,8 +1166,8 @@ class CoreMachine(RuleBasedStateMachine):
         self._check_step()
 
     @precondition(lambda self: self.talkers())
-    @rule(data=st.data(), versioned=st.booleans())
-    def create_game(self, data: st.DataObject, versioned: bool) -> None:
+    @rule(data=st.data(), versioned=st.booleans(), control=st.sampled_from([None, None, 3, 7]))
+    def create_game(self, data: st.DataObject, versioned: bool, control: int | None) -> None:
         self._tick()
         client = self._pick_talker(data)
         if client.in_game:
@@ -896,7 +1175,7 @@ class CoreMachine(RuleBasedStateMachine):
             self._refuse(client, ALREADY_IN_GAME)
             self._check_step()
             return
-        self._create(client, versioned)
+        self._create(client, versioned, control)
         self._check_step()
         created = [e for e in self.network.events if isinstance(e, GameCreated)]
         assert created[-1] == GameCreated(game=self.created, connection=client.peer.id)
@@ -970,6 +1249,59 @@ class CoreMachine(RuleBasedStateMachine):
         self._tick()
         self._claim(self._pick_talker(data))
         self._check_step()
+
+    @precondition(lambda self: self.talkers())
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["resign", "abort", "offer", "accept", "decline"]),
+        offer=st.sampled_from(["draw", "rematch"]),
+    )
+    def resign_abort_offer_or_answer(self, data: st.DataObject, kind: str, offer: str) -> None:
+        self._tick()
+        self._act(
+            self._pick_talker(data), kind, offer if kind in ("offer", "accept", "decline") else None
+        )
+        self._check_step()
+
+    @precondition(lambda self: self._seated_pairs())
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["offer", "accept", "decline", "resign", "abort"]),
+        offer=st.sampled_from(["draw", "rematch"]),
+    )
+    def a_player_acts(self, data: st.DataObject, kind: str, offer: str) -> None:
+        """Offers, answers, resignations from the players of a game (a random talker rarely
+        is one)."""
+        self._tick()
+        pairs = self._seated_pairs()
+        if pairs:
+            client = data.draw(st.sampled_from([c for pair in pairs for c in pair]), label="player")
+            self._act(client, kind, offer if kind in ("offer", "accept", "decline") else None)
+        self._check_step()
+
+    @precondition(lambda self: any(g.is_over() for g, _ in self._seated_games()))
+    @rule(data=st.data(), red_offers=st.booleans(), how=st.sampled_from(["accept", "offer"]))
+    def a_finished_game_is_rematched(self, data: st.DataObject, red_offers: bool, how: str) -> None:
+        """One player offers a rematch; the other accepts (or offers back)."""
+        self._tick()
+        games = [(g, pair) for g, pair in self._seated_games() if g.is_over()]
+        if games:
+            _, (red, yellow) = data.draw(st.sampled_from(games), label="game")
+            maker, other = (red, yellow) if red_offers else (yellow, red)
+            self._act(maker, "offer", "rematch")
+            self._act(other, how, "rematch")
+        self._check_step()
+
+    def _seated_games(self) -> list[tuple[GameModel, tuple[Client, Client]]]:
+        talkers = self.talkers()
+        return [
+            (game, (game.red, game.yellow))
+            for game in self.games.values()
+            if game.red in talkers and game.yellow in talkers
+        ]
+
+    def _seated_pairs(self) -> list[tuple[Client, Client]]:
+        return [pair for _, pair in self._seated_games()]
 
     @precondition(lambda self: self.talkers())
     @rule(data=st.data())
@@ -1160,8 +1492,9 @@ class CoreMachine(RuleBasedStateMachine):
             for player, column, row in game.moves:
                 move = replay.play(Player(player), column)
                 assert move == Move(player=Player(player), column=column, row=row)
-            if game.claimed is not None:
-                replay.end(Player(game.claimed), Ending.CLAIM)
+            if game.ended is not None:
+                winner = game.ended[0]
+                replay.end(None if winner is None else Player(winner), Ending(game.ended[1]))
             board = self.server.lobby.game(game.id)
             assert board.moves == replay.moves
             assert board.winner == replay.winner
