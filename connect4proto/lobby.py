@@ -563,7 +563,8 @@ class Lobby:
             self.refuse(connection, _SPECTATOR_REFUSALS.get(action, SPECTATORS_CANNOT_ACT), outbox)
             return
         room, player = member.room, _PLAYER_OF_ROLE[role]
-        self._flag_if_due(room, now, outbox)  # a clock that ran out is settled first
+        if room.match.clock is not None:
+            self._flag_if_due(room, now, outbox)  # a clock that ran out is settled first
         seat_refusal = None
         if action is Action.CLAIM:
             seat_refusal = self._claim_refusal(room, player, now)
@@ -602,7 +603,9 @@ class Lobby:
                 )
             elif type(event) is RematchStarted:
                 self._start_rematch(room, event.round, request.now, outbox)
-        self._reschedule(room)
+        if room.match.clock is not None:
+            # Only a clock's deadline moves with the match: a flag comes at another time.
+            self._reschedule(room)
 
     def _flag_if_due(self, room: _Room, now: float, outbox: Outbox) -> None:
         match = room.match
