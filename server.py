@@ -46,6 +46,7 @@ from connect4proto import (
     PlayerJoined,
     PlayerLeft,
     PlayerReturned,
+    RematchBegun,
     SeatReplaced,
     Site,
     SpectatorJoined,
@@ -585,6 +586,8 @@ def _log_event(event: Event) -> None:
             event.reason.value,
             event.moves,
         )
+    elif isinstance(event, RematchBegun):
+        log.info("game %d: rematch, game %d of the match begins", event.game, event.round)
     elif isinstance(event, GameClosed):
         log.info("game %d: closed, nobody can come back to it", event.game)
     elif isinstance(event, ConnectionEnded):

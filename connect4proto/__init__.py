@@ -19,6 +19,7 @@ from .events import (
     PlayerJoined,
     PlayerLeft,
     PlayerReturned,
+    RematchBegun,
     SeatReplaced,
     SpectatorJoined,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "PlayerJoined",
     "PlayerLeft",
     "PlayerReturned",
+    "RematchBegun",
     "Replies",
     "SeatReplaced",
     "Site",
