@@ -1,11 +1,20 @@
 // Browser client for connect4proto. See PROTOCOL.md for the wire protocol.
 // Plain ES module, no dependencies, no build step.
 //
-// The page speaks the versioned protocol: every game event carries `v`, its
-// place in the game's log, and the page applies each `v` exactly once, in
-// order. A seat belongs to whoever holds its token; the page keeps the token
-// in sessionStorage, so a reload or a dropped connection resumes the game
-// where it was instead of losing it.
+// The page plays in one of two modes, chosen by its address:
+// - online (`/`, `/?join=K`, `/?watch=K`): the versioned protocol. Every game
+//   event carries `v`, its place in the game's log, and the page applies each
+//   `v` exactly once, in order. A seat belongs to whoever holds its token; the
+//   page keeps the token in sessionStorage, so a reload or a dropped
+//   connection resumes the game where it was instead of losing it. A match
+//   goes on game after game (rematches), with resignations, draw offers,
+//   aborts, move clocks and a spectator count.
+// - on this device (`/?device`): a hot-seat game, the websockets tutorial's
+//   part 1. The socket never sends `init`, only `play`: red moves first and
+//   the server alternates the colours. It hears only `play`, `win`, `draw`
+//   and `error` (no `v`, no codes), and its game ends with the connection,
+//   so the page keeps the columns played in sessionStorage and plays them
+//   again, in order, on a new connection (the server is deterministic).
 
 const COLUMNS = 7;
 const ROWS = 6;
@@ -21,6 +30,10 @@ const RETRY_BASE_MS = 500;
 const RETRY_CAP_MS = 10_000;
 // How often countdowns (an away player's grace, the next retry) are redrawn.
 const TICK_MS = 250;
+// How often a running move clock is redrawn (it shows tenths under 10 s).
+const CLOCK_TICK_MS = 100;
+// A clock under this shows tenths of a second, in the low-time colour.
+const LOW_TIME_MS = 10_000;
 // A connection can die without closing: a computer that slept, a phone that
 // changed networks, a NAT or proxy that forgot it. The socket then looks
 // open and the browser notices only minutes later, if ever; a page cannot
@@ -47,9 +60,43 @@ const SEAT_REPLACED = 4000;
 // not back within the server's away delay.
 const RECONNECTING = 4001;
 const STORAGE_PREFIX = "connect4proto:";
+// The address of a game on this device (its sessionStorage entry, too).
+const DEVICE_SEARCH = "?device";
 const ENDED_TEXT = "This game has ended or expired.";
 const SEAT_TAKEN_TEXT = "This game already has two players.";
 const REPLACED_TEXT = "This game is open in another tab or window.";
+
+// The time controls offered while a friend game waits for the friend
+// (PROTOCOL.md, "Move clocks"); null is an untimed game, the tutorial's.
+const PRESETS = new Map([
+  ["untimed", null],
+  ["1+0", { kind: "bank", initial: 60, increment: 0 }],
+  ["3+2", { kind: "bank", initial: 180, increment: 2 }],
+  ["10+5", { kind: "bank", initial: 600, increment: 5 }],
+  ["30s", { kind: "move", seconds: 30 }],
+]);
+// The server's bounds for a time control.
+const MAX_CONTROL_SECONDS = 3 * 3600;
+const MAX_INCREMENT_SECONDS = 600;
+
+// What each refusal code means to this page (PROTOCOL.md, "Errors"). The
+// page decides from the code alone, never from the text or from when the
+// error came. A code in FATAL means the page has no game (its init was
+// refused): nothing is retried, and the page says what can be done. Any
+// other code refuses the last action only and nothing changed: its text is
+// shown for a moment, in place. Those are not_your_turn, column_full,
+// bad_column, game_over, spectator, no_opponent, opponent_connected,
+// too_early, no_offer, offer_pending, own_offer, offer_too_soon, not_over,
+// too_late, opponent_away, unsupported, hot_seat, invalid_message,
+// rate_limited, and any code the server adds later.
+const FATAL = new Map([
+  ["seat_taken", "seat-taken"], // the join link's seat belongs to someone else
+  ["game_not_found", "ended"], // a join or watch key of a game that is gone
+  ["unknown_token", "ended"], // a seat token of a game that is gone
+  ["bad_init", "failed"],
+  ["already_in_game", "failed"],
+  ["init_first", "failed"], // our init was refused or lost: nothing to act on
+]);
 
 // The browser tests shorten the liveness timings with an init script that
 // sets `window.__c4` before this module runs. Nothing in the page's address
@@ -79,11 +126,44 @@ const dom = {
     yellow: document.querySelector('#away .away-line[data-player="yellow"]'),
   },
   claim: $("claim"),
+  offer: $("offer"),
+  offerText: $("offer-text"),
+  offerActions: $("offer-actions"),
+  offerAccept: $("offer-accept"),
+  offerDecline: $("offer-decline"),
   banner: $("banner"),
   bannerTitle: $("banner-title"),
   bannerDetail: $("banner-detail"),
+  rematchText: $("rematch-text"),
+  rematch: $("rematch"),
+  rematchAccept: $("rematch-accept"),
+  rematchDecline: $("rematch-decline"),
+  playAgain: $("play-again"),
+  bannerNewGame: $("banner-new-game"),
+  newGame: $("new-game"),
   badge: $("role-badge"),
+  round: $("round"),
+  watchers: $("watchers"),
+  watchersText: $("watchers-text"),
+  clocks: $("clocks"),
+  clockControl: $("clock-control"),
+  clock: {
+    red: document.querySelector('#clocks .clock[data-player="red"]'),
+    yellow: document.querySelector('#clocks .clock[data-player="yellow"]'),
+  },
+  controls: $("controls"),
+  controlsMain: $("controls-main"),
+  offerDraw: $("offer-draw"),
+  abort: $("abort"),
+  resign: $("resign"),
+  resignConfirm: $("resign-confirm"),
+  resignYes: $("resign-yes"),
+  resignCancel: $("resign-cancel"),
+  record: $("record"),
+  recordText: $("record-text"),
+  copyRecord: $("copy-record"),
   links: $("links"),
+  joinRow: $("join-row"),
   joinLink: $("join-link"),
   watchLink: $("watch-link"),
   joinAnchor: $("join-anchor"),
@@ -91,6 +171,16 @@ const dom = {
   copyJoin: $("copy-join"),
   copyWatch: $("copy-watch"),
   copyFeedback: $("copy-feedback"),
+  setup: $("setup"),
+  presets: [...document.querySelectorAll("#time-controls [data-preset]")],
+  customToggle: $("custom-toggle"),
+  customForm: $("custom-control"),
+  customSeconds: $("custom-seconds"),
+  customMinutes: $("custom-minutes"),
+  customIncrement: $("custom-increment"),
+  customStart: $("custom-start"),
+  customError: $("custom-error"),
+  playDevice: $("play-device"),
 };
 
 // ---------------------------------------------------------------------------
@@ -99,8 +189,13 @@ const dom = {
 
 // Kept per tab (a reload finds it, an address pasted elsewhere does not, so
 // sharing the address bar never hands over a seat) and per address (red's
-// "", yellow's "?join=K", a spectator's "?watch=K"). Never in a cookie: the
-// token must not travel with every request.
+// "", yellow's "?join=K", a spectator's "?watch=K", a game on this device's
+// "?device"). Never in a cookie: the token must not travel with every request.
+
+const params = new URLSearchParams(location.search);
+const MODE = params.has("device") ? "device" : "online";
+// This page's storage entry.
+const HERE = MODE === "device" ? DEVICE_SEARCH : location.search;
 
 function storageKey(search) {
   return STORAGE_PREFIX + search;
@@ -108,7 +203,7 @@ function storageKey(search) {
 
 function loadSession() {
   try {
-    const value = JSON.parse(sessionStorage.getItem(storageKey(location.search)) ?? "null");
+    const value = JSON.parse(sessionStorage.getItem(storageKey(HERE)) ?? "null");
     if (value && typeof value === "object") return value;
   } catch {
     // Storage disabled or garbage in it: start afresh.
@@ -118,13 +213,13 @@ function loadSession() {
 
 function saveSession(value) {
   try {
-    sessionStorage.setItem(storageKey(location.search), JSON.stringify(value));
+    sessionStorage.setItem(storageKey(HERE), JSON.stringify(value));
   } catch {
     // Storage full or disabled: the game still works until a reload.
   }
 }
 
-function clearSession(search = location.search) {
+function clearSession(search = HERE) {
   try {
     sessionStorage.removeItem(storageKey(search));
   } catch {
@@ -136,8 +231,7 @@ function clearSession(search = location.search) {
 // State
 // ---------------------------------------------------------------------------
 
-const params = new URLSearchParams(location.search);
-const stored = loadSession();
+const stored = MODE === "online" ? loadSession() : null;
 const storedSeat = stored && typeof stored.token === "string" && isPlayer(stored.player)
   ? stored
   : null;
@@ -145,13 +239,15 @@ const storedSeat = stored && typeof stored.token === "string" && isPlayer(stored
 const storedSpectator = stored?.role === "spectator" && params.has("join");
 
 function initialRole() {
+  if (MODE === "device") return "device";
   if (storedSeat) return storedSeat.player;
   if (storedSpectator || params.has("watch")) return "spectator";
   return params.has("join") ? "yellow" : "red";
 }
 
 const state = {
-  // "red" (creator), "yellow" (joiner) or "spectator" (watcher).
+  // "red" (creator), "yellow" (joiner), "spectator" (watcher), or "device"
+  // (both colours, on this device). A rematch swaps red and yellow.
   role: initialRole(),
   // The seat's token, to take the seat back; null until the server gives one.
   token: storedSeat ? storedSeat.token : null,
@@ -162,8 +258,31 @@ const state = {
   v: 0,
   // Whose turn it is; red always starts.
   turn: "red",
-  // Set by win/draw/sync: { winner: "red" | "yellow" | null, reason }.
+  // The columns played in the current game, in order (the record, 0-based).
+  moves: [],
+  // The record as the end event gives it (the truth, once there is one).
+  record: null,
+  // Set once the game is over: { winner: "red" | "yellow" | null, reason,
+  // by }, `reason` as on the wire ("four", "full", "resign", "agreed",
+  // "time", "claim", or "aborted", whose `by` is who called it off).
   result: null,
+  // Which game of the match this is (a rematch starts the next one).
+  round: 1,
+  // The game's time control (from seat, watching or sync), null if untimed.
+  control: null,
+  // The control to create the next game with: what the creator chose.
+  create: null,
+  // The clocks as last told: { red, yellow (ms), running, at (performance.now()
+  // when told) }; null until an event carries them.
+  clock: null,
+  // An offer waiting for its answer: { kind: "draw" | "rematch", player }.
+  offer: null,
+  // What became of the last offer, or that a new game began, in words:
+  // { kind: "draw" | "rematch" | "round", text, until: the player whose
+  // move clears it (draw notes) }.
+  note: null,
+  // How many spectators watch (not in the log: the latest count is the truth).
+  watchers: 0,
   // true = connected, false = away, undefined = never seated (vacant).
   present: { red: undefined, yellow: undefined },
   // While a player is away: performance.now() when their grace runs out.
@@ -178,6 +297,20 @@ const state = {
   // Navigating away closes the socket; that is not an error to show.
   unloading: false,
 };
+
+// What is only on the screen: a question being asked, a form being filled.
+const ui = {
+  // "Resign this game?" is being asked.
+  confirmingResign: false,
+  // The waiting game is being replaced by one with another time control.
+  replacing: false,
+  // The custom time control form is open.
+  customOpen: false,
+};
+
+// A game on this device: the columns sent again on a new connection, and
+// how many of them the server has answered.
+const device = { replay: [], answered: 0 };
 
 const conn = {
   socket: null,
@@ -194,7 +327,8 @@ const conn = {
   retryTimer: 0,
   // True from an init until the catch-up that follows it is over: until the
   // page has applied the `v` that `seat` or `watching` announced (catchUpTo,
-  // null until one of them arrives). Events after it are live.
+  // null until one of them arrives). Events after it are live. On this
+  // device: until the server has answered every column sent again.
   catchingUp: false,
   catchUpTo: null,
   // Liveness (see PING_INTERVAL_MS): the handshake's deadline, the periodic
@@ -206,7 +340,7 @@ const conn = {
   pendingClose: null,
 };
 
-const timers = { error: 0, tick: 0 };
+const timers = { error: 0, tick: 0, clock: 0 };
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -242,6 +376,10 @@ function setHidden(element, hidden) {
   if (element.hidden !== hidden) element.hidden = hidden;
 }
 
+function setClass(element, name) {
+  if (element.className !== name) element.className = name;
+}
+
 function secondsLeft(deadline) {
   return Math.max(0, Math.ceil((deadline - performance.now()) / 1000));
 }
@@ -249,6 +387,111 @@ function secondsLeft(deadline) {
 function formatClock(seconds) {
   const minutes = Math.floor(seconds / 60);
   return `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+function pad2(number) {
+  return String(number).padStart(2, "0");
+}
+
+// A move clock: mm:ss (h:mm:ss from an hour), mm:ss.t under 10 s. Rounded
+// down, as the server does: a clock never shows time a player does not have.
+function formatTime(ms) {
+  const left = Math.max(0, ms);
+  if (left < LOW_TIME_MS) {
+    const tenths = Math.floor(left / 100);
+    return `00:${pad2(Math.floor(tenths / 10))}.${tenths % 10}`;
+  }
+  const total = Math.floor(left / 1000);
+  const hours = Math.floor(total / 3600);
+  const mmss = `${pad2(Math.floor(total / 60) % 60)}:${pad2(total % 60)}`;
+  return hours > 0 ? `${hours}:${mmss}` : mmss;
+}
+
+function recordOf(moves) {
+  return moves.map((column) => String(column + 1)).join("");
+}
+
+// ---------------------------------------------------------------------------
+// Time controls
+// ---------------------------------------------------------------------------
+
+// A control as the server sends it, checked; null if untimed or not one.
+function parseControl(value) {
+  if (!value || typeof value !== "object") return null;
+  if (value.kind === "move" && Number.isInteger(value.seconds) && value.seconds > 0) {
+    return { kind: "move", seconds: value.seconds };
+  }
+  if (value.kind === "bank" && Number.isInteger(value.initial) && value.initial > 0) {
+    const increment = Number.isInteger(value.increment) && value.increment > 0 ? value.increment : 0;
+    return { kind: "bank", initial: value.initial, increment };
+  }
+  return null;
+}
+
+function sameControl(a, b) {
+  if (a === null || b === null) return a === b;
+  return a.kind === b.kind && a.seconds === b.seconds && a.initial === b.initial &&
+    (a.increment ?? 0) === (b.increment ?? 0);
+}
+
+function presetOf(control) {
+  for (const [name, preset] of PRESETS) {
+    if (sameControl(preset, control)) return name;
+  }
+  return "custom";
+}
+
+function durationText(seconds) {
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  if (seconds > 60) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  return `${seconds} s`;
+}
+
+function controlText(control) {
+  if (control === null) return "Untimed";
+  if (control.kind === "move") return `${durationText(control.seconds)} per move`;
+  const increment = control.increment ? ` + ${control.increment} s` : "";
+  return `${durationText(control.initial)}${increment}`;
+}
+
+// What each clock shows before the game's clocks are told (yellow not here).
+function fullTimeMs(control) {
+  return 1000 * (control.kind === "move" ? control.seconds : control.initial);
+}
+
+// The custom form's control, or the reason it is not one.
+function customControl() {
+  const kind = dom.customForm.querySelector('input[name="custom-kind"]:checked')?.value;
+  if (kind === "move") {
+    const seconds = Number(dom.customSeconds.value);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_CONTROL_SECONDS) {
+      return { error: `Seconds per move: a whole number from 1 to ${MAX_CONTROL_SECONDS}.` };
+    }
+    return { control: { kind: "move", seconds } };
+  }
+  const minutes = Number(dom.customMinutes.value);
+  const initial = Math.round(minutes * 60);
+  if (!Number.isFinite(minutes) || initial < 1 || initial > MAX_CONTROL_SECONDS) {
+    return { error: `Minutes per side: from 0.1 to ${MAX_CONTROL_SECONDS / 60}.` };
+  }
+  const increment = Number(dom.customIncrement.value || "0");
+  if (!Number.isInteger(increment) || increment < 0 || increment > MAX_INCREMENT_SECONDS) {
+    return { error: `Increment: a whole number of seconds from 0 to ${MAX_INCREMENT_SECONDS}.` };
+  }
+  return { control: { kind: "bank", initial, increment } };
+}
+
+function fillCustomForm(control) {
+  if (control === null) return;
+  const kind = control.kind === "move" ? "move" : "bank";
+  const radio = dom.customForm.querySelector(`input[name="custom-kind"][value="${kind}"]`);
+  radio.checked = true;
+  if (kind === "move") {
+    dom.customSeconds.value = String(control.seconds);
+  } else {
+    dom.customMinutes.value = String(Math.round((control.initial / 60) * 100) / 100);
+    dom.customIncrement.value = String(control.increment ?? 0);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -393,6 +636,14 @@ function canClaim(player) {
   );
 }
 
+// The time control may be changed while the game waits for the friend and
+// nothing has been played: then it is replaced by a new one.
+function setupShown(current) {
+  if (MODE !== "online" || state.role !== "red" || state.refusal) return false;
+  if (ui.replacing) return true;
+  return current === "waiting" && !conn.catchingUp && state.moves.length === 0;
+}
+
 // ---------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------
@@ -402,21 +653,39 @@ function render() {
   renderStatus(current);
   renderNotice(current);
   renderAway(current);
+  renderOffer(current);
+  renderResult();
   renderBoardState(current);
-  renderBadge();
+  renderBadges();
+  renderClocks();
+  renderControls(current);
+  renderRecord();
+  renderSetup(current);
+  // Once yellow's seat was taken the join link leads nowhere: the watch link stays.
+  setHidden(dom.joinRow, state.present.yellow !== undefined || state.round > 1);
   document.body.dataset.phase = current;
   document.body.dataset.role = state.role;
+  document.body.dataset.mode = MODE;
   // Whether events now are live (animated) or a catch-up: for tests and styles.
   document.body.dataset.live = String(conn.status === "open" && !conn.catchingUp);
-  document.title = `${isMyTurn(current) ? "Your turn · " : ""}Connect Four`;
+  document.title = titleText(current);
   scheduleTick();
 }
 
 function isMyTurn(current) {
+  if (MODE === "device") return current === "playing";
   return current === "playing" && state.turn === state.role;
 }
 
+function titleText(current) {
+  if (MODE === "device" && current === "playing") {
+    return `${capitalize(state.turn)} to play · Connect Four`;
+  }
+  return `${isMyTurn(current) ? "Your turn · " : ""}Connect Four`;
+}
+
 function roleText() {
+  if (MODE === "device") return "Playing on this device.";
   if (state.role === "spectator") return "You are watching this game as a spectator.";
   return `You are ${state.role}.`;
 }
@@ -426,7 +695,7 @@ function turnText() {
   if (state.role === "red" && state.present.yellow === undefined) {
     return "Waiting for an opponent to join...";
   }
-  if (state.role === "spectator") return `${capitalize(state.turn)} to play.`;
+  if (!isPlayerRole()) return `${capitalize(state.turn)} to play.`;
   return state.turn === state.role ? "Your turn." : `${capitalize(state.turn)}'s turn.`;
 }
 
@@ -518,6 +787,118 @@ function renderAwayLine(player, shown) {
   setText(line.querySelector(".countdown"), seconds > 0 ? formatClock(seconds) : "");
 }
 
+// A pending offer in words, as this page's person sees it; `answer` when
+// they are the one to accept or decline it.
+function offerWords(offer) {
+  const maker = capitalize(offer.player);
+  const noun = offer.kind === "draw" ? "a draw" : "a rematch";
+  if (offer.player === state.role) {
+    return { text: `You offered ${noun}. Waiting for ${capitalize(other(offer.player))}'s answer…` };
+  }
+  return { text: `${maker} offers ${noun}.`, answer: isPlayerRole() };
+}
+
+// During the game: a draw offer (with Accept and Decline for the one it is
+// made to), what became of one, or that a new game of the match began.
+function renderOffer(current) {
+  const during = MODE === "online" && (current === "playing" || current === "waiting");
+  const offer = during && state.offer?.kind === "draw" ? state.offer : null;
+  const note = during && state.note && state.note.kind !== "rematch" ? state.note : null;
+  let words = null;
+  if (offer) {
+    words = offerWords(offer);
+  } else if (note?.kind === "round") {
+    words = {
+      text: isPlayerRole()
+        ? `Game ${state.round}: you play ${state.role} now.`
+        : `Game ${state.round} begins: the colours are swapped.`,
+    };
+  } else if (note) {
+    words = { text: note.text };
+  }
+  setHidden(dom.offer, words === null);
+  setText(dom.offerText, words?.text ?? "");
+  setHidden(dom.offerActions, !words?.answer);
+  const disabled = current !== "playing";
+  dom.offerAccept.disabled = disabled;
+  dom.offerDecline.disabled = disabled;
+}
+
+// How the game ended, in words: { title, detail, tone }.
+function resultWords(result) {
+  const { winner, reason } = result;
+  if (reason === "aborted") {
+    const by = isPlayer(result.by) ? capitalize(result.by) : "A player";
+    return { title: "Game aborted", detail: `${by} aborted the game — no result.`, tone: "draw" };
+  }
+  if (winner === null) {
+    const detail = reason === "agreed" ? "Draw agreed." : "The board is full.";
+    return { title: "Draw!", detail, tone: "draw" };
+  }
+  const name = capitalize(winner);
+  const loser = capitalize(other(winner));
+  const mine = isPlayerRole();
+  let detail;
+  switch (reason) {
+    case "resign":
+      detail = `${loser} resigned — ${name} wins.`;
+      break;
+    case "time":
+      detail = `${loser} ran out of time — ${name} wins.`;
+      break;
+    case "claim":
+      // A claimed win is the opponent's absence, not four in a row.
+      detail = mine && winner !== state.role
+        ? `${name} claimed the win while you were away.`
+        : `${loser} did not come back.`;
+      break;
+    default:
+      detail = `Four in a row — ${name} wins.`;
+  }
+  if (!mine) return { title: `${name} wins!`, detail, tone: winner };
+  return winner === state.role
+    ? { title: "You win!", detail, tone: "won" }
+    : { title: "You lose.", detail, tone: "lost" };
+}
+
+function renderResult() {
+  const result = state.result;
+  setHidden(dom.banner, result === null);
+  if (!result) return;
+  const words = resultWords(result);
+  setText(dom.bannerTitle, words.title);
+  setText(dom.bannerDetail, words.detail);
+  setClass(dom.banner, `banner banner-${words.tone}`);
+  renderRematch();
+}
+
+// After the game: a rematch, offered by either player; the other one
+// accepts or declines. Spectators see the offer in words.
+function renderRematch() {
+  const online = MODE === "online";
+  const offer = online && state.offer?.kind === "rematch" ? state.offer : null;
+  const note = online && state.note?.kind === "rematch" ? state.note : null;
+  // Nobody to play again with: red's game aborted before anyone joined.
+  const opponent = isPlayerRole() && state.present[other(state.role)] !== undefined;
+  let words = null;
+  if (offer) {
+    words = offerWords(offer);
+  } else if (note) {
+    words = { text: note.text };
+  }
+  setHidden(dom.rematchText, words === null);
+  setText(dom.rematchText, words?.text ?? "");
+  setHidden(dom.rematch, !(online && opponent && offer === null));
+  setHidden(dom.rematchAccept, !words?.answer);
+  setHidden(dom.rematchDecline, !words?.answer);
+  setHidden(dom.playAgain, online);
+  setText(dom.bannerNewGame, online ? "New game" : "Play online");
+  const disabled = conn.status !== "open";
+  for (const button of [dom.rematch, dom.rematchAccept, dom.rematchDecline]) {
+    button.disabled = disabled;
+  }
+}
+
 function renderBoardState(current) {
   const disabled = current === "failed" || current === "replaced" || current === "reconnecting";
   const myTurn = isMyTurn(current);
@@ -531,43 +912,125 @@ function renderBoardState(current) {
   }
 }
 
-function renderBadge() {
+function renderBadges() {
   // A refused init means we hold no seat: a colour badge would mislead.
   setHidden(dom.badge, Boolean(state.refusal));
-  setText(dom.badge, state.role === "spectator" ? "Spectator" : capitalize(state.role));
-  dom.badge.className = `badge badge-${state.role}`;
+  const label = {
+    spectator: "Spectator",
+    device: "On this device",
+  }[state.role] ?? capitalize(state.role);
+  setText(dom.badge, label);
+  setClass(dom.badge, `badge badge-${state.role}`);
+  dom.badge.title = isPlayerRole() ? `You play ${state.role}` : "";
+  const watching = MODE === "online" && !state.refusal && state.watchers > 0;
+  setHidden(dom.watchers, !watching);
+  setText(dom.watchersText, `${state.watchers} watching`);
+  setHidden(dom.round, state.round <= 1);
+  setText(dom.round, `Game ${state.round}`);
 }
 
-function renderResult() {
-  const result = state.result;
-  if (!result) {
-    dom.banner.hidden = true;
+// Each clock, as it stands now: the running one counts down from the moment
+// its value was told.
+function clockNow() {
+  if (state.clock) {
+    const { red, yellow, at } = state.clock;
+    const running = state.result ? null : state.clock.running;
+    const spent = running ? performance.now() - at : 0;
+    return {
+      red: running === "red" ? red - spent : red,
+      yellow: running === "yellow" ? yellow - spent : yellow,
+      running,
+    };
+  }
+  const full = fullTimeMs(state.control);
+  return { red: full, yellow: full, running: null };
+}
+
+function renderClocks() {
+  const shown = MODE === "online" && state.control !== null && !state.refusal;
+  setHidden(dom.clocks, !shown);
+  if (!shown) {
+    scheduleClockTick(false);
     return;
   }
-  if (result.winner === null) {
-    showBanner("Draw!", "The board is full.", "draw");
-    return;
+  const now = clockNow();
+  for (const player of ["red", "yellow"]) {
+    const element = dom.clock[player];
+    const left = Math.max(0, now[player]);
+    const classes = ["clock"];
+    if (now.running === player) classes.push("running");
+    if (left < LOW_TIME_MS) classes.push("low");
+    if (left === 0) classes.push("flagged");
+    if (player === state.role) classes.push("mine");
+    setClass(element, classes.join(" "));
+    setText(element.querySelector(".clock-time"), formatTime(left));
+    const you = player === state.role ? " (you)" : "";
+    setText(element.querySelector(".clock-name"), `${capitalize(player)}${you}`);
   }
-  const winner = capitalize(result.winner);
-  // A claimed win is the opponent's absence, not four in a row.
-  const claimed = result.reason === "claim";
-  const absent = `${capitalize(other(result.winner))} did not come back.`;
-  const four = `${winner} wins with four in a row.`;
-  if (!isPlayerRole()) {
-    showBanner(`${winner} wins!`, claimed ? absent : "Four in a row.", result.winner);
-  } else if (result.winner === state.role) {
-    showBanner("You win!", claimed ? absent : four, "won");
-  } else {
-    const took = `${winner} claimed the win while you were away.`;
-    showBanner("You lose.", claimed ? took : four, "lost");
+  setText(dom.clockControl, controlText(state.control));
+  scheduleClockTick(now.running !== null);
+}
+
+function scheduleClockTick(running) {
+  if (running && !timers.clock) {
+    timers.clock = setInterval(renderClocks, CLOCK_TICK_MS);
+  } else if (!running && timers.clock) {
+    clearInterval(timers.clock);
+    timers.clock = 0;
   }
 }
 
-function showBanner(title, detail, tone) {
-  dom.bannerTitle.textContent = title;
-  dom.bannerDetail.textContent = detail;
-  dom.banner.className = `banner banner-${tone}`;
-  dom.banner.hidden = false;
+// A player's actions while the game is on: offer a draw, resign (asked
+// first), or abort instead while either player has not moved yet.
+function renderControls(current) {
+  const shown = MODE === "online" && isPlayerRole() && current === "playing";
+  setHidden(dom.controls, !shown);
+  if (!shown) {
+    ui.confirmingResign = false;
+    return;
+  }
+  const abortable = state.moves.length < 2;
+  setHidden(dom.abort, !abortable);
+  setHidden(dom.resign, abortable);
+  const offer = state.offer?.kind === "draw" ? state.offer : null;
+  const mine = offer !== null && offer.player === state.role;
+  // Their offer is answered in the offer's own notice.
+  setHidden(dom.offerDraw, offer !== null && !mine);
+  dom.offerDraw.disabled = mine;
+  setText(dom.offerDraw, mine ? "Draw offered" : "Offer draw");
+  const confirming = ui.confirmingResign && !abortable;
+  setHidden(dom.controlsMain, confirming);
+  setHidden(dom.resignConfirm, !confirming);
+}
+
+function renderRecord() {
+  const text = state.record ?? recordOf(state.moves);
+  setHidden(dom.record, text === "");
+  setText(dom.recordText, text);
+}
+
+function renderSetup(current) {
+  const shown = setupShown(current);
+  setHidden(dom.setup, !shown);
+  if (!shown) return;
+  const ready = current === "waiting" && !ui.replacing;
+  const chosen = presetOf(state.control);
+  for (const button of dom.presets) {
+    button.setAttribute("aria-pressed", String(!ui.customOpen && button.dataset.preset === chosen));
+    button.disabled = !ready;
+  }
+  const custom = ui.customOpen || chosen === "custom";
+  dom.customToggle.setAttribute("aria-pressed", String(custom));
+  dom.customToggle.setAttribute("aria-expanded", String(ui.customOpen));
+  dom.customToggle.disabled = !ready;
+  setHidden(dom.customForm, !ui.customOpen);
+  dom.customStart.disabled = !ready;
+  for (const kind of ["move", "bank"]) {
+    const checked = dom.customForm.querySelector(`input[name="custom-kind"][value="${kind}"]`);
+    const fields = dom.customForm.querySelector(`.custom-fields[data-kind="${kind}"]`);
+    fields.classList.toggle("inactive", !checked.checked);
+    for (const input of fields.querySelectorAll("input")) input.disabled = !checked.checked;
+  }
 }
 
 // Countdowns redraw the page while they run, and only then.
@@ -584,7 +1047,7 @@ function scheduleTick() {
 }
 
 // ---------------------------------------------------------------------------
-// Errors: refusals of a move or a claim, shown for a moment
+// Errors: refusals of an action, shown for a moment
 // ---------------------------------------------------------------------------
 
 function showError(message) {
@@ -616,10 +1079,46 @@ function markHere(player) {
   state.graceEnds[player] = null;
 }
 
-function setResult(winner, reason, winCells) {
-  state.result = { winner, reason };
+// The game is over (a draw offer with it; a rematch offer comes after).
+function setResult(result, winCells = [], record = undefined) {
+  state.result = result;
+  state.offer = null;
+  if (state.note?.kind !== "rematch") state.note = null;
+  if (typeof record === "string" && /^[1-7]*$/.test(record)) state.record = record;
+  ui.confirmingResign = false;
   highlightWin(winCells);
-  renderResult();
+}
+
+// A new game of the match, or a game replaced, starts from nothing.
+function resetGame() {
+  clearBoard();
+  state.turn = "red";
+  state.moves = [];
+  state.record = null;
+  state.result = null;
+  state.offer = null;
+  state.note = null;
+  state.clock = null;
+  ui.confirmingResign = false;
+}
+
+// The clocks as an event tells them, from now.
+function applyClock(clock) {
+  if (!clock || typeof clock !== "object") return;
+  const { red, yellow, running } = clock;
+  if (!Number.isFinite(red) || !Number.isFinite(yellow)) return;
+  state.clock = {
+    red: Math.max(0, red),
+    yellow: Math.max(0, yellow),
+    running: isPlayer(running) ? running : null,
+    at: performance.now(),
+  };
+}
+
+function applyMove(player, column, row, animate) {
+  placeChecker(column, row, player, { animate });
+  state.moves.push(column);
+  state.turn = other(player);
 }
 
 // The init refusals, by code: each is final for this page (nothing is retried).
@@ -635,6 +1134,20 @@ function forgetSeat() {
   clearSession();
 }
 
+function isOfferKind(kind) {
+  return kind === "draw" || kind === "rematch";
+}
+
+// What became of an offer, as `state.role` sees it.
+function declinedText(kind, decliner) {
+  const noun = kind === "draw" ? "draw offer" : "rematch";
+  if (decliner === state.role) return `You declined the ${noun}.`;
+  const name = capitalize(decliner);
+  return other(decliner) === state.role
+    ? `${name} declined your ${noun}.`
+    : `${name} declined the ${noun}.`;
+}
+
 const handlers = {
   // To the creator, again on each resume: the keys for the invite links.
   init(event) {
@@ -643,17 +1156,21 @@ const handlers = {
     showLinks(state.keys);
   },
 
+  // Our seat, on arrival and after each rematch (a new colour, a new token).
   seat(event) {
     if (!isPlayer(event.player) || typeof event.token !== "string") return;
     state.role = event.player;
     state.token = event.token;
+    state.control = parseControl(event.control);
     state.inGame = true;
+    ui.replacing = false;
     saveSession({ token: event.token, player: event.player });
     expectCatchUpTo(event.v);
   },
 
   // A spectator's counterpart of `seat`: how far the catch-up goes.
   watching(event) {
+    state.control = parseControl(event.control);
     expectCatchUpTo(event.v);
   },
 
@@ -662,17 +1179,28 @@ const handlers = {
     if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) return;
     // Moves of a replay or a resume are not animated: they happened earlier
     // (the last one of the catch-up too: the catch-up ends after it).
-    placeChecker(column, row, player, { animate: !conn.catchingUp });
-    state.turn = other(player);
+    applyMove(player, column, row, !conn.catchingUp);
+    // The first move of a new game, or the maker of a declined draw offer
+    // playing on: the note has been read.
+    if (state.note && (state.note.kind === "round" || state.note.until === player)) {
+      state.note = null;
+    }
   },
 
   win(event) {
     if (!isPlayer(event.player)) return;
-    setResult(event.player, event.reason, event.cells);
+    const reason = typeof event.reason === "string" ? event.reason : "four";
+    setResult({ winner: event.player, reason, by: null }, event.cells, event.record);
   },
 
   draw(event) {
-    setResult(null, event.reason, []);
+    const reason = typeof event.reason === "string" ? event.reason : "full";
+    setResult({ winner: null, reason, by: null }, [], event.record);
+  },
+
+  aborted(event) {
+    const by = isPlayer(event.player) ? event.player : null;
+    setResult({ winner: null, reason: "aborted", by }, [], event.record);
   },
 
   joined(event) {
@@ -684,25 +1212,75 @@ const handlers = {
     if (isPlayer(event.player) && event.player !== state.role) markAway(event.player, event.grace);
   },
 
+  offer(event) {
+    if (!isOfferKind(event.offer) || !isPlayer(event.player)) return;
+    state.offer = { kind: event.offer, player: event.player };
+    state.note = null;
+  },
+
+  // The other player said no (for a draw: maybe by playing on, the `play`
+  // follows).
+  declined(event) {
+    if (!isOfferKind(event.offer) || !isPlayer(event.player)) return;
+    state.offer = null;
+    state.note = {
+      kind: event.offer,
+      text: declinedText(event.offer, event.player),
+      // The maker's next move clears it.
+      until: other(event.player),
+    };
+  },
+
+  // A rematch offer lapsed: its maker went away before it was answered.
+  withdrawn(event) {
+    if (!isOfferKind(event.offer) || !isPlayer(event.player)) return;
+    state.offer = null;
+    const text = event.player === state.role
+      ? "Your rematch offer lapsed while you were away."
+      : `${capitalize(event.player)} left: the rematch offer was withdrawn.`;
+    state.note = { kind: event.offer, text, until: null };
+  },
+
+  // The next game of the match: an empty board, the colours swapped. Each
+  // player's new colour and token come next, in a `seat`; a spectator just
+  // watches the new game. (In a catch-up, the `seat` that came first holds
+  // our colour now.)
+  rematch(event) {
+    resetGame();
+    state.round = Number.isInteger(event.round) && event.round > 1 ? event.round : state.round + 1;
+    // In words once our new colour is known (the `seat` that follows).
+    state.note = { kind: "round", text: "", until: null };
+  },
+
+  // Not in the log: the latest count is the truth.
+  watchers(event) {
+    if (Number.isInteger(event.count) && event.count >= 0) state.watchers = event.count;
+  },
+
+  // Not in the log: the clocks as they stand now, after a catch-up whose
+  // events carried them as they stood then (applied with every event).
+  clock() {},
+
   // The whole game at once, for a resume that cannot be caught up event by event.
   sync(event) {
-    clearBoard();
-    let last = null;
+    resetGame();
     for (const move of Array.isArray(event.moves) ? event.moves : []) {
       const { player, column, row } = move ?? {};
       if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) continue;
-      placeChecker(column, row, player, { animate: false });
-      last = player;
+      applyMove(player, column, row, false);
     }
-    state.turn = last === null ? "red" : other(last);
     for (const player of ["red", "yellow"]) applySeatView(player, event[player]);
-    state.result = null;
+    state.round = Number.isInteger(event.round) && event.round > 0 ? event.round : 1;
+    state.control = parseControl(event.control);
     const result = event.result;
-    const ended = result && typeof result === "object";
-    if (ended && (result.winner === null || isPlayer(result.winner))) {
-      setResult(result.winner, result.reason, result.cells);
-    } else {
-      renderResult();
+    if (result && typeof result === "object" && (result.winner === null || isPlayer(result.winner))) {
+      const reason = typeof result.reason === "string" ? result.reason : "four";
+      const by = isPlayer(result.by) ? result.by : null;
+      setResult({ winner: result.winner, reason, by }, result.cells, result.record);
+    }
+    const offer = event.offer;
+    if (offer && isOfferKind(offer.offer) && isPlayer(offer.player)) {
+      state.offer = { kind: offer.offer, player: offer.player };
     }
   },
 
@@ -710,25 +1288,21 @@ const handlers = {
     const message = typeof event.message === "string" && event.message
       ? event.message
       : "The server refused that.";
-    switch (event.code) {
-      case "seat_taken":
-        refuse("seat-taken", SEAT_TAKEN_TEXT, "You can still watch it.");
-        break;
-      case "unknown_token":
-      case "game_not_found":
-        // Whatever the token was for is gone: a reload must not try it again.
-        forgetSeat();
-        refuse("ended", ENDED_TEXT, "Start a new game, or ask for a new link.");
-        detachSocket();
-        break;
-      case "bad_init":
-      case "already_in_game":
-        refuse("failed", "Could not open this game.", message);
-        detachSocket();
-        break;
-      default:
-        // A refused move or claim (not_your_turn, too_early...): nothing changed.
-        showError(message);
+    const fatal = FATAL.get(event.code);
+    if (fatal === "seat-taken") {
+      refuse("seat-taken", SEAT_TAKEN_TEXT, "You can still watch it.");
+    } else if (fatal === "ended") {
+      // Whatever the token or key was for is gone: a reload must not try it again.
+      forgetSeat();
+      refuse("ended", ENDED_TEXT, "Start a new game, or ask for a new link.");
+      detachSocket();
+    } else if (fatal === "failed") {
+      refuse("failed", "Could not open this game.", message);
+      detachSocket();
+    } else {
+      // The last action was refused, and nothing changed (a code this page
+      // does not know yet is taken as one of those).
+      showError(message);
     }
   },
 };
@@ -759,14 +1333,22 @@ function onMessage(messageEvent) {
     return; // Not JSON: nothing we can do with it.
   }
   if (event === null || typeof event !== "object" || Array.isArray(event)) return;
+  if (MODE === "device") {
+    onDeviceEvent(event);
+    render();
+    return;
+  }
   // Unknown types (`pong` among them: heard() was all it is for) are ignored
   // on purpose: the server may add new ones.
   if (!Object.hasOwn(handlers, event.type)) return;
   const logged = Number.isInteger(event.v) && !CATCH_UP_MARKERS.has(event.type);
   if (logged && !acceptVersion(event)) return;
-  if (event.type !== "error") clearError();
+  // A new event of the game makes an old refusal moot (a count or a clock does not).
+  if (logged) clearError();
   if (event.type !== "error" && event.type !== "init") state.inGame = true;
   handlers[event.type](event);
+  // Every event that carries the clocks tells them as of its sending.
+  applyClock(event.clock);
   if (logged) state.v = event.v;
   checkCaughtUp();
   render();
@@ -784,6 +1366,89 @@ function acceptVersion(event) {
 }
 
 // ---------------------------------------------------------------------------
+// A game on this device (hot-seat): the tutorial's part 1
+// ---------------------------------------------------------------------------
+
+function loadDeviceColumns() {
+  const columns = loadSession()?.columns;
+  if (!Array.isArray(columns) || columns.length > COLUMNS * ROWS) return [];
+  return columns.every((column) => isIndex(column, COLUMNS)) ? columns : [];
+}
+
+function saveDeviceColumns() {
+  saveSession({ columns: state.moves });
+}
+
+// A new connection is a new game on the server: play the columns played so
+// far again, in order, and rebuild the board from its answers.
+function startDeviceGame() {
+  const replay = loadDeviceColumns();
+  device.replay = replay;
+  device.answered = 0;
+  resetGame();
+  state.inGame = true;
+  conn.catchingUp = true;
+  for (const column of replay) send({ type: "play", column });
+  if (replay.length === 0) endCatchUp();
+}
+
+// One more column of the replay answered (a move, or a refusal if what was
+// stored was not a game).
+function deviceAnswered() {
+  device.answered += 1;
+  if (device.answered >= device.replay.length) {
+    endCatchUp();
+    saveDeviceColumns();
+  }
+}
+
+function onDeviceEvent(event) {
+  const replaying = conn.catchingUp;
+  switch (event.type) {
+    case "play": {
+      const { player, column, row } = event;
+      if (!isPlayer(player) || !isIndex(column, COLUMNS) || !isIndex(row, ROWS)) return;
+      clearError();
+      applyMove(player, column, row, !replaying);
+      if (replaying) {
+        deviceAnswered();
+      } else {
+        saveDeviceColumns();
+      }
+      break;
+    }
+    case "win":
+      if (isPlayer(event.player)) setResult({ winner: event.player, reason: "four", by: null }, event.cells);
+      break;
+    case "draw":
+      setResult({ winner: null, reason: "full", by: null });
+      break;
+    case "error":
+      // No codes here: the only refusals are of a move ("This slot is full.").
+      if (replaying) {
+        deviceAnswered();
+      } else {
+        showError(typeof event.message === "string" ? event.message : "The server refused that.");
+      }
+      break;
+    default:
+      break; // `pong`: heard() was all it is for.
+  }
+}
+
+// "Play again": a new connection is a new game.
+function playAgain() {
+  clearSession();
+  detachSocket(1000);
+  resetGame();
+  state.inGame = false;
+  conn.attempt = 0;
+  conn.lost = false;
+  connect();
+  focusColumn(3);
+}
+
+// ---------------------------------------------------------------------------
 // WebSocket: connecting, resuming, backing off
 // ---------------------------------------------------------------------------
 
@@ -792,6 +1457,7 @@ function initMessage() {
   if (state.role === "spectator") return { type: "init", watch: state.watchKey, v: state.v };
   // A new seat (create or join): the whole log, from the start.
   if (params.has("join")) return { type: "init", join: params.get("join"), v: 0 };
+  if (state.create !== null) return { type: "init", v: 0, clock: state.create };
   return { type: "init", v: 0 };
 }
 
@@ -837,8 +1503,12 @@ function onOpen() {
   clearTimeout(conn.openTimer);
   conn.status = "open";
   conn.pingTimer = setInterval(probe, PING_INTERVAL_MS);
-  startCatchUp();
-  send(initMessage());
+  if (MODE === "device") {
+    startDeviceGame();
+  } else {
+    startCatchUp();
+    send(initMessage());
+  }
   render();
 }
 
@@ -911,7 +1581,7 @@ function onClose(event) {
 
 // `reason` says why, when the close code cannot (a socket we gave up on).
 function connectionLost(code, reason = "") {
-  if (code === SEAT_REPLACED) {
+  if (code === SEAT_REPLACED && MODE === "online") {
     // Another tab took the seat: coming back by ourselves would take it back,
     // and the two tabs would fight. The person chooses ("Play here").
     conn.status = "replaced";
@@ -1034,26 +1704,71 @@ window.addEventListener("pageshow", (event) => {
 // Actions
 // ---------------------------------------------------------------------------
 
-function play(column) {
+function notConnectedText() {
+  return navigator.onLine ? "Not connected yet: reconnecting…" : "You are offline.";
+}
+
+// Sends an action to the server, which decides (and refuses in words).
+function act(message) {
   const current = phase();
   if (current === "failed") {
     showError(state.refusal.headline);
-    return;
+    return false;
   }
   if (current === "replaced") {
     showError(REPLACED_TEXT);
-    return;
+    return false;
   }
+  if (!send(message)) {
+    showError(notConnectedText());
+    return false;
+  }
+  return true;
+}
+
+function play(column) {
   // Spectators and out-of-turn clicks are still sent: the server's answer
   // ("Spectators cannot play.", "It isn't your turn.") is the one shown.
-  if (!send({ type: "play", column })) {
-    showError(navigator.onLine ? "Not connected yet: reconnecting…" : "You are offline.");
-  }
+  act({ type: "play", column });
 }
 
 function claim() {
   // The server decides; too early, it says how long is left.
-  if (!send({ type: "claim" })) showError("Not connected: reconnecting…");
+  act({ type: "claim" });
+}
+
+function offerDraw() {
+  act({ type: "offer", offer: "draw" });
+}
+
+function answerOffer(kind, accept) {
+  act({ type: accept ? "accept" : "decline", offer: kind });
+}
+
+function offerRematch() {
+  act({ type: "offer", offer: "rematch" });
+}
+
+function abortGame() {
+  act({ type: "abort" });
+}
+
+function askResign() {
+  ui.confirmingResign = true;
+  render();
+  dom.resignCancel.focus();
+}
+
+function cancelResign() {
+  ui.confirmingResign = false;
+  render();
+  dom.resign.focus();
+}
+
+function resign() {
+  ui.confirmingResign = false;
+  act({ type: "resign" });
+  render();
 }
 
 // A join link whose seat is taken can still show the game: the join key
@@ -1081,15 +1796,88 @@ function playHere() {
   connect();
 }
 
-// "New game" links go to "/", whose stored seat is red's of the old game:
-// forget it, or the new page would resume instead of creating.
+// The waiting game is replaced by a new one under `control` (null: untimed):
+// it is called off, its socket closed and its token forgotten, and the new
+// game comes with new links.
+function replaceGame(control) {
+  if (phase() !== "waiting" || !setupShown("waiting") || ui.replacing) return;
+  if (sameControl(control, state.control)) return;
+  send({ type: "abort" });
+  detachSocket(1000);
+  forgetSeat();
+  resetGame();
+  state.v = 0;
+  state.keys = null;
+  state.inGame = false;
+  state.watchers = 0;
+  state.present = { red: undefined, yellow: undefined };
+  state.graceEnds = { red: null, yellow: null };
+  state.control = control;
+  state.create = control;
+  ui.replacing = true;
+  dom.links.hidden = true;
+  conn.attempt = 0;
+  conn.lost = false;
+  connect();
+}
+
+function onPresetClick(event) {
+  const button = event.currentTarget;
+  ui.customOpen = false;
+  dom.customError.textContent = "";
+  replaceGame(PRESETS.get(button.dataset.preset) ?? null);
+  render();
+}
+
+function onCustomToggle() {
+  ui.customOpen = !ui.customOpen;
+  if (ui.customOpen) {
+    if (presetOf(state.control) === "custom") fillCustomForm(state.control);
+    render();
+    dom.customForm.querySelector('input[name="custom-kind"]:checked').focus();
+  } else {
+    dom.customError.textContent = "";
+    render();
+  }
+}
+
+function onCustomSubmit(event) {
+  event.preventDefault();
+  const { control, error } = customControl();
+  dom.customError.textContent = error ?? "";
+  if (!control) return;
+  if (sameControl(control, state.control)) {
+    ui.customOpen = false;
+    render();
+    return;
+  }
+  ui.customOpen = false;
+  replaceGame(control);
+  render();
+}
+
+// "Play on this device" leaves the waiting friend game: it is called off,
+// and the game on this device starts afresh.
+function onPlayDeviceClick(event) {
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
+    return; // Another tab: this one's game stays.
+  }
+  if (phase() === "waiting" && state.moves.length === 0) send({ type: "abort" });
+  detachSocket(1000);
+  forgetSeat();
+  clearSession(DEVICE_SEARCH);
+}
+
+// "New game" links go to "/" (or "/?device"), whose stored seat (or columns)
+// are of the old game: forget them, or the new page would resume instead of
+// starting afresh.
 function onNewGameClick(event) {
   const link = event.target instanceof Element ? event.target.closest("a[data-new-game]") : null;
   if (!link) return;
   // Opening it in another tab leaves this tab's game alone.
   const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
   if (event.button !== 0 || modified) return;
-  clearSession("");
+  clearSession(new URL(link.href, location.href).search);
 }
 
 function setUpActions() {
@@ -1097,11 +1885,33 @@ function setUpActions() {
   dom.watchGame.addEventListener("click", watchInstead);
   dom.playHere.addEventListener("click", playHere);
   dom.retryNow.addEventListener("click", retryNow);
+  dom.offerDraw.addEventListener("click", offerDraw);
+  dom.offerAccept.addEventListener("click", () => answerOffer("draw", true));
+  dom.offerDecline.addEventListener("click", () => answerOffer("draw", false));
+  dom.abort.addEventListener("click", abortGame);
+  dom.resign.addEventListener("click", askResign);
+  dom.resignYes.addEventListener("click", resign);
+  dom.resignCancel.addEventListener("click", cancelResign);
+  dom.resignConfirm.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") cancelResign();
+  });
+  dom.rematch.addEventListener("click", offerRematch);
+  dom.rematchAccept.addEventListener("click", () => answerOffer("rematch", true));
+  dom.rematchDecline.addEventListener("click", () => answerOffer("rematch", false));
+  dom.playAgain.addEventListener("click", playAgain);
+  for (const button of dom.presets) button.addEventListener("click", onPresetClick);
+  dom.customToggle.addEventListener("click", onCustomToggle);
+  dom.customForm.addEventListener("submit", onCustomSubmit);
+  dom.customForm.addEventListener("change", () => render());
+  dom.playDevice.addEventListener("click", onPlayDeviceClick);
+  dom.copyRecord.addEventListener("click", () => {
+    copyText(dom.recordText.textContent, dom.copyRecord).catch(() => {});
+  });
   document.addEventListener("click", onNewGameClick);
 }
 
 // ---------------------------------------------------------------------------
-// Invite links
+// Invite links and the record: copying
 // ---------------------------------------------------------------------------
 
 function showLinks(keys) {
@@ -1123,48 +1933,82 @@ function withTimeout(promise, ms) {
   ]);
 }
 
-async function writeClipboard(input) {
+// Copies `text`: with the Clipboard API, else by selecting it in `input`
+// (a field of the page, or a scratch one) and the copy command.
+async function writeClipboard(text, input = null) {
   try {
     if (navigator.clipboard && typeof navigator.clipboard.writeText === "function") {
-      await withTimeout(navigator.clipboard.writeText(input.value), CLIPBOARD_TIMEOUT_MS);
+      await withTimeout(navigator.clipboard.writeText(text), CLIPBOARD_TIMEOUT_MS);
       return true;
     }
   } catch {
     // Permission denied, insecure context, unfocused document: fall back.
   }
+  const scratch = input === null ? document.createElement("textarea") : null;
   try {
-    input.focus();
-    input.select();
+    const field = input ?? scratch;
+    if (scratch) {
+      scratch.value = text;
+      scratch.setAttribute("readonly", "");
+      scratch.className = "visually-hidden";
+      document.body.appendChild(scratch);
+    }
+    field.focus();
+    field.select();
     return document.execCommand("copy");
   } catch {
     return false;
+  } finally {
+    scratch?.remove();
   }
 }
 
 // Per-button timer that puts the "Copy" label back after the feedback.
 const copyResetTimers = new Map();
 
+function copyFeedback(button, copied, feedback) {
+  if (copied) button.textContent = "Copied!";
+  clearTimeout(copyResetTimers.get(button));
+  copyResetTimers.set(button, setTimeout(() => {
+    button.textContent = "Copy";
+    if (feedback && dom.copyFeedback.textContent === feedback) dom.copyFeedback.textContent = "";
+  }, COPY_FEEDBACK_MS));
+}
+
 async function copyLink(input, button) {
   let copied = false;
   try {
-    copied = await writeClipboard(input);
+    copied = await writeClipboard(input.value, input);
   } catch {
     copied = false;
   }
   const feedback = copied ? "Copied!" : "Select the link and copy it";
   dom.copyFeedback.textContent = feedback;
-  if (copied) {
-    button.textContent = "Copied!";
-  } else {
+  if (!copied) {
     // Leave the text selected so copying by hand is one keystroke away.
     input.focus();
     input.select();
   }
-  clearTimeout(copyResetTimers.get(button));
-  copyResetTimers.set(button, setTimeout(() => {
-    button.textContent = "Copy";
-    if (dom.copyFeedback.textContent === feedback) dom.copyFeedback.textContent = "";
-  }, COPY_FEEDBACK_MS));
+  copyFeedback(button, copied, feedback);
+}
+
+async function copyText(text, button) {
+  let copied = false;
+  try {
+    copied = await writeClipboard(text);
+  } catch {
+    copied = false;
+  }
+  if (!copied) {
+    // Select the record so that copying by hand is one keystroke away.
+    const range = document.createRange();
+    range.selectNodeContents(dom.recordText);
+    const selection = window.getSelection();
+    selection?.removeAllRanges();
+    selection?.addRange(range);
+    button.textContent = "Select and copy";
+  }
+  copyFeedback(button, copied, null);
 }
 
 function setUpLinks() {
@@ -1181,6 +2025,11 @@ function setUpLinks() {
 // Start
 // ---------------------------------------------------------------------------
 
+if (MODE === "device") {
+  // "New game" starts this device's game afresh; the banner's link leads to
+  // the friend games.
+  dom.newGame.href = "/" + DEVICE_SEARCH;
+}
 buildBoard();
 setUpLinks();
 setUpActions();

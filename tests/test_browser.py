@@ -625,10 +625,12 @@ def open_game(
     *,
     yellow_via: str | None = None,
     yellow_init_script: str | None = None,
+    before_join: Callable[[Client], None] | None = None,
 ) -> tuple[Client, Client, str]:
     """Red creates a game, yellow joins by the link red shows (through ``yellow_via``, the
     address of a relay, if given; with ``yellow_init_script`` run before the page's own):
-    (red, yellow, watch URL)."""
+    (red, yellow, watch URL). ``before_join`` is what red does on the waiting page first
+    (choose a time control)."""
     red = session.open("red", server.url, permissions=["clipboard-read", "clipboard-write"])
     expect(red.page.locator("#status-role")).to_have_text("You are red.")
     expect(red.page.locator("#status-turn")).to_have_text("Waiting for an opponent to join...")
@@ -637,6 +639,8 @@ def open_game(
     watch_link = red.page.locator("#watch-link")
     expect(join_link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/\?join=[\w-]+$"))
     expect(watch_link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/\?watch=[\w-]+$"))
+    if before_join is not None:
+        before_join(red)
 
     join_url = join_link.input_value()
     if yellow_via is not None:
@@ -680,15 +684,21 @@ def test_draw_sequence_is_a_draw() -> None:
 
 
 def test_two_players_and_a_spectator_see_the_same_win(session: Session, server: Server) -> None:
-    red, yellow, watch_url = open_game(session, server)
-    # The copy buttons put the links on the clipboard.
-    for name in ("join", "watch"):
+    def copy_link(red: Client, name: str) -> None:
+        """The copy button puts the link on the clipboard."""
         button = red.page.locator(f"#copy-{name}")
         button.click()
         expect(button).to_have_text("Copied!")
         expect(red.page.locator("#copy-feedback")).to_have_text("Copied!")
         clipboard = red.page.evaluate("navigator.clipboard.readText()")
         assert clipboard == red.page.locator(f"#{name}-link").input_value()
+
+    red, yellow, watch_url = open_game(
+        session, server, before_join=lambda red: copy_link(red, "join")
+    )
+    # Once yellow is seated the join link leads nowhere: only the watch link is offered.
+    expect(red.page.locator("#join-link")).to_be_hidden()
+    copy_link(red, "watch")
     table = Table(red, yellow)
     for column in [0, 1, 0, 1, 0]:
         table.play(column)
@@ -1288,5 +1298,540 @@ def test_the_board_fits_a_phone_screen_without_horizontal_scrolling(
             assert column_box is not None
             assert column_box["x"] >= 0
             assert column_box["x"] + column_box["width"] <= phone["width"]
+
+    session.assert_no_problems()
+
+
+# ---------------------------------------------------------------------------
+# The whole match: ways to play, clocks, resign, draws, abort, rematch, the count, the record
+# ---------------------------------------------------------------------------
+
+
+def choose_time_control(red: Client, name: str, *, custom: dict[str, str] | None = None) -> None:
+    """On red's waiting page, pick the time control ``name`` (a preset's button), or Custom
+    with ``custom`` (field label -> value); wait for the new game's links."""
+    page = red.page
+    join_link = page.locator("#join-link")
+    old_link = join_link.input_value()
+    setup = page.locator("#setup")
+    if custom is None:
+        setup.get_by_role("button", name=name, exact=True).click()
+    else:
+        setup.get_by_role("button", name="Custom", exact=True).click()
+        for label, value in custom.items():
+            if value == "check":
+                setup.get_by_label(label, exact=True).check()
+            else:
+                setup.get_by_label(label, exact=True).fill(value)
+        setup.get_by_role("button", name="Use this time control").click()
+    # The waiting game was replaced by a new one: new links, the same waiting page.
+    expect(join_link).not_to_have_value(old_link)
+    expect(join_link).to_have_value(re.compile(r"\?join=[\w-]+$"))
+    expect(page.locator("#status-turn")).to_have_text("Waiting for an opponent to join...")
+    expect(setup.get_by_role("button", name=name, exact=True)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
+def clock(client: Client, player: str) -> Locator:
+    return client.page.locator(f'#clocks .clock[data-player="{player}"]')
+
+
+def clock_time(client: Client, player: str) -> Locator:
+    return clock(client, player).locator(".clock-time")
+
+
+def expect_banner(client: Client, title: str, detail: str) -> None:
+    expect(client.page.locator("#banner")).to_be_visible()
+    expect(client.page.locator("#banner-title")).to_have_text(title)
+    expect(client.page.locator("#banner-detail")).to_have_text(detail)
+    expect(client.page.locator("body")).to_have_attribute("data-phase", "over")
+
+
+def expect_new_round(client: Client, round_number: int, role_text: str, badge: str) -> None:
+    """``client`` shows game ``round_number`` of the match on an empty board."""
+    page = client.page
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(page.locator("#round")).to_have_text(f"Game {round_number}")
+    expect(page.locator("#status-role")).to_have_text(role_text)
+    expect(page.locator("#role-badge")).to_have_text(badge)
+    expect(page.locator("#board .cell.red, #board .cell.yellow")).to_have_count(0)
+    expect(page.locator("#board .cell.win")).to_have_count(0)
+    expect(page.locator("#record")).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-phase", "playing")
+
+
+def test_the_start_page_offers_time_controls_and_a_timed_game_shows_ticking_clocks(
+    session: Session, server: Server
+) -> None:
+    clocks_seen: dict[str, str] = {}
+
+    def three_plus_two(red: Client) -> None:
+        setup = red.page.locator("#setup")
+        # The friend game exists at once (links shown); the options come with it.
+        expect(setup).to_be_visible()
+        expect(setup.get_by_role("button", name="Untimed")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        expect(setup.get_by_role("link", name="Play on this device")).to_be_visible()
+        expect(red.page.locator("#clocks")).to_be_hidden()
+        red.screenshot_as("start")
+        choose_time_control(red, "3 min + 2 s")
+        # Nobody is here yet: both clocks full, neither running.
+        for player in ("red", "yellow"):
+            expect(clock_time(red, player)).to_have_text("03:00")
+            expect(clock(red, player)).not_to_have_class(re.compile(r"\brunning\b"))
+        expect(red.page.locator("#clock-control")).to_have_text("3 min + 2 s")
+        clocks_seen["join"] = red.page.locator("#join-link").input_value()
+
+    red, yellow, watch_url = open_game(session, server, before_join=three_plus_two)
+    # Once the game has started the options are gone (the links stay, for spectators).
+    expect(red.page.locator("#setup")).to_be_hidden()
+    expect(yellow.page.locator("#setup")).to_be_hidden()
+    assert '"clock":{"kind":"bank","initial":180,"increment":2}' in "".join(red.sent)
+
+    # Yellow's arrival starts red's clock: it runs, highlighted, and ticks down locally.
+    for client in (red, yellow):
+        expect(clock(client, "red")).to_have_class(re.compile(r"\brunning\b"))
+        expect(clock(client, "yellow")).not_to_have_class(re.compile(r"\brunning\b"))
+        expect(clock_time(client, "red")).to_have_text(re.compile(r"^0(3:00|2:5\d)$"))
+        expect(clock_time(client, "yellow")).to_have_text("03:00")
+    expect(clock(red, "red").locator(".clock-name")).to_have_text("Red (you)")
+    expect(clock_time(red, "red")).to_have_text(re.compile(r"^02:5\d$"), timeout=3_000)
+    red.screenshot_as("clock-running")
+
+    table = Table(red, yellow)
+    table.play(3)
+    # Red's move stopped its clock and added 2 s; yellow's runs now.
+    for client in (red, yellow):
+        expect(clock(client, "yellow")).to_have_class(re.compile(r"\brunning\b"))
+        expect(clock(client, "red")).not_to_have_class(re.compile(r"\brunning\b"))
+        expect(clock_time(client, "red")).to_have_text(re.compile(r"^03:0[01]$"))
+
+    # A spectator arriving now (on a phone) sees the clocks as they stand, yellow's running.
+    phone: ViewportSize = {"width": 390, "height": 844}
+    spectator = session.open("spectator", watch_url, viewport=phone)
+    expect(clock(spectator, "yellow")).to_have_class(re.compile(r"\brunning\b"))
+    expect(clock_time(spectator, "red")).to_have_text(re.compile(r"^03:0[01]$"))
+    expect(clock_time(spectator, "yellow")).to_have_text(re.compile(r"^0(3:00|2:5\d)$"))
+    expect(spectator.page.locator("#clock-control")).to_have_text("3 min + 2 s")
+    scroll_width = spectator.page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= phone["width"], f"the phone's page is {scroll_width} px wide"
+    yellow.screenshot_as("clocks")
+    spectator.screenshot_as("phone")
+
+    # A reload resumes the timed game, with its clocks.
+    red.page.reload()
+    expect(red.page.locator("#status-role")).to_have_text("You are red.")
+    expect(clock(red, "yellow")).to_have_class(re.compile(r"\brunning\b"))
+    expect(clock_time(red, "red")).to_have_text(re.compile(r"^03:0[01]$"))
+    expect(red.page.locator("#join-link")).to_have_value(clocks_seen["join"])
+    expect(red.page.locator("#setup")).to_be_hidden()
+
+    session.assert_no_problems()
+
+
+def test_a_player_whose_clock_runs_out_loses(session: Session, server: Server) -> None:
+    def two_seconds_a_move(red: Client) -> None:
+        choose_time_control(red, "Custom", custom={"Per move": "check", "Seconds per move": "2"})
+        expect(red.page.locator("#clock-control")).to_have_text("2 s per move")
+        expect(clock_time(red, "red")).to_have_text("00:02.0")
+
+    red, yellow, _ = open_game(session, server, before_join=two_seconds_a_move)
+    assert '"clock":{"kind":"move","seconds":2}' in "".join(red.sent)
+    # Under 10 s the clocks show tenths, in the low-time style.
+    for client in (red, yellow):
+        expect(clock(client, "red")).to_have_class(re.compile(r"\brunning\b.*\blow\b"))
+    red.screenshot_as("low-time")
+
+    # Red does not move: its flag falls (auto-waiting, within the 5 s budget).
+    expect_banner(red, "You lose.", "Red ran out of time — Yellow wins.")
+    expect_banner(yellow, "You win!", "Red ran out of time — Yellow wins.")
+    for client in (red, yellow):
+        expect(clock_time(client, "red")).to_have_text("00:00.0")
+        expect(clock(client, "red")).to_have_class(re.compile(r"\bflagged\b"))
+        expect(clock(client, "red")).not_to_have_class(re.compile(r"\brunning\b"))
+        expect(client.page.locator("#controls")).to_be_hidden()
+    red.screenshot_as("flag")
+    # A move after the flag is refused, in place.
+    red.click_column(3)
+    expect(red.error).to_have_text("The game is over.")
+    expect(red.cell(3, 0)).not_to_have_class(re.compile(r"\b(red|yellow)\b"))
+
+    session.assert_no_problems()
+
+
+def test_a_player_resigns_after_confirming(session: Session, server: Server) -> None:
+    red, yellow, watch_url = open_game(session, server)
+    spectator = open_spectator(session, watch_url)
+    table = Table(red, yellow, spectator)
+    # Until both have moved, the game can be aborted rather than resigned.
+    for client in (red, yellow):
+        expect(client.button("Abort")).to_be_visible()
+        expect(client.button("Resign")).to_be_hidden()
+        expect(client.button("Offer draw")).to_be_visible()
+    expect(spectator.page.locator("#controls")).to_be_hidden()
+    table.play(3)
+    expect(yellow.button("Abort")).to_be_visible()
+    table.play(4)
+    for client in (red, yellow):
+        expect(client.button("Resign")).to_be_visible()
+        expect(client.button("Abort")).to_be_hidden()
+
+    # Resigning asks first, on the page; Cancel leaves the game alone.
+    yellow.button("Resign").click()
+    confirm = yellow.page.locator("#resign-confirm")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("Resign this game?")
+    expect(yellow.button("Resign")).to_be_hidden()
+    yellow.screenshot_as("resign-confirm")
+    yellow.button("Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(yellow.button("Resign")).to_be_focused()
+    table.play(3)
+    yellow.button("Resign").click()
+    yellow.button("Yes, resign").click()
+
+    expect_banner(red, "You win!", "Yellow resigned — Red wins.")
+    expect_banner(yellow, "You lose.", "Yellow resigned — Red wins.")
+    expect_banner(spectator, "Red wins!", "Yellow resigned — Red wins.")
+    for client in table.everyone:
+        expect(client.page.locator("#controls")).to_be_hidden()
+        expect(client.page.locator("#record-text")).to_have_text("454")
+        table.expect_board(client)
+    assert json.dumps({"type": "resign"}, separators=(",", ":")) in yellow.sent
+
+    session.assert_no_problems()
+
+
+def test_a_draw_offer_accepted_ends_the_game_as_a_draw(session: Session, server: Server) -> None:
+    red, yellow, watch_url = open_game(session, server)
+    spectator = open_spectator(session, watch_url)
+    table = Table(red, yellow, spectator)
+    table.play(0)
+    table.play(6)
+
+    red.button("Offer draw").click()
+    offer = yellow.page.locator("#offer")
+    expect(offer).to_contain_text("Red offers a draw.")
+    expect(offer.get_by_role("button", name="Accept")).to_be_visible()
+    expect(offer.get_by_role("button", name="Decline")).to_be_visible()
+    # The maker sees that it is pending, and cannot offer it again meanwhile.
+    expect(red.page.locator("#offer")).to_contain_text(
+        "You offered a draw. Waiting for Yellow's answer…"
+    )
+    expect(red.button("Draw offered")).to_be_disabled()
+    expect(red.page.locator("#offer").get_by_role("button")).to_have_count(0)
+    # Spectators see it in words, with nothing to answer.
+    expect(spectator.page.locator("#offer")).to_contain_text("Red offers a draw.")
+    expect(spectator.page.locator("#offer-actions")).to_be_hidden()
+    yellow.screenshot_as("draw-offer")
+
+    offer.get_by_role("button", name="Accept").click()
+    for client in table.everyone:
+        expect_banner(client, "Draw!", "Draw agreed.")
+        expect(client.page.locator("#offer")).to_be_hidden()
+        expect(client.page.locator("#record-text")).to_have_text("17")
+    # The players may ask for a rematch; spectators may not.
+    for client in (red, yellow):
+        expect(client.button("Rematch")).to_be_visible()
+    expect(spectator.button("Rematch")).to_be_hidden()
+
+    session.assert_no_problems()
+
+
+def test_a_draw_offer_is_declined_by_the_button_and_by_playing_on(
+    session: Session, server: Server
+) -> None:
+    red, yellow, _ = open_game(session, server)
+    table = Table(red, yellow)
+    table.play(2)
+    table.play(2)
+
+    # Declined by the button.
+    red.button("Offer draw").click()
+    expect(yellow.page.locator("#offer")).to_contain_text("Red offers a draw.")
+    yellow.page.locator("#offer").get_by_role("button", name="Decline").click()
+    expect(red.page.locator("#offer-text")).to_have_text("Yellow declined your draw offer.")
+    expect(yellow.page.locator("#offer-text")).to_have_text("You declined the draw offer.")
+    expect(red.button("Offer draw")).to_be_enabled()
+    red.screenshot_as("declined")
+    # Offering again at once is too soon: the server's words, in place.
+    red.button("Offer draw").click()
+    expect(red.error).to_have_text(re.compile(r"^You can offer a draw again in \d+ s\.$"))
+    expect(yellow.page.locator("#offer")).not_to_contain_text("offers")
+
+    # Declined by playing on: the other player's move answers the offer.
+    table.play(3)  # red's move clears red's note
+    expect(red.page.locator("#offer")).to_be_hidden()
+    yellow.button("Offer draw").click()
+    expect(red.page.locator("#offer")).to_contain_text("Yellow offers a draw.")
+    table.play(3)  # yellow's own move leaves its offer standing
+    expect(red.page.locator("#offer")).to_contain_text("Yellow offers a draw.")
+    table.play(4)  # red plays on
+    expect(yellow.page.locator("#offer-text")).to_have_text("Red declined your draw offer.")
+    expect(red.page.locator("#offer-text")).to_have_text("You declined the draw offer.")
+    for client in (red, yellow):
+        table.expect_board(client)
+        expect(client.page.locator("#banner")).to_be_hidden()
+
+    session.assert_no_problems()
+
+
+def test_a_rematch_swaps_the_colours_both_ways_and_the_spectator_follows(
+    session: Session, server: Server
+) -> None:
+    first, second, watch_url = open_game(session, server)  # first plays red, second yellow
+    spectator = open_spectator(session, watch_url)
+    table = Table(first, second, spectator)
+    for column in [0, 1, 0, 1, 0, 1, 0]:
+        table.play(column)
+    expect_banner(first, "You win!", "Four in a row — Red wins.")
+    expect(spectator.button("Rematch")).to_be_hidden()
+
+    # Red offers a rematch; yellow accepts.
+    first.button("Rematch").click()
+    expect(first.page.locator("#rematch-text")).to_have_text(
+        "You offered a rematch. Waiting for Yellow's answer…"
+    )
+    expect(first.button("Rematch")).to_be_hidden()
+    expect(second.page.locator("#rematch-text")).to_have_text("Red offers a rematch.")
+    expect(spectator.page.locator("#rematch-text")).to_have_text("Red offers a rematch.")
+    expect(spectator.page.locator("#banner").get_by_role("button")).to_have_count(0)
+    expect(second.button("Rematch")).to_be_hidden()
+    second.screenshot_as("rematch-offer")
+    second.page.locator("#banner").get_by_role("button", name="Accept").click()
+
+    # Game 2: the colours are swapped (each page got its new seat), the spectator stayed.
+    expect_new_round(first, 2, "You are yellow.", "Yellow")
+    expect_new_round(second, 2, "You are red.", "Red")
+    expect_new_round(spectator, 2, "You are watching this game as a spectator.", "Spectator")
+    expect(first.turn).to_have_text("Red's turn.")
+    expect(second.turn).to_have_text("Your turn.")
+    expect(first.page.locator("#offer-text")).to_have_text("Game 2: you play yellow now.")
+    expect(spectator.page.locator("#offer-text")).to_have_text(
+        "Game 2 begins: the colours are swapped."
+    )
+    first.screenshot_as("game-2")
+    table = Table(second, first, spectator)
+    table.play(5)
+    expect(first.page.locator("#offer")).to_be_hidden()
+    # The new seat's token is the one kept: a reload resumes as yellow of game 2.
+    first.page.reload()
+    expect(first.page.locator("#status-role")).to_have_text("You are yellow.")
+    expect(first.page.locator("#round")).to_have_text("Game 2")
+    expect(first.turn).to_have_text("Your turn.")
+    table.expect_board(first)
+    table.play(6)
+    # Red (second) resigns; then yellow (first) offers the rematch, and red accepts.
+    second.button("Resign").click()
+    second.button("Yes, resign").click()
+    expect_banner(first, "You win!", "Red resigned — Yellow wins.")
+    expect_banner(spectator, "Yellow wins!", "Red resigned — Yellow wins.")
+    first.button("Rematch").click()
+    expect(second.page.locator("#rematch-text")).to_have_text("Yellow offers a rematch.")
+    expect(spectator.page.locator("#rematch-text")).to_have_text("Yellow offers a rematch.")
+    second.page.locator("#banner").get_by_role("button", name="Accept").click()
+
+    expect_new_round(first, 3, "You are red.", "Red")
+    expect_new_round(second, 3, "You are yellow.", "Yellow")
+    expect_new_round(spectator, 3, "You are watching this game as a spectator.", "Spectator")
+    table = Table(first, second, spectator)
+    table.play(3)
+    table.play(3)
+    for client in table.everyone:
+        table.expect_board(client)
+        expect(client.page.locator("#record-text")).to_have_text("44")
+
+    session.assert_no_problems()
+
+
+@pytest.mark.parametrize("server_args", [["--away-delay", "0"]], ids=["away-at-once"])
+def test_an_abort_then_a_rematch_declined_and_one_withdrawn(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
+    red, yellow, _ = open_game(session, server)
+    table = Table(red, yellow)
+    table.play(3)
+    # Yellow has not moved: it may call the game off.
+    yellow.button("Abort").click()
+    expect_banner(red, "Game aborted", "Yellow aborted the game — no result.")
+    expect_banner(yellow, "Game aborted", "Yellow aborted the game — no result.")
+
+    # Yellow asks for a rematch; red declines.
+    yellow.button("Rematch").click()
+    expect(red.page.locator("#rematch-text")).to_have_text("Yellow offers a rematch.")
+    red.page.locator("#banner").get_by_role("button", name="Decline").click()
+    expect(yellow.page.locator("#rematch-text")).to_have_text("Red declined your rematch.")
+    expect(red.page.locator("#rematch-text")).to_have_text("You declined the rematch.")
+    for client in (red, yellow):
+        expect(client.button("Rematch")).to_be_visible()
+        expect(client.page.locator("#round")).to_be_hidden()
+    yellow.screenshot_as("declined")
+    # Asking again at once is too soon.
+    yellow.button("Rematch").click()
+    expect(yellow.error).to_have_text(re.compile(r"^You can offer a rematch again in \d+ s\.$"))
+
+    # Red asks, then leaves before yellow answers: the offer lapses.
+    red.button("Rematch").click()
+    expect(yellow.page.locator("#rematch-text")).to_have_text("Red offers a rematch.")
+    red.close()
+    expect(yellow.page.locator("#rematch-text")).to_have_text(
+        "Red left: the rematch offer was withdrawn."
+    )
+    expect(yellow.page.locator("#banner").get_by_role("button", name="Accept")).to_be_hidden()
+    expect(yellow.page.locator("#banner-title")).to_have_text("Game aborted")
+
+    session.assert_no_problems()
+
+
+@pytest.mark.parametrize("server_args", [["--watchers-interval", "0.2"]], ids=["count-0.2s"])
+def test_everyone_sees_how_many_watch(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
+    red, yellow, watch_url = open_game(session, server)
+    count = {client.who: client.page.locator("#watchers") for client in (red, yellow)}
+    for badge in count.values():
+        expect(badge).to_be_hidden()
+
+    first = session.open("watcher-1", watch_url)
+    for badge in [*count.values(), first.page.locator("#watchers")]:
+        expect(badge).to_have_text("1 watching")
+    second = session.open("watcher-2", watch_url)
+    for badge in [*count.values(), second.page.locator("#watchers")]:
+        expect(badge).to_have_text("2 watching")
+    expect(first.page.locator("#watchers")).to_have_text("2 watching")
+    red.screenshot_as("watched")
+
+    second.close()
+    for badge in [*count.values(), first.page.locator("#watchers")]:
+        expect(badge).to_have_text("1 watching")
+    first.close()
+    for badge in count.values():
+        expect(badge).to_be_hidden()
+
+    session.assert_no_problems()
+
+
+def test_the_record_is_copied(session: Session, server: Server) -> None:
+    red, yellow, _ = open_game(session, server)
+    table = Table(red, yellow)
+    expect(red.page.locator("#record")).to_be_hidden()
+    for column in [3, 3, 4, 2]:
+        table.play(column)
+    for client in (red, yellow):
+        expect(client.page.locator("#record-text")).to_have_text("4453")
+    copy = red.button("Copy moves")
+    copy.click()
+    expect(copy).to_have_text("Copied!")
+    assert red.page.evaluate("navigator.clipboard.readText()") == "4453"
+    table.play(6)
+    expect(yellow.page.locator("#record-text")).to_have_text("44537")
+
+    session.assert_no_problems()
+
+
+def tab_to_the_board(client: Client) -> None:
+    """Press Tab until a column has the focus."""
+    focused_column = client.page.locator("#board .column:focus")
+    for _ in range(12):
+        client.page.keyboard.press("Tab")
+        if focused_column.count() == 1:
+            break
+    expect(client.column(0)).to_be_focused()
+
+
+def test_a_game_on_this_device_played_with_the_keyboard_only(
+    session: Session, server: Server
+) -> None:
+    player = session.open("device", server.url)
+    play_device = player.page.get_by_role("link", name="Play on this device")
+    expect(play_device).to_be_visible()
+    join_url = player.page.locator("#join-link").input_value()
+    assert join_url
+    play_device.focus()
+    player.page.keyboard.press("Enter")
+    expect(player.page).to_have_url(re.compile(r"/\?device$"))
+    expect(player.page.locator("body")).to_have_attribute("data-mode", "device")
+    expect(player.page.locator("#status-role")).to_have_text("Playing on this device.")
+    expect(player.page.locator("#role-badge")).to_have_text("On this device")
+    expect(player.turn).to_have_text("Red to play.")
+    for hidden in ("#links", "#setup", "#controls", "#clocks", "#watchers"):
+        expect(player.page.locator(hidden)).to_be_hidden()
+
+    # Both colours from one keyboard: red in column 1, yellow in column 2, four times.
+    tab_to_the_board(player)
+    keys = ["Enter", "ArrowRight", "Space", "ArrowLeft", "Enter", "ArrowRight", "Enter"]
+    keys += ["Home", "Enter", "ArrowRight", "Space", "ArrowLeft", "Enter"]
+    turns = iter(["Yellow", "Red"] * 4)
+    row = {0: 0, 1: 0}
+    for key in keys:
+        focused = player.page.locator("#board .column:focus").get_attribute("data-column")
+        player.page.keyboard.press(key)
+        if key in ("Enter", "Space"):
+            column = int(focused or "0")
+            colour = "red" if column == 0 else "yellow"
+            expect(player.cell(column, row[column])).to_have_class(re.compile(rf"\b{colour}\b"))
+            row[column] += 1
+            if row[0] < 4:
+                expect(player.turn).to_have_text(f"{next(turns)} to play.")
+    expect_banner(player, "Red wins!", "Four in a row — Red wins.")
+    expect(player.page.locator("#board .cell.win")).to_have_count(4)
+    expect(player.page.locator("#record-text")).to_have_text("1212121")
+    expect(player.page.locator("#banner").get_by_role("button", name="Rematch")).to_be_hidden()
+    player.screenshot_as("won")
+    # The friend game was called off as the page left it.
+    assert json.dumps({"type": "abort"}, separators=(",", ":")) in player.sent
+    # It spoke the tutorial's part 1: moves only (and liveness pings), never an init.
+    device_frames = player.sent[player.sent.index(next(f for f in player.sent if '"play"' in f)) :]
+    assert all('"type":"play"' in frame or frame == PING for frame in device_frames)
+    assert len([frame for frame in device_frames if '"type":"play"' in frame]) == 7
+
+    # Play again, from the keyboard: back from the board to the banner's button.
+    expect(player.column(0)).to_be_focused()
+    player.page.keyboard.press("Shift+Tab")
+    player.page.keyboard.press("Shift+Tab")
+    expect(player.button("Play again")).to_be_focused()
+    player.page.keyboard.press("Enter")
+    expect(player.page.locator("#banner")).to_be_hidden()
+    expect(player.page.locator("#board .cell.red, #board .cell.yellow")).to_have_count(0)
+    expect(player.turn).to_have_text("Red to play.")
+    expect(player.column(3)).to_be_focused()
+    player.page.keyboard.press("Enter")
+    expect(player.cell(3, 0)).to_have_class(re.compile(r"\bred\b"))
+    expect(player.turn).to_have_text("Yellow to play.")
+
+    # The friend game it left was called off: its link leads to an aborted game.
+    friend = session.open("friend", join_url)
+    expect_banner(friend, "Game aborted", "Red aborted the game — no result.")
+
+    session.assert_no_problems()
+
+
+def test_a_game_on_this_device_survives_a_reload(session: Session, server: Server) -> None:
+    player = session.open("device", server.url + "?device")
+    expect(player.turn).to_have_text("Red to play.")
+    table = Table(player, player)
+    for column in [3, 3, 4, 2, 5]:
+        table.play(column)
+    expect(player.turn).to_have_text("Yellow to play.")
+
+    player.page.reload()
+
+    # The columns played are sent again, in order, on the new connection: the same board.
+    expect(player.turn).to_have_text("Yellow to play.")
+    table.expect_board(player)
+    expect(player.page.locator("#board .cell.drop")).to_have_count(0)
+    expect(player.page.locator("#record-text")).to_have_text("44536")
+    expect(player.page.locator("body")).to_have_attribute("data-live", "true")
+    plays = [json.loads(frame)["column"] for frame in player.sent if '"type":"play"' in frame]
+    assert plays == [3, 3, 4, 2, 5, 3, 3, 4, 2, 5]
+    player.screenshot_as("reloaded")
+    # And it carries on: yellow misses the block, red wins on the bottom row.
+    table.play(1)
+    expect(player.cell(1, 0)).to_have_class(re.compile(r"\bdrop\b"))
+    table.play(6)
+    expect_banner(player, "Red wins!", "Four in a row — Red wins.")
+    expect(player.page.locator("#board .cell.win")).to_have_count(4)
 
     session.assert_no_problems()
