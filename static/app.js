@@ -959,7 +959,9 @@ function renderClocks() {
     const left = Math.max(0, now[player]);
     const classes = ["clock"];
     if (now.running === player) classes.push("running");
-    if (left < LOW_TIME_MS) classes.push("low");
+    // Low time matters on the clock that runs (an idle one under 10 s
+    // shows its tenths anyway: a per-move control would be red all along).
+    if (left < LOW_TIME_MS && (now.running === player || left === 0)) classes.push("low");
     if (left === 0) classes.push("flagged");
     if (player === state.role) classes.push("mine");
     setClass(element, classes.join(" "));
@@ -1016,11 +1018,10 @@ function renderSetup(current) {
   const ready = current === "waiting" && !ui.replacing;
   const chosen = presetOf(state.control);
   for (const button of dom.presets) {
-    button.setAttribute("aria-pressed", String(!ui.customOpen && button.dataset.preset === chosen));
+    button.setAttribute("aria-pressed", String(button.dataset.preset === chosen));
     button.disabled = !ready;
   }
-  const custom = ui.customOpen || chosen === "custom";
-  dom.customToggle.setAttribute("aria-pressed", String(custom));
+  dom.customToggle.setAttribute("aria-pressed", String(chosen === "custom"));
   dom.customToggle.setAttribute("aria-expanded", String(ui.customOpen));
   dom.customToggle.disabled = !ready;
   setHidden(dom.customForm, !ui.customOpen);

@@ -88,6 +88,8 @@ pytestmark = pytest.mark.browser
 
 #: What a page sends to check that its connection is alive (PROTOCOL.md), as it sends it.
 PING = json.dumps({"type": "ping"}, separators=(",", ":"))
+#: What a page sends to call its game off.
+ABORT = json.dumps({"type": "abort"}, separators=(",", ":"))
 
 #: A full board with no four in a row, red first (checked by ``test_draw_sequence_is_a_draw``).
 DRAW_SEQUENCE = [
@@ -1376,7 +1378,10 @@ def test_the_start_page_offers_time_controls_and_a_timed_game_shows_ticking_cloc
         expect(setup.get_by_role("link", name="Play on this device")).to_be_visible()
         expect(red.page.locator("#clocks")).to_be_hidden()
         red.screenshot_as("start")
+        clocks_seen["untimed"] = red.page.locator("#join-link").input_value()
         choose_time_control(red, "3 min + 2 s")
+        # The untimed game was called off, and its socket closed, before the new one.
+        assert ABORT in red.sent
         # Nobody is here yet: both clocks full, neither running.
         for player in ("red", "yellow"):
             expect(clock_time(red, player)).to_have_text("03:00")
@@ -1427,18 +1432,22 @@ def test_the_start_page_offers_time_controls_and_a_timed_game_shows_ticking_cloc
     expect(clock_time(red, "red")).to_have_text(re.compile(r"^03:0[01]$"))
     expect(red.page.locator("#join-link")).to_have_value(clocks_seen["join"])
     expect(red.page.locator("#setup")).to_be_hidden()
+    # The game it replaced is over: its link leads to an aborted game.
+    latecomer = session.open("latecomer", clocks_seen["untimed"])
+    expect_banner(latecomer, "Game aborted", "Red aborted the game — no result.")
+    expect(latecomer.page.locator("#clocks")).to_be_hidden()
 
     session.assert_no_problems()
 
 
 def test_a_player_whose_clock_runs_out_loses(session: Session, server: Server) -> None:
-    def two_seconds_a_move(red: Client) -> None:
-        choose_time_control(red, "Custom", custom={"Per move": "check", "Seconds per move": "2"})
-        expect(red.page.locator("#clock-control")).to_have_text("2 s per move")
-        expect(clock_time(red, "red")).to_have_text("00:02.0")
+    def three_seconds_a_move(red: Client) -> None:
+        choose_time_control(red, "Custom", custom={"Per move": "check", "Seconds per move": "3"})
+        expect(red.page.locator("#clock-control")).to_have_text("3 s per move")
+        expect(clock_time(red, "red")).to_have_text("00:03.0")
 
-    red, yellow, _ = open_game(session, server, before_join=two_seconds_a_move)
-    assert '"clock":{"kind":"move","seconds":2}' in "".join(red.sent)
+    red, yellow, _ = open_game(session, server, before_join=three_seconds_a_move)
+    assert '"clock":{"kind":"move","seconds":3}' in "".join(red.sent)
     # Under 10 s the clocks show tenths, in the low-time style.
     for client in (red, yellow):
         expect(clock(client, "red")).to_have_class(re.compile(r"\brunning\b.*\blow\b"))
@@ -1781,7 +1790,7 @@ def test_a_game_on_this_device_played_with_the_keyboard_only(
     expect(player.page.locator("#banner").get_by_role("button", name="Rematch")).to_be_hidden()
     player.screenshot_as("won")
     # The friend game was called off as the page left it.
-    assert json.dumps({"type": "abort"}, separators=(",", ":")) in player.sent
+    assert ABORT in player.sent
     # It spoke the tutorial's part 1: moves only (and liveness pings), never an init.
     device_frames = player.sent[player.sent.index(next(f for f in player.sent if '"play"' in f)) :]
     assert all('"type":"play"' in frame or frame == PING for frame in device_frames)
