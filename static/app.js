@@ -501,6 +501,8 @@ function fillCustomForm(control) {
 // cells[column][row] -> element; row 0 is the bottom.
 const cells = [];
 const columns = [];
+// The column that last had the focus, where the focus goes back to.
+let lastColumn = 3;
 
 function buildBoard() {
   for (let c = 0; c < COLUMNS; c++) {
@@ -525,6 +527,10 @@ function buildBoard() {
   }
   dom.board.addEventListener("click", onBoardClick);
   dom.board.addEventListener("keydown", onBoardKeydown);
+  dom.board.addEventListener("focusin", (event) => {
+    const column = columnOf(event.target);
+    if (column !== null) lastColumn = column;
+  });
 }
 
 function columnOf(target) {
@@ -649,6 +655,9 @@ function setupShown(current) {
 // ---------------------------------------------------------------------------
 
 function render() {
+  // A button that had the focus may go away with what it did (Accept, Yes,
+  // resign, Play here...): the focus then goes back to the board.
+  const focused = document.activeElement;
   const current = phase();
   renderStatus(current);
   renderNotice(current);
@@ -670,6 +679,14 @@ function render() {
   document.body.dataset.live = String(conn.status === "open" && !conn.catchingUp);
   document.title = titleText(current);
   scheduleTick();
+  if (focused instanceof HTMLElement && focused !== document.body && !isShown(focused)) {
+    focusColumn(lastColumn);
+  }
+}
+
+function isShown(element) {
+  if (!element.isConnected || element.closest("[hidden]")) return false;
+  return typeof element.checkVisibility === "function" ? element.checkVisibility() : true;
 }
 
 function isMyTurn(current) {
@@ -1441,12 +1458,14 @@ function onDeviceEvent(event) {
 function playAgain() {
   clearSession();
   detachSocket(1000);
+  clearError();
   resetGame();
   state.inGame = false;
   conn.attempt = 0;
   conn.lost = false;
   connect();
-  focusColumn(3);
+  lastColumn = 3;
+  focusColumn(lastColumn);
 }
 
 // ---------------------------------------------------------------------------
@@ -1847,13 +1866,10 @@ function onCustomSubmit(event) {
   const { control, error } = customControl();
   dom.customError.textContent = error ?? "";
   if (!control) return;
-  if (sameControl(control, state.control)) {
-    ui.customOpen = false;
-    render();
-    return;
-  }
+  // The form closes: the focus goes back to the button that opened it.
   ui.customOpen = false;
-  replaceGame(control);
+  dom.customToggle.focus();
+  if (!sameControl(control, state.control)) replaceGame(control);
   render();
 }
 
@@ -1878,6 +1894,9 @@ function onNewGameClick(event) {
   // Opening it in another tab leaves this tab's game alone.
   const modified = event.metaKey || event.ctrlKey || event.shiftKey || event.altKey;
   if (event.button !== 0 || modified) return;
+  // A game nobody joined is called off, rather than left for a friend to
+  // find without its creator.
+  if (setupShown(phase()) && !ui.replacing) send({ type: "abort" });
   clearSession(new URL(link.href, location.href).search);
 }
 
