@@ -32,7 +32,8 @@ from .events import (
     SeatReplaced,
     SpectatorJoined,
 )
-from .game import Game, IllegalMove, Player
+from .game import Game, Player
+from .hotseat import HotSeats
 from .log import (
     GameEvent,
     GameOver,
@@ -52,20 +53,17 @@ from .messages import (
     ClientPing,
     ClockNow,
     Decline,
-    Draw,
     Error,
     GameKeys,
     Init,
     Offer,
     Play,
-    Played,
     Pong,
     Resign,
     Seat,
     ServerMessage,
     Watchers,
     Watching,
-    Win,
 )
 from .projection import Profile, project, snapshot
 from .refusals import (
@@ -102,6 +100,7 @@ from .seats import (
 from .seats import Seat as SeatState
 from .store import Conflict, Credential, GameStore
 from .timers import Timers
+from .watchers import SpectatorCount, Telling
 
 __all__ = ["RECONNECTING", "SEAT_REPLACED", "Lobby", "Outbox", "Role"]
 
@@ -166,10 +165,8 @@ class _Room:
     version: int = 0
     #: When the game is forgotten, if nobody comes back before (set while nobody is here).
     forget_at: float | None = None
-    #: Spectators connected; the count last told to everyone, and when.
-    spectators: int = 0
-    watchers_told: int = 0
-    watchers_told_at: float = -math.inf
+    #: How many watch, and what the members were told of it.
+    watchers: SpectatorCount
 
 
 @dataclass(slots=True)
@@ -235,7 +232,7 @@ class Lobby:
         # Connections that sent an ``init`` (a ``play`` without one starts a hot-seat game),
         # and the hot-seat games: the tutorial's part 1, both colours on one connection.
         self._greeted: set[ConnectionId] = set()
-        self._hot_seats: dict[ConnectionId, Game] = {}
+        self._hot_seats = HotSeats()
         self._timers: Timers[GameId] = Timers()
 
     # -- read-only views, for the core, tests, metrics and health checks ---------------
@@ -257,13 +254,15 @@ class Lobby:
         return self._rooms[game].match.game
 
     def match(self, game: GameId) -> Match:
+        """``game``'s match: its phase, its clocks, a pending offer."""
         return self._rooms[game].match
 
     def hot_seat(self, connection: ConnectionId) -> Game | None:
         """The hot-seat game ``connection`` plays, if it plays one."""
-        return self._hot_seats.get(connection)
+        return self._hot_seats.game(connection)
 
     def seats(self, game: GameId) -> Mapping[Player, SeatState]:
+        """Who holds each of ``game``'s seats (``seats.Seat``)."""
         return self._rooms[game].seats
 
     def version(self, game: GameId) -> int:
@@ -316,16 +315,17 @@ class Lobby:
         quietly = going_away and connection in self._versioned and self._away_delay > 0
         self._versioned.discard(connection)
         self._greeted.discard(connection)
-        self._hot_seats.pop(connection, None)
+        self._hot_seats.end(connection)
         member = self._members.pop(connection, None)
         if member is None:
             return
         room = member.room
+        self._settle_clock(room, now, outbox)  # a flag that fell came first
         del room.members[connection]
         if member.role is Role.SPECTATOR:
-            room.spectators -= 1
-            self._count_watchers(room, now, outbox)
+            self._tell(room, room.watchers.left((connection,), now), outbox)
         else:
+            room.watchers.forget(connection)
             player = _PLAYER_OF_ROLE[member.role]
             request = SeatRequest(now=now, quietly=quietly)
             self._change_seat(room, player, SeatInput.DROP, request, outbox)
@@ -347,13 +347,13 @@ class Lobby:
         # A game's deadline is cancelled when it is forgotten: every game due is in play.
         for game in self._timers.pop_due(now):
             room = self._rooms[game]
-            self._flag_if_due(room, now, outbox)
+            self._settle_clock(room, now, outbox)
             for player, seat in room.seats.items():
                 tell_at = self._tell_at(seat)
                 if tell_at is not None and tell_at <= now:
                     request = SeatRequest(now=now)
                     self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
-            self._count_watchers(room, now, outbox)
+            self._tell(room, room.watchers.due(now), outbox)
             if room.forget_at is not None:
                 self._schedule_forget(room, now, outbox)
             else:
@@ -376,8 +376,9 @@ class Lobby:
         flag_at = room.match.deadline
         if flag_at is not None:
             deadlines.append(flag_at)
-        if room.spectators != room.watchers_told:
-            deadlines.append(room.watchers_told_at + self._watchers_interval)
+        watchers_at = room.watchers.deadline
+        if watchers_at is not None:
+            deadlines.append(watchers_at)
         self._timers.cancel(room.id)
         if deadlines:
             self._timers.schedule(room.id, min(deadlines))
@@ -432,7 +433,13 @@ class Lobby:
         # Every secret first: a factory that fails leaves nothing half made.
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         match = Match(control=control, offer_interval=self._offer_interval)
-        room = _Room(id=GameId(self._next_id), join_key=join_key, watch_key=watch_key, match=match)
+        room = _Room(
+            id=GameId(self._next_id),
+            join_key=join_key,
+            watch_key=watch_key,
+            match=match,
+            watchers=SpectatorCount(self._watchers_interval),
+        )
         self._next_id += 1
         self._store.create(room.id)
         self._store.add_secret(_digest(room.join_key), room.id, Credential.JOIN)
@@ -455,6 +462,7 @@ class Lobby:
         self, arrival: _Arrival, room: _Room, player: Player, token: str, outbox: Outbox
     ) -> None:
         connection = arrival.connection
+        self._settle_clock(room, arrival.now, outbox)
         digest = _digest(token)
         request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.TAKE, request)
@@ -479,6 +487,7 @@ class Lobby:
         if room is None:
             self.refuse(arrival.connection, GAME_NOT_FOUND, outbox)
             return
+        self._settle_clock(room, arrival.now, outbox)
         if arrival.profile is Profile.VERSIONED:
             outbox.send(arrival.connection, Watching(v=room.version, control=room.match.control))
         self._catch_up(arrival, room, outbox)
@@ -494,6 +503,7 @@ class Lobby:
         if player is None or room is None:
             self.refuse(connection, UNKNOWN_TOKEN, outbox)
             return
+        self._settle_clock(room, arrival.now, outbox)
         request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.RESUME, request)
         if isinstance(change, Refusal):  # pragma: no cover - a found token is the seat's
@@ -509,40 +519,25 @@ class Lobby:
         if displaced is not None:
             del self._members[displaced]
             del room.members[displaced]
+            room.watchers.forget(displaced)
             outbox.disconnect(
                 displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
             )
             outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
-        self._enter(arrival, room, _ROLE_OF_PLAYER[player], outbox)
+        self._enter(arrival, room, _ROLE_OF_PLAYER[player], outbox, returning=True)
         self._apply_seat_change(room, player, change, outbox, arrival.now)
         outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
 
     def _play(self, connection: ConnectionId, column: int, outbox: Outbox, now: float) -> None:
-        if connection in self._hot_seats or (
-            connection not in self._members and connection not in self._greeted
-        ):
-            self._play_hot_seat(connection, column, outbox)
+        member = self._members.get(connection)
+        if member is not None:
+            self._act_as(member, connection, Action.MOVE, outbox, now, column)
+        elif connection in self._hot_seats or connection not in self._greeted:
+            # A ``play`` before any ``init``: the tutorial's part 1, a game on one device.
+            for message in self._hot_seats.play(connection, column):
+                outbox.send(connection, message)
         else:
-            self._act(connection, Action.MOVE, outbox, now, column)
-
-    def _play_hot_seat(self, connection: ConnectionId, column: int, outbox: Outbox) -> None:
-        """The websockets tutorial's part 1: a connection that never sent ``init`` plays both
-        colours of a game of its own, red first, and hears only ``play``, ``win``, ``draw``
-        and ``error``, as its page expects."""
-        game = self._hot_seats.get(connection)
-        if game is None:
-            game = self._hot_seats[connection] = Game()
-        result = game.play(game.turn, column)
-        if isinstance(result, IllegalMove):
-            outbox.send(connection, Error(message=result.reason))
-            return
-        outbox.send(connection, Played(player=result.player, column=result.column, row=result.row))
-        if game.ending is not None:
-            winner = game.winner
-            outbox.send(
-                connection,
-                Draw() if winner is None else Win(player=winner, cells=game.winning_cells),
-            )
+            self.refuse(connection, INIT_FIRST, outbox)  # its ``init`` was refused
 
     def _act(
         self,
@@ -552,19 +547,29 @@ class Lobby:
         now: float,
         column: int = -1,
     ) -> None:
-        """A player's move, claim, resignation, offer or answer, as the match rules."""
+        """A player's claim, resignation, offer or answer, as the match rules."""
         member = self._members.get(connection)
         if member is None:
             refusal = HOT_SEAT if connection in self._hot_seats else INIT_FIRST
             self.refuse(connection, refusal, outbox)
-            return
+        else:
+            self._act_as(member, connection, action, outbox, now)
+
+    def _act_as(
+        self,
+        member: _Member,
+        connection: ConnectionId,
+        action: Action,
+        outbox: Outbox,
+        now: float,
+        column: int = -1,
+    ) -> None:
         role = member.role
         if role is Role.SPECTATOR:
             self.refuse(connection, _SPECTATOR_REFUSALS.get(action, SPECTATORS_CANNOT_ACT), outbox)
             return
         room, player = member.room, _PLAYER_OF_ROLE[role]
-        if room.match.clock is not None:
-            self._flag_if_due(room, now, outbox)  # a clock that ran out is settled first
+        self._settle_clock(room, now, outbox)  # a clock that ran out is settled first
         seat_refusal = None
         if action is Action.CLAIM:
             seat_refusal = self._claim_refusal(room, player, now)
@@ -591,26 +596,27 @@ class Lobby:
             return
         for event in events:
             self._append(room, event, outbox)
-            if type(event) is GameOver:
-                game = room.match.game
-                outbox.report(
-                    GameEnded(
-                        game=room.id,
-                        winner=event.winner,
-                        moves=len(game.moves),
-                        reason=event.ending,
-                    )
+        last = events[-1] if events else None  # an ending or a rematch is always the last
+        if type(last) is GameOver:
+            game = room.match.game
+            outbox.report(
+                GameEnded(
+                    game=room.id, winner=last.winner, moves=len(game.moves), reason=last.ending
                 )
-            elif type(event) is RematchStarted:
-                self._start_rematch(room, event.round, request.now, outbox)
+            )
+        elif type(last) is RematchStarted:
+            self._start_rematch(room, last.round, request.now, outbox)
         if room.match.clock is not None:
             # Only a clock's deadline moves with the match: a flag comes at another time.
             self._reschedule(room)
 
-    def _flag_if_due(self, room: _Room, now: float, outbox: Outbox) -> None:
+    def _settle_clock(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """A clock that ran out by ``now`` loses its player the game before anything else
+        happens in it (the timer may not have run yet: ``advance`` may come later)."""
         match = room.match
-        if match.flag_due(now):
-            running = match.clock.running if match.clock is not None else None
+        clock = match.clock
+        if clock is not None and match.flag_due(now):
+            running = clock.running
             assert running is not None
             self._apply(room, Action.FLAG, MatchRequest(player=running, now=now), outbox)
 
@@ -636,13 +642,17 @@ class Lobby:
         offer = room.match.offer
         accepting = offer is not None and offer[1] is opponent  # offering back accepts, too
         if accepting and type(room.seats[opponent]) is not Held:
-            # Its maker is reconnecting (quietly): it must get its new seat's token.
+            # Its maker is reconnecting (quietly): the next game waits for it to be here.
             return opponent_reconnecting(opponent.value.capitalize())
         return None
 
-    def _start_rematch(self, room: _Room, round: int, now: float, outbox: Outbox) -> None:
-        """The next game of the match: the colours swap, and each seat gets a new token.
+    def _start_rematch(self, room: _Room, number: int, now: float, outbox: Outbox) -> None:
+        """The next game of the match: the colours swap; each seat is new, and its token is
+        its new holder's old one, now leading to the other colour.
 
+        The token stays with its person, not with the colour: a page that reloads as the
+        rematch begins (its ``seat`` lost in flight) still comes back, to its new colour. Each
+        player is told its colour in a ``seat`` without a token (keep the one you have).
         Spectators stay: the game they watch is the next one. A member of the tutorial's
         protocol cannot tell one game from the next, so it is let go (its page shows the
         result it has).
@@ -650,28 +660,20 @@ class Lobby:
         red, yellow = room.seats[Player.RED], room.seats[Player.YELLOW]
         assert type(red) is Held
         assert type(yellow) is Held
-        tokens = {Player.RED: self._new_key(), Player.YELLOW: self._new_key()}
-        for seat in (red, yellow):
-            self._store.drop_secret(seat.token)
-        holders = {Player.RED: yellow.connection, Player.YELLOW: red.connection}
         control = room.match.control
-        for player, connection in holders.items():
-            digest = _digest(tokens[player])
-            self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
-            room.seats[player] = Held(connection=connection, token=digest)
-            self._members[connection].role = _ROLE_OF_PLAYER[player]
-            outbox.send(
-                connection,
-                Seat(player=player, token=tokens[player], v=room.version, control=control),
-            )
-        for connection, profile in list(room.members.items()):
-            if profile is Profile.TUTORIAL:
-                del room.members[connection]
-                del self._members[connection]
-                room.spectators -= 1
-                outbox.disconnect(connection, 1000, "The game is over.")
-        self._count_watchers(room, now, outbox)
-        outbox.report(RematchBegun(game=room.id, round=round))
+        for player, seat in ((Player.RED, yellow), (Player.YELLOW, red)):
+            self._store.drop_secret(seat.token)
+            self._store.add_secret(seat.token, room.id, _SEAT_CREDENTIAL[player])
+            room.seats[player] = seat
+            self._members[seat.connection].role = _ROLE_OF_PLAYER[player]
+            outbox.send(seat.connection, Seat(player=player, v=room.version, control=control))
+        let_go = [c for c, profile in room.members.items() if profile is Profile.TUTORIAL]
+        for connection in let_go:
+            del room.members[connection]
+            del self._members[connection]
+            outbox.disconnect(connection, 1000, "The game is over.")
+        self._tell(room, room.watchers.left(let_go, now), outbox)
+        outbox.report(RematchBegun(game=room.id, round=number))
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -698,7 +700,15 @@ class Lobby:
             assert message is not None  # the versioned protocol sees every event
             outbox.send(arrival.connection, message)
 
-    def _enter(self, arrival: _Arrival, room: _Room, role: Role, outbox: Outbox) -> None:
+    def _enter(
+        self,
+        arrival: _Arrival,
+        room: _Room,
+        role: Role,
+        outbox: Outbox,
+        *,
+        returning: bool = False,
+    ) -> None:
         connection = arrival.connection
         self._members[connection] = _Member(room, role)
         room.members[connection] = arrival.profile
@@ -708,37 +718,25 @@ class Lobby:
             clocks = room.match.clocks(arrival.now)
             if clocks is not None and clocks.running is not None:
                 outbox.send(connection, ClockNow(clock=clocks))
-            if room.spectators and role is not Role.SPECTATOR:
-                outbox.send(connection, Watchers(count=room.spectators))
+            if role is not Role.SPECTATOR and (returning or room.watchers.count):
+                # A page that comes back may hold an older count; a new one holds 0.
+                self._tell(room, room.watchers.newcomer(connection), outbox)
         if role is Role.SPECTATOR:
-            room.spectators += 1
-            self._count_watchers(room, arrival.now, outbox, newcomer=connection)
+            versioned = arrival.profile is Profile.VERSIONED
+            telling = room.watchers.arrived(connection if versioned else None, arrival.now)
+            self._tell(room, telling, outbox)
         if room.forget_at is not None:
             room.forget_at = None  # somebody is here: the game is not forgotten
             self._reschedule(room)
 
-    def _count_watchers(
-        self,
-        room: _Room,
-        now: float,
-        outbox: Outbox,
-        newcomer: ConnectionId | None = None,
-    ) -> None:
-        """Tell everyone how many watch, at most once per ``watchers_interval`` whatever the
-        churn: a change within it is told when it ends (a spectator who comes and goes
-        meanwhile changes nothing). A newcomer is told at once, in any case."""
-        count = room.spectators
-        if count == room.watchers_told:
-            if newcomer is not None and room.members[newcomer] is Profile.VERSIONED:
-                outbox.send(newcomer, Watchers(count=count))
-            return
-        if now >= room.watchers_told_at + self._watchers_interval:
-            room.watchers_told = count
-            room.watchers_told_at = now
-            outbox.announce(room.id, Watchers(count=count))
-        else:
-            if newcomer is not None and room.members[newcomer] is Profile.VERSIONED:
-                outbox.send(newcomer, Watchers(count=count))
+    def _tell(self, room: _Room, telling: Telling, outbox: Outbox) -> None:
+        """Tell the spectator count as ``telling`` says; wake when it is due again."""
+        message = Watchers(count=telling.count)
+        if telling.everyone:
+            outbox.announce(room.id, message)
+        for connection in telling.privately:
+            outbox.send(connection, message)
+        if room.watchers.deadline is not None:
             self._reschedule(room)
 
     def _change_seat(

@@ -61,6 +61,8 @@ class Phase(enum.Enum):
     #: After the game, a rematch offer waits for the other player's answer.
     REMATCH_OFFERED = "rematch_offered"
 
+    # Enum.__hash__ is a Python function; members are singletons, so identity is equivalent
+    # (and cheaper: (phase, action) pairs key the table on every move).
     __hash__ = object.__hash__
 
 
@@ -82,7 +84,7 @@ class Action(enum.Enum):
     FLAG = "flag"
     LEAVE = "leave"
 
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # as for ``Phase``
 
 
 #: What players ask for: every (phase, action) pair of these is allowed or refused.
@@ -236,6 +238,8 @@ def _move(match: Match, request: MatchRequest) -> Step | Refusal:
         phase = Phase.PLAYING
     clock = match.clock
     if clock is None:
+        if not events and game.ending is None:
+            return Step((result,), phase)  # the common move: nothing else to say
         events.append(result)
     else:
         clock.moved(player, now)
@@ -350,16 +354,17 @@ def _decline_rematch(match: Match, request: MatchRequest) -> Step | Refusal:
 def _maker_left(match: Match, request: MatchRequest) -> Step:
     player = request.player
     if player is not match.offer_by:
-        return Step(phase=match.phase)  # the other player's absence withdraws nothing
+        return Step()  # the other player's absence withdraws nothing
     match.offer_by = None
-    return Step((OfferWithdrawn(offer=OfferKind.REMATCH, player=player),))
+    return Step((OfferWithdrawn(offer=OfferKind.REMATCH, player=player),), Phase.OVER)
 
 
 def _nothing(match: Match, request: MatchRequest) -> Step:
     return Step()
 
 
-_W, _P, _D, _O, _R = Phase
+_W, _P, _D = Phase.WAITING, Phase.PLAYING, Phase.DRAW_OFFERED
+_O, _R = Phase.OVER, Phase.REMATCH_OFFERED
 _A = Action
 
 _TRANSITIONS: dict[tuple[Phase, Action], tuple[_Handler, Phase]] = {
@@ -395,8 +400,8 @@ _TRANSITIONS: dict[tuple[Phase, Action], tuple[_Handler, Phase]] = {
     (_R, _A.OFFER_REMATCH): (_offer_rematch_back, _P),
     (_R, _A.ACCEPT_REMATCH): (_accept_rematch, _P),
     (_R, _A.DECLINE_REMATCH): (_decline_rematch, _O),
-    # A rematch offer lapses when its maker leaves.
-    (_R, _A.LEAVE): (_maker_left, _O),
+    # A rematch offer lapses when its maker leaves (then the phase is over again).
+    (_R, _A.LEAVE): (_maker_left, _R),
 }
 
 

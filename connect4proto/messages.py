@@ -139,11 +139,12 @@ class GameKeys(_Message, frozen=True, tag="init"):
 
 class Seat(_Message, frozen=True, tag="seat"):
     """Sent to whoever takes or takes back a seat: its colour, its token (keep it secret),
-    and ``v``, the version the catch-up that follows reaches: later events are live."""
+    and ``v``, the version the catch-up that follows reaches: later events are live. At a
+    rematch, the new colour alone: the token stays."""
 
     player: Player
-    token: str
     v: int
+    token: str | None = None
     control: TimeControl | None = None
 
 

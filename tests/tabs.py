@@ -43,7 +43,8 @@ class Tab:
             if kind == "seat":
                 # The version its catch-up reaches: nothing is applied beyond it yet.
                 assert message["v"] >= self.v or self.applied == [], message
-                self.seat = message
+                # At a rematch, a new colour without a token: the token stays.
+                self.seat = {**(self.seat or {}), **message}
             elif kind == "watching":
                 self.watching = message
             elif kind == "init":

@@ -228,6 +228,7 @@ def test_a_hot_seat_game_refuses_a_full_column_and_ends_in_a_draw() -> None:
 
 
 def test_a_hot_seat_connection_cannot_init_resign_or_claim() -> None:
+    """(An ``init`` is refused as on any connection already in a game.)"""
     network = Network()
     page = network.websocket()
     page.send({"type": "play", "column": 3})
@@ -365,22 +366,25 @@ def finished_game(network: Network) -> tuple[Tab, Tab, Tab]:
     return red, yellow, observer
 
 
-def test_a_rematch_swaps_the_colours_gives_new_tokens_and_the_spectators_follow() -> None:
+def test_a_rematch_swaps_the_colours_and_the_spectators_follow() -> None:
     network = Network()
     red, yellow, observer = finished_game(network)
     assert red.seat is not None
     assert yellow.seat is not None
-    old_tokens = red.seat["token"], yellow.seat["token"]
+    tokens = red.seat["token"], yellow.seat["token"]
     yellow.send("offer", offer="rematch")
     read_all(red, yellow, observer)
     assert red.last == {"type": "offer", "offer": "rematch", "player": "yellow", "v": 11}
     red.send("accept", offer="rematch")
-    read_all(red, yellow, observer)
+    messages = red.read()
+    read_all(yellow, observer)
     assert red.last == yellow.last == observer.last == {"type": "rematch", "round": 2, "v": 12}
-    # Last game's yellow moves first, as red; each seat has a new token.
+    # Last game's yellow moves first, as red; the new colour comes without a token: each
+    # person's token stays theirs, and now leads to the other colour.
+    assert messages[-1] == {"type": "seat", "player": "yellow", "v": 12}
     assert yellow.seat["player"] == "red"
     assert red.seat["player"] == "yellow"
-    assert {red.seat["token"], yellow.seat["token"]}.isdisjoint(old_tokens)
+    assert (red.seat["token"], yellow.seat["token"]) == tokens
     assert RematchBegun(game=1, round=2) in network.events
     red.play(3)  # red is yellow now: not its turn
     red.read()
@@ -389,16 +393,29 @@ def test_a_rematch_swaps_the_colours_gives_new_tokens_and_the_spectators_follow(
     read_all(red, yellow, observer)
     assert observer.last == {"type": "play", "player": "red", "column": 0, "row": 0, "v": 13}
     assert network.server.lobby.game(1).record == "1"
-    # The old tokens lead nowhere; the new ones resume.
-    stale = network.websocket()
-    stale.send({"type": "init", "token": old_tokens[0], "v": 0})
-    assert stale.take()[0]["code"] == "unknown_token"
     red.drop()
     read_all(yellow, observer)
     back = red.resume()
-    assert back[0] == {**red.seat, "v": 14}
+    assert back[0] == {"type": "seat", "player": "yellow", "token": tokens[0], "v": 14}
     observer.read()
     assert log_of(red) == log_of(observer)
+
+
+def test_a_page_that_reloads_as_the_rematch_begins_comes_back_to_its_new_colour() -> None:
+    network = Network()
+    red, yellow, observer = finished_game(network)
+    red.send("offer", offer="rematch")
+    read_all(red, yellow, observer)
+    yellow.send("accept", offer="rematch")
+    lost = red.peer.take()  # they reach a page that is reloading: lost with it
+    assert [m["type"] for m in lost] == ["rematch", "seat"]
+    red.peer.close(1001)
+    red.resume()
+    read_all(yellow, observer)
+    assert red.seat is not None
+    assert red.seat["player"] == "yellow"
+    assert log_of(red) == log_of(observer)
+    assert observer.applied[-1]["type"] == "rematch"  # the reload itself went unseen
 
 
 def test_a_rematch_offer_can_be_declined_and_lapses_when_its_maker_leaves() -> None:
@@ -600,3 +617,29 @@ def test_the_spectator_count_is_told_at_most_once_per_interval() -> None:
     Tab(network, watch="key-2").drop()
     network.advance(2.5)
     assert red.read() == []
+
+
+def test_a_newcomer_told_a_count_the_others_were_not_is_corrected() -> None:
+    network = Network(config=Config(watchers_interval=1.0))
+    red = Tab(network)
+    first = Tab(network, watch="key-2")  # told to everyone at once: 1
+    network.advance(0.5)
+    second = Tab(network, watch="key-2")
+    assert second.watchers == 2  # told at once, alone
+    first.drop()  # back to the 1 everyone else was told
+    network.advance(1.0)
+    second.read()
+    assert second.watchers == 1
+    red.read()
+    assert red.watchers == 1
+    assert network.server.lobby.next_deadline != 1.0  # nothing more to tell
+
+
+def test_a_player_who_comes_back_is_told_the_count_even_when_nobody_watches() -> None:
+    network = Network()
+    _, yellow, observer = new_game(network)
+    assert yellow.watchers == 1
+    yellow.drop()
+    observer.drop()
+    yellow.resume()
+    assert yellow.watchers == 0

@@ -258,9 +258,10 @@ class GameModel:
     running: str | None = None
     running_since: float = 0.0
     left: dict[str, float] = field(default_factory=dict)
-    #: The spectator count last told to everyone, and when.
+    #: The spectator count last told to everyone, and when; newcomers told another since.
     watchers_told: int = 0
     watchers_told_at: float = -math.inf
+    watchers_stale: list[Client] = field(default_factory=list)
     # The scan is slow: cached along with the number of moves it was made for.
     _winner: tuple[int, tuple[str, list[list[int]]] | None] = (0, None)
 
@@ -574,6 +575,8 @@ class CoreMachine(RuleBasedStateMachine):
         game = client.game
         if game is None:
             return
+        if client in game.watchers_stale:
+            game.watchers_stale.remove(client)
         client.moves_when_left = list(game.moves)
         client.game = client.role = None
         if client is game.red:
@@ -811,7 +814,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._expect({client: [self._with_control(game, seat)]})
         self._expect({client: self._catch_up(client, game, since)})
         self._tell_clock(game, client)
-        self._tell_watchers(game, client)
+        self._tell_watchers(game, client, returning=True)
         holder = game.red if player == "red" else game.yellow
         game.forget_at = None
         quiet = False
@@ -874,25 +877,35 @@ class CoreMachine(RuleBasedStateMachine):
         self._publish(game, tutorial, game.with_clock(versioned, self.now))
         self.ended_games.add((game.id, None if winner is None else Player(winner), len(game.moves)))
 
-    def _tell_watchers(self, game: GameModel, client: Client) -> None:
-        """A versioned player who enters a watched game is told how many watch."""
-        if client.versioned and game.spectators:
-            self._expect({client: [{"type": "watchers", "count": len(game.spectators)}]})
+    def _tell_watchers(self, game: GameModel, client: Client, returning: bool = False) -> None:
+        """A versioned player who enters a watched game, or comes back to any, is told how
+        many watch."""
+        if client.versioned and (returning or game.spectators):
+            count = len(game.spectators)
+            if count != game.watchers_told:
+                game.watchers_stale.append(client)
+            self._expect({client: [{"type": "watchers", "count": count}]})
 
     def _count_watchers(self, game: GameModel, newcomer: Client | None = None) -> None:
         """The spectator count changed (or is due): told to every versioned member at most
-        once per interval, to a versioned newcomer at once."""
+        once per interval, to a versioned newcomer at once; a newcomer told another count
+        than the others is told again when the interval ends."""
         count = len(game.spectators)
         message = {"type": "watchers", "count": count}
-        private = newcomer is not None and newcomer.versioned
-        if count != game.watchers_told and (
-            self.now >= game.watchers_told_at + self.config.watchers_interval
-        ):
+        due = self.now >= game.watchers_told_at + self.config.watchers_interval
+        if count != game.watchers_told and due:
             event("spectator count told")
             game.watchers_told, game.watchers_told_at = count, self.now
+            game.watchers_stale = []
             self._expect({c: [message] for c in game.members() if c.versioned})
-        elif private:
-            assert newcomer is not None
+            return
+        if due and game.watchers_stale:
+            event("spectator count corrected for a newcomer")
+            self._expect({c: [message] for c in game.watchers_stale})
+            game.watchers_stale = []
+        if newcomer is not None and newcomer.versioned:
+            if count != game.watchers_told:
+                game.watchers_stale.append(newcomer)
             self._expect({newcomer: [message]})
 
     def _gone_quietly(self, client: Client) -> None:
@@ -1068,15 +1081,15 @@ class CoreMachine(RuleBasedStateMachine):
         game._winner = (0, None)
         if game.control is not None:
             game.start_clock("red", self.now)
-        self.dead_keys += list(game.tokens.values())
-        game.tokens = {"red": self._new_key(), "yellow": self._new_key()}
+        # Each token stays with its person, and leads to the other colour now.
+        game.tokens = {"red": game.tokens["yellow"], "yellow": game.tokens["red"]}
         rematch: dict[str, Any] = {"type": "rematch", "round": game.round}
         self._publish(game, None, game.with_clock(rematch, self.now))
         game.red, game.yellow = yellow, red
         yellow.role, red.role = "red", "yellow"
         for player, holder in (("red", yellow), ("yellow", red)):
-            seat = {"type": "seat", "player": player, "token": game.tokens[player]}
-            self._expect({holder: [self._with_control(game, {**seat, "v": len(game.log)})]})
+            seat = {"type": "seat", "player": player, "v": len(game.log)}
+            self._expect({holder: [self._with_control(game, seat)]})
         for spectator in [c for c in game.spectators if not c.versioned]:
             event("a spectator of the tutorial's protocol let go at a rematch")
             game.spectators.remove(spectator)
