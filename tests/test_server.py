@@ -405,7 +405,7 @@ async def test_keys_and_seat_tokens_never_reach_the_logs(
                 assert (await client.receive())["token"] == seat["token"]
             await tab.send({"type": "init", "token": "wrong", "v": 0})
             kinds = [(await tab.receive())["type"] for _ in range(4)]
-            assert kinds == ["away", "watchers", "joined", "error"]  # caught up, then refused
+            assert kinds == ["away", "joined", "watchers", "error"]  # caught up, then refused
     assert "game 1: created" in caplog.text  # the logs do speak of the game
     assert "game 2: red back" in caplog.text
     assert "game 2: red taken over" in caplog.text
