@@ -16,9 +16,10 @@ from tabs import Tab, log_of, new_game, play_moves, read_all
 
 from connect4proto import Config, Ending, GameEnded, LocalProtocolError, Player
 from connect4proto.clock import Bank, Clock, PerMove
-from connect4proto.events import RematchBegun
+from connect4proto.events import ConnectionId, RematchBegun
 from connect4proto.log import OfferKind, OfferWithdrawn
 from connect4proto.match import PLAYER_ACTIONS, Action, Match, MatchRequest, Phase, refusal_for
+from connect4proto.watchers import SpectatorCount, Telling
 
 #: Red wins on its fourth checker in column 3 (the seventh move).
 RED_WINS = [3, 4, 3, 4, 3, 4, 3]
@@ -643,3 +644,17 @@ def test_a_player_who_comes_back_is_told_the_count_even_when_nobody_watches() ->
     observer.drop()
     yellow.resume()
     assert yellow.watchers == 0
+
+
+def test_a_spectator_count_tells_everyone_once_per_interval_and_corrects_newcomers() -> None:
+    count = SpectatorCount(interval=1.0)
+    a, b, c = ConnectionId(1), ConnectionId(2), ConnectionId(3)
+    assert count.arrived(a, 0.0) == Telling(1, everyone=True)
+    assert count.deadline is None
+    assert count.arrived(b, 0.5) == Telling(2, privately=(b,))  # within the interval
+    assert count.deadline == 1.0
+    assert count.arrived(None, 0.6) == Telling(3)  # a tutorial page: counted, never told
+    assert count.left((a, b), 0.7) == Telling(1)  # back to what everyone holds but b
+    assert count.newcomer(c) == Telling(1, privately=(c,))  # told the truth: not stale
+    assert count.due(1.0) == Telling(1)  # b left: nobody to correct
+    assert count.deadline is None
