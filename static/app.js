@@ -1174,15 +1174,18 @@ const handlers = {
     showLinks(state.keys);
   },
 
-  // Our seat, on arrival and after each rematch (a new colour, a new token).
+  // Our seat, on arrival and after each rematch (a new colour, and a new
+  // token that replaces the old one; a seat without a token keeps ours).
   seat(event) {
-    if (!isPlayer(event.player) || typeof event.token !== "string") return;
+    if (!isPlayer(event.player)) return;
+    const token = typeof event.token === "string" ? event.token : state.token;
+    if (typeof token !== "string") return;
     state.role = event.player;
-    state.token = event.token;
+    state.token = token;
     state.control = parseControl(event.control);
     state.inGame = true;
     ui.replacing = false;
-    saveSession({ token: event.token, player: event.player });
+    saveSession({ token, player: event.player });
     expectCatchUpTo(event.v);
   },
 
