@@ -1625,7 +1625,7 @@ def test_a_rematch_swaps_the_colours_both_ways_and_the_spectator_follows(
     table = Table(second, first, spectator)
     table.play(5)
     expect(first.page.locator("#offer")).to_be_hidden()
-    # The new seat's token is the one kept: a reload resumes as yellow of game 2.
+    # What the page keeps leads to its new colour: a reload resumes as yellow of game 2.
     first.page.reload()
     expect(first.page.locator("#status-role")).to_have_text("You are yellow.")
     expect(first.page.locator("#round")).to_have_text("Game 2")
