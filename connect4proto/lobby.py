@@ -167,6 +167,9 @@ class _Room:
     forget_at: float | None = None
     #: How many watch, and what the members were told of it.
     watchers: SpectatorCount
+    #: The creator's colour: red, then swapped at each rematch. Its page shows the invite
+    #: links, so it is given the keys again when it comes back.
+    creator: Player = Player.RED
 
 
 @dataclass(slots=True)
@@ -509,7 +512,7 @@ class Lobby:
         if isinstance(change, Refusal):  # pragma: no cover - a found token is the seat's
             self.refuse(connection, change, outbox)
             return
-        if player is Player.RED:
+        if player is room.creator:
             # The creator's page shows the invite links: a reloaded page needs them again.
             outbox.send(connection, GameKeys(join=room.join_key, watch=room.watch_key))
         control = room.match.control
@@ -667,6 +670,7 @@ class Lobby:
             room.seats[player] = seat
             self._members[seat.connection].role = _ROLE_OF_PLAYER[player]
             outbox.send(seat.connection, Seat(player=player, v=room.version, control=control))
+        room.creator = _OPPONENT[room.creator]
         let_go = [c for c, profile in room.members.items() if profile is Profile.TUTORIAL]
         for connection in let_go:
             del room.members[connection]

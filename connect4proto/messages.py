@@ -177,6 +177,8 @@ class Win(_Message, frozen=True, tag="win"):
     cells: tuple[tuple[int, int], ...]
     reason: str | None = None
     record: str | None = None
+    #: Who ended it off the board: resigned, ran out of time, claimed.
+    by: Player | None = None
     clock: Clocks | None = None
     v: int | None = None
 
@@ -186,6 +188,8 @@ class Draw(_Message, frozen=True, tag="draw"):
 
     reason: str | None = None
     record: str | None = None
+    #: Who accepted the draw offer.
+    by: Player | None = None
     clock: Clocks | None = None
     v: int | None = None
 

@@ -120,14 +120,16 @@ def _result(event: GameOver, versioned: bool, v: int | None) -> ServerMessage:
             assert by is not None
             return Error(message=f"{by.value.capitalize()} aborted the game.")
         return Draw()
-    reason, record, clock = ending.value, event.record, event.clock
+    reason, record, clock, by = ending.value, event.record, event.clock, event.by
     if winner is not None:
-        return Win(player=winner, cells=event.cells, reason=reason, record=record, clock=clock, v=v)
+        cells = event.cells
+        return Win(
+            player=winner, cells=cells, reason=reason, record=record, by=by, clock=clock, v=v
+        )
     if ending is Ending.ABORTED:
-        by = event.by
         assert by is not None
         return Aborted(player=by, record=record, clock=clock, v=v)
-    return Draw(reason=reason, record=record, clock=clock, v=v)
+    return Draw(reason=reason, record=record, by=by, clock=clock, v=v)
 
 
 def snapshot(

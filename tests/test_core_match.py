@@ -265,6 +265,7 @@ def test_resigning_gives_the_opponent_the_win_with_the_record() -> None:
     yellow.send("resign")
     read_all(red, yellow, observer)
     end = {"type": "win", "player": "red", "cells": [], "reason": "resign", "record": "453"}
+    end["by"] = "yellow"  # who resigned
     assert red.last == yellow.last == observer.last == {**end, "v": 6}
     assert GameEnded(game=1, winner=Player.RED, moves=3, reason=Ending.RESIGNATION) in (
         network.events
@@ -315,7 +316,7 @@ def test_a_draw_offer_accepted_ends_the_game_as_agreed() -> None:
     yellow.send("accept", offer="draw")
     read_all(red, yellow, observer)
     assert red.last == observer.last == {
-        "type": "draw", "reason": "agreed", "record": "45", "v": 6
+        "type": "draw", "reason": "agreed", "record": "45", "by": "yellow", "v": 6
     }  # fmt: skip
     assert GameEnded(game=1, winner=None, moves=2, reason=Ending.AGREED) in network.events
 
@@ -397,7 +398,9 @@ def test_a_rematch_swaps_the_colours_and_the_spectators_follow() -> None:
     red.drop()
     read_all(yellow, observer)
     back = red.resume()
-    assert back[0] == {"type": "seat", "player": "yellow", "token": tokens[0], "v": 14}
+    # The creator's page gets the invite links back, whatever its colour now.
+    assert back[0] == {"type": "init", "join": "key-1", "watch": "key-2"}
+    assert back[1] == {"type": "seat", "player": "yellow", "token": tokens[0], "v": 14}
     observer.read()
     assert log_of(red) == log_of(observer)
 
@@ -535,7 +538,7 @@ def test_a_player_whose_time_runs_out_loses_even_while_away() -> None:
     read_all(red, observer)
     assert observer.last == {
         "type": "win", "player": "red", "cells": [], "reason": "time", "record": "4",
-        "clock": clocked(20000, 0, None), "v": 5,
+        "by": "yellow", "clock": clocked(20000, 0, None), "v": 5,
     }  # fmt: skip
     assert GameEnded(game=1, winner=Player.RED, moves=1, reason=Ending.TIME) in network.events
 

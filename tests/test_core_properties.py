@@ -253,6 +253,8 @@ class GameModel:
     offer: tuple[str, str] | None = None
     offered_at: dict[tuple[str, str], float] = field(default_factory=dict)
     round: int = 1
+    #: The creator's colour (swapped at each rematch): its page is given the keys again.
+    creator: str = "red"
     #: A timed game's seconds per move; whose clock runs, since when; each one's time left.
     control: int | None = None
     running: str | None = None
@@ -439,6 +441,8 @@ class CoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.network = Network(config=TIMERS)
+        #: Clients whose connection the server ends in this tick, before its game timers run.
+        self.dropping: set[Client] = set()
         self.server = self.network.server
         self.config = self.server.config
         self.now = 0.0
@@ -460,7 +464,8 @@ class CoreMachine(RuleBasedStateMachine):
 
     def _expect(self, messages: dict[Client, list[Any]]) -> None:
         for client, more in messages.items():
-            self.expected.setdefault(client, []).extend(more)
+            if client not in self.dropping:
+                self.expected.setdefault(client, []).extend(more)
 
     def _new_client(self, peer: WebSocketPeer | HttpPeer) -> Client:
         self.numbers += 1
@@ -654,6 +659,9 @@ class CoreMachine(RuleBasedStateMachine):
             elif now >= client.since + config.ping_interval:
                 pinged.append(client)
         self.network.advance(now)
+        # The server ends the connections whose timers ran out first, then runs the games'
+        # timers: what those tell reaches everyone but them.
+        self.dropping = {client for client, _ in due}
         for game in self.games.values():
             running = game.running
             if running is not None and now >= game.running_since + game.left[running]:
@@ -675,6 +683,7 @@ class CoreMachine(RuleBasedStateMachine):
             if game.forget_at is not None and now >= game.forget_at:
                 event("timer: a game nobody came back to forgotten")
                 self._forget(game)
+        self.dropping = set()
         for client, why in due:
             event(f"timer: {why}")
             self._gone(client)
@@ -808,7 +817,7 @@ class CoreMachine(RuleBasedStateMachine):
             self._refuse(client, UNKNOWN_TOKEN)
             return
         ((game, player),) = found
-        if player == "red":
+        if player == game.creator:
             self._expect({client: [{"type": "init", "join": game.join, "watch": game.watch}]})
         seat = {"type": "seat", "player": player, "token": token, "v": len(game.log)}
         self._expect({client: [self._with_control(game, seat)]})
@@ -870,10 +879,10 @@ class CoreMachine(RuleBasedStateMachine):
             versioned = {"type": "aborted", "player": by, "record": record}
         elif winner is None:
             tutorial = {"type": "draw"}
-            versioned = {"type": "draw", "reason": reason, "record": record}
+            versioned = {"type": "draw", "reason": reason, "record": record, "by": by}
         else:
             tutorial = {"type": "win", "player": winner, "cells": []}
-            versioned = {**tutorial, "reason": reason, "record": record}
+            versioned = {**tutorial, "reason": reason, "record": record, "by": by}
         self._publish(game, tutorial, game.with_clock(versioned, self.now))
         self.ended_games.add((game.id, None if winner is None else Player(winner), len(game.moves)))
 
@@ -1087,6 +1096,7 @@ class CoreMachine(RuleBasedStateMachine):
         self._publish(game, None, game.with_clock(rematch, self.now))
         game.red, game.yellow = yellow, red
         yellow.role, red.role = "red", "yellow"
+        game.creator = "yellow" if game.creator == "red" else "red"
         for player, holder in (("red", yellow), ("yellow", red)):
             seat = {"type": "seat", "player": player, "v": len(game.log)}
             self._expect({holder: [self._with_control(game, seat)]})

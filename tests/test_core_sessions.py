@@ -410,6 +410,7 @@ def test_the_claim_is_refused_before_the_grace_period_and_accepted_after_it() ->
     red.peer.send({"type": "claim"})
     read_all(red, observer)
     end = {"type": "win", "player": "red", "cells": [], "reason": "claim", "record": "45"}
+    end["by"] = "red"  # who claimed
     end["v"] = observer.v
     assert red.applied[-1] == observer.applied[-1] == end
     assert GameEnded(game=1, winner=Player.RED, moves=2, reason=Ending.CLAIM) in network.events
@@ -709,7 +710,15 @@ def test_a_page_that_went_away_and_did_not_come_back_is_told_after_the_delay() -
     assert red.applied[-1]["reason"] == "claim"
     yellow.resume()
     assert log_of(yellow)[-2:] == [
-        {"type": "win", "player": "red", "cells": [], "reason": "claim", "record": "", "v": 4},
+        {
+            "type": "win",
+            "player": "red",
+            "cells": [],
+            "reason": "claim",
+            "record": "",
+            "by": "red",
+            "v": 4,
+        },
         {"type": "joined", "player": "yellow", "v": 5},
     ]
 
