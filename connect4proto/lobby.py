@@ -542,14 +542,7 @@ class Lobby:
         else:
             self.refuse(connection, INIT_FIRST, outbox)  # its ``init`` was refused
 
-    def _act(
-        self,
-        connection: ConnectionId,
-        action: Action,
-        outbox: Outbox,
-        now: float,
-        column: int = -1,
-    ) -> None:
+    def _act(self, connection: ConnectionId, action: Action, outbox: Outbox, now: float) -> None:
         """A player's claim, resignation, offer or answer, as the match rules."""
         member = self._members.get(connection)
         if member is None:
