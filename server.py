@@ -22,6 +22,7 @@ import errno
 import heapq
 import logging
 import os
+import random
 import resource
 import secrets
 import select
@@ -34,6 +35,7 @@ from pathlib import Path
 import trio
 
 from connect4proto import (
+    ComputeMove,
     Config,
     ConnectionEnded,
     ConnectionId,
@@ -51,6 +53,8 @@ from connect4proto import (
     Site,
     SpectatorJoined,
 )
+from connect4proto.solver import position_from_moves
+from connect4proto.solver.bots import Level, choose
 
 log = logging.getLogger("connect4proto")
 
@@ -146,6 +150,11 @@ class Driver:
         self._now = 0.0
         self._all_closed = trio.Event()
         self._all_closed.set()
+        # The computer thinks in a worker thread, one search at a time (a search holds the
+        # GIL in pure Python; two would only share it), while the pump goes on serving.
+        self._thinkers: trio.Nursery | None = None
+        self._thinking = trio.CapacityLimiter(1)
+        self._random = random.Random()
 
     @property
     def open_connections(self) -> int:
@@ -221,7 +230,12 @@ class Driver:
     # -- the pump -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Pump every socket until cancelled: the driver's only long-lived task."""
+        """Pump every socket until cancelled: the driver's only long-lived task (beside the
+        computer's moves, worked out in a thread each)."""
+        async with trio.open_nursery() as self._thinkers:
+            await self._pump()
+
+    async def _pump(self) -> None:
         epoll = self._epoll
         while True:
             ready = epoll.poll(0, MAX_EVENTS)
@@ -376,7 +390,20 @@ class Driver:
             self._close_link(link)
         for event in output.events:
             _log_event(event)
+        if output.compute:
+            assert self._thinkers is not None  # the core asks only while the pump runs
+            for request in output.compute:
+                self._thinkers.start_soon(self._think, request)
         self._settle()
+
+    async def _think(self, request: ComputeMove) -> None:
+        """Work out the computer's move in a thread, then hand it to the core."""
+        seed = self._random.getrandbits(64)
+        async with self._thinking:
+            column = await trio.to_thread.run_sync(_computer_move, request, seed)
+        self._now = max(self._now, trio.current_time())
+        self._apply(self.core.computed(request, column, self._now))
+        self._poke()  # the deadlines may have moved
 
     def _settle(self) -> None:
         """Deal with the sockets that failed or overflowed while output was being written."""
@@ -550,6 +577,12 @@ class Driver:
         self._epoll.close()
 
 
+def _computer_move(request: ComputeMove, seed: int) -> int:
+    """The computer's column for ``request`` (runs in a worker thread)."""
+    position = position_from_moves(request.record)
+    return choose(position, Level(request.level), random.Random(seed))
+
+
 def _log_event(event: Event) -> None:
     if isinstance(event, GameCreated):
         log.info("game %d: created by connection %d", event.game, event.connection)
@@ -719,6 +752,7 @@ LIMIT_FLAGS = {
     "away_delay": "seconds before a page that closed with 1001 (a reload) is announced as away",
     "offer_interval": "seconds before a player may make the same offer (draw, rematch) again",
     "watchers_interval": "least seconds between two spectator counts told to a game",
+    "bot_delay": "seconds the computer waits before it plays (a natural pause)",
     "max_log_events": "events of a game's log kept for resuming (a snapshot beyond)",
 }
 

@@ -8,6 +8,7 @@ from .config import Config
 from .core import Application, GameServer, Output, Replies
 from .errors import LocalProtocolError
 from .events import (
+    ComputeMove,
     ConnectionEnded,
     ConnectionId,
     Event,
@@ -32,6 +33,7 @@ __all__ = [
     "RECONNECTING",
     "SEAT_REPLACED",
     "Application",
+    "ComputeMove",
     "Config",
     "ConnectionEnded",
     "ConnectionId",

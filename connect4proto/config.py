@@ -62,6 +62,8 @@ class Config:
     #: The least time between two spectator counts told to a game, in seconds: a crowd
     #: coming and going costs one message per second per game, not one per arrival.
     watchers_interval: float = 1.0
+    #: Seconds the computer waits before it plays (a natural pause; 0 in tests).
+    bot_delay: float = 0.5
 
     def __post_init__(self) -> None:
         for name in (
@@ -89,9 +91,10 @@ class Config:
             value = getattr(self, name)
             if type(value) not in (int, float) or not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        delay = self.away_delay
-        if type(delay) not in (int, float) or not 0 <= delay < float("inf"):
-            raise ValueError(f"away_delay must be a number of seconds, 0 or more, not {delay!r}")
+        for name in ("away_delay", "bot_delay"):
+            delay = getattr(self, name)
+            if type(delay) not in (int, float) or not 0 <= delay < float("inf"):
+                raise ValueError(f"{name} must be a number of seconds, 0 or more, not {delay!r}")
         origins = self.allowed_origins
         if type(origins) is not tuple or not all(
             type(origin) is str and origin for origin in origins

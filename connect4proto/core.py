@@ -17,7 +17,7 @@ from wsproto.frame_protocol import CloseReason, FrameProtocol
 from .config import Config
 from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
-from .events import ConnectionEnded, ConnectionId, Event, GameId
+from .events import ComputeMove, ConnectionEnded, ConnectionId, Event, GameId
 from .lobby import RECONNECTING, Lobby
 from .log import Logged
 from .messages import (
@@ -50,6 +50,9 @@ class Output(msgspec.Struct, frozen=True, kw_only=True):
     data: Mapping[ConnectionId, bytes]
     close: frozenset[ConnectionId]
     events: tuple[Event, ...]
+    #: The computer's moves to work out, off the event loop: give each answer to
+    #: ``GameServer.computed``.
+    compute: tuple[ComputeMove, ...] = ()
 
 
 _NOTHING = Output(data={}, close=frozenset(), events=())
@@ -79,7 +82,16 @@ class _Batch:
     """The ``Outbox`` of one call: frames each event once per profile, remembers who got
     something."""
 
-    __slots__ = ("_connections", "_framer", "_grace", "_lobby", "events", "now", "touched")
+    __slots__ = (
+        "_connections",
+        "_framer",
+        "_grace",
+        "_lobby",
+        "computing",
+        "events",
+        "now",
+        "touched",
+    )
 
     def __init__(
         self,
@@ -96,6 +108,7 @@ class _Batch:
         self.now = now
         self.touched: dict[ConnectionId, None] = {}
         self.events: list[Event] = []
+        self.computing: list[ComputeMove] = []
 
     def _frame(self, message: ServerMessage) -> bytes:
         # Messages of the tutorial's protocol come from a small, fixed set: framed once per
@@ -168,6 +181,9 @@ class _Batch:
     def report(self, event: Event) -> None:
         self.events.append(event)
 
+    def compute(self, request: ComputeMove) -> None:
+        self.computing.append(request)
+
 
 class GameServer:
     """Connect Four for any number of connections, from raw bytes to raw bytes.
@@ -197,6 +213,7 @@ class GameServer:
             away_delay=config.away_delay,
             offer_interval=config.offer_interval,
             watchers_interval=config.watchers_interval,
+            bot_delay=config.bot_delay,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application
@@ -335,6 +352,14 @@ class GameServer:
         client.too_slow()
         return self._finish_one(connection)
 
+    def computed(self, request: ComputeMove, column: int, now: float) -> Output:
+        """The computer's move for ``request`` (from ``Output.compute``), worked out by the
+        driver: played if the game is still where it was asked at, else dropped."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.computed(request, column, now, batch)
+        return self._finish(batch)
+
     def shutdown(self, now: float) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
         self._tick(now)
@@ -387,8 +412,9 @@ class GameServer:
             if queued:  # this runs once per recipient of every broadcast: kept inline
                 client.queued = []
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
+        compute = tuple(batch.computing)
         if not ended:
-            return Output(data=data, close=_NOBODY, events=tuple(batch.events))
+            return Output(data=data, close=_NOBODY, events=tuple(batch.events), compute=compute)
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:
             self._timers.cancel(connection)
@@ -398,7 +424,7 @@ class GameServer:
                 batch.events.append(
                     ConnectionEnded(connection=connection, reason=reason, fault=client.close_fault)
                 )
-        return Output(data=data, close=close, events=tuple(batch.events))
+        return Output(data=data, close=close, events=tuple(batch.events), compute=compute)
 
 
 #: Close codes of a page that is most likely back at once: 1001, its page goes away (a

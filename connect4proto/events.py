@@ -13,6 +13,7 @@ from typing import NewType, TypeAlias
 from .game import Ending, Player
 
 __all__ = [
+    "ComputeMove",
     "ConnectionEnded",
     "ConnectionId",
     "Event",
@@ -97,6 +98,19 @@ class RematchBegun:
 
     game: GameId
     round: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputeMove:
+    """An intent, not an event: game ``game`` at version ``version`` needs the computer's
+    move at ``level`` (``solver.bots.Level``'s value), in the position ``record`` (the
+    columns played, digits 1-7). Compute it off the event loop and give the column to
+    ``GameServer.computed``; an answer for a game that moved on meanwhile is dropped."""
+
+    game: GameId
+    version: int
+    level: str
+    record: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -144,6 +144,10 @@ class Game:
     def is_over(self) -> bool:
         return self._ending is not None
 
+    def can_play(self, column: int) -> bool:
+        """Whether ``column`` (0-6) still has room."""
+        return 0 <= column < COLUMNS and self._heights[column] - column * _HEIGHT < ROWS
+
     def end(self, winner: Player | None, ending: Ending) -> None:
         """End the game off the board: a claim, a resignation, an agreed draw, a flag, an abort.
 

@@ -19,6 +19,7 @@ from typing import Protocol
 from .clock import TimeControl
 from .errors import LocalProtocolError
 from .events import (
+    ComputeMove,
     ConnectionId,
     Event,
     GameClosed,
@@ -68,7 +69,9 @@ from .messages import (
 from .projection import Profile, project, snapshot
 from .refusals import (
     ALREADY_IN_GAME,
+    BOT_ON_CREATE,
     CLOCK_ON_CREATE,
+    COLOR_NEEDS_BOT,
     GAME_NOT_FOUND,
     HOT_SEAT,
     INIT_FIRST,
@@ -88,6 +91,7 @@ from .refusals import (
 )
 from .seats import (
     Away,
+    Computer,
     Held,
     SeatChange,
     SeatEvent,
@@ -98,6 +102,7 @@ from .seats import (
     transition,
 )
 from .seats import Seat as SeatState
+from .solver.bots import Level
 from .store import Conflict, Credential, GameStore
 from .timers import Timers
 from .watchers import SpectatorCount, Telling
@@ -141,6 +146,9 @@ class Outbox(Protocol):
     def announce(self, game: GameId, message: ServerMessage) -> None:
         """A message that is not in the log (a spectator count), to every versioned member."""
 
+    def compute(self, request: ComputeMove) -> None:
+        """Ask for the computer's move (the driver thinks off the event loop)."""
+
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
         """Close ``connection``'s WebSocket with ``code`` (it is already out of its game)."""
 
@@ -170,6 +178,10 @@ class _Room:
     #: The creator's colour: red, then swapped at each rematch. Its page shows the invite
     #: links, so it is given the keys again when it comes back.
     creator: Player = Player.RED
+    #: Against the computer: when to ask for its move (after a natural pause), and the
+    #: version it was asked at (its answer for any other is stale).
+    bot_at: float | None = None
+    bot_asked: int | None = None
 
 
 @dataclass(slots=True)
@@ -219,6 +231,7 @@ class Lobby:
         away_delay: float = 0.0,
         offer_interval: float = 30.0,
         watchers_interval: float = 1.0,
+        bot_delay: float = 0.0,
     ) -> None:
         self._new_key = new_key
         self._store = store
@@ -226,6 +239,7 @@ class Lobby:
         self._away_delay = away_delay
         self._offer_interval = offer_interval
         self._watchers_interval = watchers_interval
+        self._bot_delay = bot_delay
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
         self._members: dict[ConnectionId, _Member] = {}
@@ -351,6 +365,9 @@ class Lobby:
         for game in self._timers.pop_due(now):
             room = self._rooms[game]
             self._settle_clock(room, now, outbox)
+            if room.bot_at is not None and room.bot_at <= now:
+                room.bot_at = None
+                self._ask_computer(room, outbox)
             for player, seat in room.seats.items():
                 tell_at = self._tell_at(seat)
                 if tell_at is not None and tell_at <= now:
@@ -379,6 +396,8 @@ class Lobby:
         flag_at = room.match.deadline
         if flag_at is not None:
             deadlines.append(flag_at)
+        if room.bot_at is not None:
+            deadlines.append(room.bot_at)
         watchers_at = room.watchers.deadline
         if watchers_at is not None:
             deadlines.append(watchers_at)
@@ -404,13 +423,13 @@ class Lobby:
     # -- messages ------------------------------------------------------------------------
 
     def _init(self, connection: ConnectionId, message: Init, outbox: Outbox, now: float) -> None:
-        token, clock = message.token, message.clock
+        token, clock, bot, color = message.token, message.clock, message.bot, message.color
         if connection in self._members or connection in self._hot_seats:
             # Its protocol was chosen when it entered its game, and stays.
             self.refuse(connection, ALREADY_IN_GAME, outbox)
             return
         self._greeted.add(connection)
-        if message.v is not None or token is not None or clock is not None:
+        if message.v is not None or token is not None or clock is not None or bot is not None:
             self._versioned.add(connection)
         else:
             self._versioned.discard(connection)
@@ -420,6 +439,10 @@ class Lobby:
             self.refuse(connection, JOIN_OR_WATCH, outbox)
         elif clock is not None and (keys or token is not None):
             self.refuse(connection, CLOCK_ON_CREATE, outbox)
+        elif (bot is not None or color is not None) and (keys or token is not None):
+            self.refuse(connection, BOT_ON_CREATE, outbox)
+        elif color is not None and bot is None:
+            self.refuse(connection, COLOR_NEEDS_BOT, outbox)
         elif token is not None:
             if keys:
                 self.refuse(connection, TOKEN_ALONE, outbox)
@@ -430,9 +453,16 @@ class Lobby:
         elif message.watch is not None:
             self._watch(arrival, message.watch, outbox)
         else:
-            self._create(arrival, clock, outbox)
+            self._create(arrival, clock, outbox, bot, color or Player.RED)
 
-    def _create(self, arrival: _Arrival, control: TimeControl | None, outbox: Outbox) -> None:
+    def _create(
+        self,
+        arrival: _Arrival,
+        control: TimeControl | None,
+        outbox: Outbox,
+        bot: Level | None = None,
+        color: Player = Player.RED,
+    ) -> None:
         # Every secret first: a factory that fails leaves nothing half made.
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         match = Match(control=control, offer_interval=self._offer_interval)
@@ -450,7 +480,27 @@ class Lobby:
         self._rooms[room.id] = room
         outbox.report(GameCreated(game=room.id, connection=arrival.connection))
         outbox.send(arrival.connection, GameKeys(join=room.join_key, watch=room.watch_key))
-        self._take_seat(arrival, room, Player.RED, token, outbox)
+        if bot is None:
+            self._take_seat(arrival, room, Player.RED, token, outbox)
+            return
+        room.creator = color
+        if color is Player.RED:
+            self._take_seat(arrival, room, Player.RED, token, outbox)
+            self._seat_computer(room, Player.YELLOW, bot, arrival.now, outbox)
+        else:
+            self._seat_computer(room, Player.RED, bot, arrival.now, outbox)
+            self._take_seat(arrival, room, Player.YELLOW, token, outbox)
+        self._computer_turn(room, arrival.now, outbox)
+
+    def _seat_computer(
+        self, room: _Room, player: Player, level: Level, now: float, outbox: Outbox
+    ) -> None:
+        room.seats[player] = Computer(level=level.value)
+        clock = None
+        if player is Player.YELLOW:  # both are here: a timed game's clocks start
+            self._apply(room, Action.JOIN, MatchRequest(player=player, now=now), outbox)
+            clock = room.match.clocks(now)
+        self._append(room, SeatTaken(player=player, clock=clock, bot=level.value), outbox)
 
     def _join(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
         room = self._find(key, (Credential.JOIN,))
@@ -573,6 +623,68 @@ class Lobby:
             seat_refusal = self._rematch_refusal(room, player)
         request = MatchRequest(player=player, now=now, column=column, seat_refusal=seat_refusal)
         self._apply(room, action, request, outbox, connection)
+        if type(room.seats[_OPPONENT[player]]) is Computer:
+            self._computer_answers(room, now, outbox)
+            self._computer_turn(room, now, outbox)
+
+    # -- the computer ------------------------------------------------------------------------
+
+    def computed(self, request: ComputeMove, column: int, now: float, outbox: Outbox) -> None:
+        """The computer's move, asked for by ``request``: played if its game is still where
+        it was asked at (a resignation, a rematch or a flag meanwhile make it stale)."""
+        room = self._rooms.get(request.game)
+        if room is None or room.bot_asked != request.version or room.version != request.version:
+            return
+        room.bot_asked = None
+        self._settle_clock(room, now, outbox)
+        game = room.match.game
+        player = game.turn
+        seat = room.seats[player]
+        if game.is_over or type(seat) is not Computer:
+            return  # its time ran out meanwhile
+        if type(column) is not int or not game.can_play(column):
+            raise LocalProtocolError(f"game {room.id}: the computer cannot play {column!r}")
+        self._apply(room, Action.MOVE, MatchRequest(player=player, now=now, column=column), outbox)
+
+    def _computer_answers(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """The computer declines every draw offer and accepts every rematch, at once."""
+        match = room.match
+        offer = match.offer
+        if offer is None:
+            return
+        kind, maker = offer
+        computer = _OPPONENT[maker]
+        action = Action.DECLINE_DRAW if kind is OfferKind.DRAW else Action.ACCEPT_REMATCH
+        seat_refusal = self._rematch_refusal(room, computer) if kind is OfferKind.REMATCH else None
+        request = MatchRequest(player=computer, now=now, seat_refusal=seat_refusal)
+        events = match.apply(action, request)
+        if isinstance(events, Refusal):  # pragma: no cover - the maker is here: it just asked
+            raise LocalProtocolError(f"game {room.id}: the computer cannot answer: {events}")
+        self._log(room, events, now, outbox)
+
+    def _computer_turn(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """If the computer is to move, ask for its move after its pause (once per version)."""
+        match = room.match
+        game = match.game
+        if game.is_over or type(room.seats[game.turn]) is not Computer:
+            return
+        if room.bot_asked == room.version or room.bot_at is not None:
+            return
+        if self._bot_delay <= 0:
+            self._ask_computer(room, outbox)
+        else:
+            room.bot_at = now + self._bot_delay
+            self._reschedule(room)
+
+    def _ask_computer(self, room: _Room, outbox: Outbox) -> None:
+        game = room.match.game
+        seat = room.seats[game.turn]
+        if game.is_over or type(seat) is not Computer:
+            return  # the game moved on during the pause
+        room.bot_asked = room.version
+        outbox.compute(
+            ComputeMove(game=room.id, version=room.version, level=seat.level, record=game.record)
+        )
 
     def _apply(
         self,
@@ -590,6 +702,10 @@ class Lobby:
             assert connection is not None
             self.refuse(connection, events, outbox)
             return
+        self._log(room, events, request.now, outbox)
+
+    def _log(self, room: _Room, events: tuple[GameEvent, ...], now: float, outbox: Outbox) -> None:
+        """Append what the match did, and follow it up (report an end, start a rematch)."""
         for event in events:
             self._append(room, event, outbox)
         last = events[-1] if events else None  # an ending or a rematch is always the last
@@ -601,7 +717,7 @@ class Lobby:
                 )
             )
         elif type(last) is RematchStarted:
-            self._start_rematch(room, last.round, request.now, outbox)
+            self._start_rematch(room, last.round, now, outbox)
         if room.match.clock is not None:
             # Only a clock's deadline moves with the match: a flag comes at another time.
             self._reschedule(room)
@@ -654,13 +770,14 @@ class Lobby:
         result it has).
         """
         red, yellow = room.seats[Player.RED], room.seats[Player.YELLOW]
-        assert type(red) is Held
-        assert type(yellow) is Held
         control = room.match.control
         for player, seat in ((Player.RED, yellow), (Player.YELLOW, red)):
+            room.seats[player] = seat
+            if type(seat) is Computer:
+                continue
+            assert type(seat) is Held  # both accepted being here
             self._store.drop_secret(seat.token)
             self._store.add_secret(seat.token, room.id, _SEAT_CREDENTIAL[player])
-            room.seats[player] = seat
             self._members[seat.connection].role = _ROLE_OF_PLAYER[player]
             outbox.send(seat.connection, Seat(player=player, v=room.version, control=control))
         room.creator = _OPPONENT[room.creator]

@@ -49,10 +49,12 @@ class SeatTaken(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``player``'s seat got its owner: the creator (red), or the first to open the join link.
 
     In a timed game, yellow's arrival starts the clocks: ``clock`` says how they stand.
+    ``bot``: the level of the computer, if it took the seat.
     """
 
     player: Player
     clock: Clocks | None = None
+    bot: str | None = None
 
 
 class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):

@@ -18,6 +18,7 @@ import msgspec
 from .clock import Clocks, TimeControl
 from .game import Player
 from .log import OfferKind
+from .solver.bots import Level
 
 __all__ = [
     "Abort",
@@ -80,6 +81,9 @@ class Init(_Message, frozen=True, tag="init"):
     token: str | None = None
     v: Version | None = None
     clock: TimeControl | None = None
+    #: Against the computer, at this level; the creator plays ``color`` (red by default).
+    bot: Level | None = None
+    color: Player | None = None
 
 
 class Play(_Message, frozen=True, tag="play"):
@@ -208,6 +212,7 @@ class Joined(_Message, frozen=True, tag="joined"):
 
     player: Player
     clock: Clocks | None = None
+    bot: str | None = None  # the computer took this seat, at this level
     v: int | None = None
 
 
@@ -274,6 +279,7 @@ class Away(_Message, frozen=True, tag="away"):
 class SeatView(msgspec.Struct, frozen=True, omit_defaults=True):
     state: Literal["vacant", "here", "away"]
     grace: float | None = None  # for "away": seconds left before the opponent may claim
+    bot: str | None = None  # the computer's seat: its level
 
 
 class MoveView(msgspec.Struct, frozen=True):

@@ -47,7 +47,7 @@ from .messages import (
     Withdrawn,
 )
 from .seats import Away as SeatAwayState
-from .seats import Seat, present
+from .seats import Computer, Seat, present
 
 __all__ = ["Profile", "project", "snapshot"]
 
@@ -92,7 +92,9 @@ def project(logged: Logged, profile: Profile, now: float, grace: float) -> Serve
             # The tutorial's protocol never says that red joined: ``init`` tells the creator,
             # and a late comer hears who is here in its replay (``snapshot``).
             return None
-        return Joined(player=event.player, clock=event.clock if versioned else None, v=v)
+        if not versioned:
+            return Joined(player=event.player)
+        return Joined(player=event.player, clock=event.clock, bot=event.bot, v=v)
     if type(event) is SeatBack:
         return Joined(player=event.player, v=v)
     # What the tutorial's protocol has no message for: its clients never see it.
@@ -191,6 +193,8 @@ def snapshot(
 
 
 def _seat_view(seat: Seat, now: float, grace: float) -> SeatView:
+    if type(seat) is Computer:
+        return SeatView(state="here", bot=seat.level)
     if present(seat):
         return SeatView(state="here")
     if type(seat) is SeatAwayState:

@@ -14,7 +14,9 @@ from . import game
 
 __all__ = [
     "ALREADY_IN_GAME",
+    "BOT_ON_CREATE",
     "CLOCK_ON_CREATE",
+    "COLOR_NEEDS_BOT",
     "DRAW_PENDING",
     "GAME_NOT_FOUND",
     "GAME_OVER",
@@ -76,6 +78,16 @@ CLOCK_ON_CREATE = Refusal(
     message=(
         "A time control is chosen when a game is created: send clock without join, watch or token."
     ),
+)
+BOT_ON_CREATE = Refusal(
+    code="bad_init",
+    message=(
+        "A computer opponent is chosen when a game is created: send bot (and color) without "
+        "join, watch or token."
+    ),
+)
+COLOR_NEEDS_BOT = Refusal(
+    code="bad_init", message="A color is chosen only against the computer: send bot too."
 )
 NO_DRAW_OFFER = Refusal(code="no_offer", message="There is no draw offer to answer.")
 NO_REMATCH_OFFER = Refusal(code="no_offer", message="There is no rematch offer to answer.")

@@ -20,6 +20,7 @@ from .refusals import SEAT_TAKEN, UNKNOWN_TOKEN, Refusal
 
 __all__ = [
     "Away",
+    "Computer",
     "Held",
     "Seat",
     "SeatChange",
@@ -58,12 +59,22 @@ class Away:
     announced: bool = True
 
 
-Seat: TypeAlias = Vacant | Held | Away
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Computer:
+    """The computer plays this seat, at ``level`` (a ``solver.bots.Level`` value): nobody
+    can take it, and it never goes away."""
+
+    level: str
+
+
+Seat: TypeAlias = Vacant | Held | Away | Computer
 
 
 def present(seat: Seat) -> bool:
     """Held, or away so briefly that nobody was told: as far as the game's log says, here."""
-    return type(seat) is Held or (type(seat) is Away and not seat.announced)
+    return (
+        type(seat) is Held or type(seat) is Computer or (type(seat) is Away and not seat.announced)
+    )
 
 
 class SeatInput(enum.Enum):
@@ -154,12 +165,13 @@ def _come_back(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
 _Handler: TypeAlias = Callable[[Seat, SeatRequest], "SeatChange | Refusal"]
 
 #: Every pair that can happen. Not here, because the lobby never asks for them: dropping a seat
-#: nobody holds, resuming a vacant seat (it has no token to be found by), and announcing the
-#: absence of a seat that is not away.
+#: nobody holds, resuming a vacant seat or the computer's (they have no token to be found by),
+#: and announcing the absence of a seat that is not away.
 _TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
     (Vacant, SeatInput.TAKE): _take,
     (Held, SeatInput.TAKE): _refuse_taken,
     (Away, SeatInput.TAKE): _refuse_taken,
+    (Computer, SeatInput.TAKE): _refuse_taken,
     (Held, SeatInput.DROP): _drop,
     (Held, SeatInput.RESUME): _take_over,
     (Away, SeatInput.RESUME): _come_back,

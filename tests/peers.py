@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,7 +25,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-from connect4proto import ConnectionId, Event, GameServer, Output, Site
+from connect4proto import ComputeMove, ConnectionId, Event, GameServer, Output, Site
+from connect4proto.solver import position_from_moves
+from connect4proto.solver.bots import Level, choose
 
 SITE = Site.from_files(
     {
@@ -67,6 +70,18 @@ class Network:
         self.events: list[Event] = []
         #: The time every call into the server is made at; ``advance`` moves it.
         self.now = 0.0
+        #: The computer's moves asked for and not answered yet; ``think`` answers them.
+        self.computing: list[ComputeMove] = []
+        self.random = random.Random(2026)
+
+    def think(self) -> None:
+        """Work out every move the computer was asked for, in order, as a driver's worker
+        thread would (seeded: the same games every run), and give them to the server."""
+        while self.computing:
+            request = self.computing.pop(0)
+            position = position_from_moves(request.record)
+            column = choose(position, Level(request.level), self.random)
+            self.apply(self.server.computed(request, column, self.now))
 
     def feed(self, peer: Peer, data: bytes | None) -> None:
         """Give the server bytes from ``peer``, cut as the chunker says.
@@ -97,6 +112,7 @@ class Network:
 
     def apply(self, output: Output) -> None:
         self.events.extend(output.events)
+        self.computing.extend(output.compute)
         # The server closes those right after writing: a reply from the peer finds them closed.
         for connection in output.close:
             self.peers[connection].transport_closed = True

@@ -163,3 +163,28 @@ def test_a_hot_seat_game_that_fills_the_board_is_a_draw(server_url: str) -> None
             page.send(json.dumps({"type": "play", "column": column}))
             assert receive(page)["type"] == "play"
         assert receive(page) == {"type": "draw"}
+
+
+def test_a_game_against_the_computer_over_the_real_server(tmp_path: Path) -> None:
+    """The computer's moves are worked out in the driver's worker thread and arrive as
+    ordinary ``play`` events, after the pause the flag asks for."""
+    process, url = start_server(tmp_path, "--bot-delay", "0.05")
+    try:
+        with connect(url.replace("http://", "ws://")) as page:
+            page.send(json.dumps({"type": "init", "v": 0, "bot": "strong", "color": "yellow"}))
+            kinds = [receive(page)["type"] for _ in range(4)]
+            assert kinds == ["init", "seat", "joined", "joined"]
+            heights = [0] * 7
+            while True:
+                event = receive(page)
+                if event["type"] in ("win", "draw"):
+                    break
+                assert event["type"] == "play", event
+                heights[event["column"]] += 1
+                if event["player"] == "red":  # the computer moved: my turn
+                    column = next(c for c in (3, 2, 4, 1, 5, 0, 6) if heights[c] < 6)
+                    page.send(json.dumps({"type": "play", "column": column}))
+            assert event["record"]
+    finally:
+        logs = stop_server(process, tmp_path)
+    assert "game 1: ended" in logs
