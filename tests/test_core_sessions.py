@@ -31,6 +31,7 @@ from connect4proto.log import GameEvent, Logged, MovePlayed, SeatTaken
 from connect4proto.refusals import Refusal
 from connect4proto.seats import (
     Away,
+    Computer,
     Held,
     SeatChange,
     SeatEvent,
@@ -511,6 +512,7 @@ SEATS = {
     "held": Held(connection=C1, token=b"t"),
     "away": Away(token=b"t", since=5.0),
     "away, not told": Away(token=b"t", since=5.0, announced=False),
+    "computer": Computer(level="casual"),
 }
 #: What each (seat, input) pair does with a request from connection 2 at 9.0 with token t
 #: (a quiet drop: 1001); the pairs left out must raise.
@@ -521,6 +523,7 @@ EXPECTED: dict[tuple[str, SeatInput], SeatChange | str] = {
     ("held", SeatInput.TAKE): "seat_taken",
     ("away", SeatInput.TAKE): "seat_taken",
     ("away, not told", SeatInput.TAKE): "seat_taken",
+    ("computer", SeatInput.TAKE): "seat_taken",
     ("held", SeatInput.DROP): SeatChange(
         seat=Away(token=b"t", since=9.0, announced=False)  # quiet: told later
     ),
