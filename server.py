@@ -400,7 +400,14 @@ class Driver:
         """Work out the computer's move in a thread, then hand it to the core."""
         seed = self._random.getrandbits(64)
         async with self._thinking:
-            column = await trio.to_thread.run_sync(_computer_move, request, seed)
+            try:
+                column = await trio.to_thread.run_sync(_computer_move, request, seed)
+            except Exception:
+                # A bug in a level must not stop the server, nor the game: it plays on.
+                log.exception(
+                    "game %d: the computer failed to move; it plays a safe one", request.game
+                )
+                column = _fallback_move(request)
         self._now = max(self._now, trio.current_time())
         self._apply(self.core.computed(request, column, self._now))
         self._poke()  # the deadlines may have moved
@@ -581,6 +588,12 @@ def _computer_move(request: ComputeMove, seed: int) -> int:
     """The computer's column for ``request`` (runs in a worker thread)."""
     position = position_from_moves(request.record)
     return choose(position, Level(request.level), random.Random(seed))
+
+
+def _fallback_move(request: ComputeMove) -> int:
+    """A legal move, the centre first: what the computer plays if its search failed."""
+    position = position_from_moves(request.record)
+    return next(c for c in (3, 2, 4, 1, 5, 0, 6) if position.can_play(c))
 
 
 def _log_event(event: Event) -> None:

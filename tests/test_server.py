@@ -27,6 +27,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+import server as server_module
 from connect4proto import Config, ConnectionId, GameServer
 from server import (
     ACCEPT_PAUSE,
@@ -488,3 +489,34 @@ def test_every_limit_has_a_flag_whose_default_is_the_configs() -> None:
     )
     with pytest.raises(ValueError, match="max_headers must be a positive integer"):
         config_from_args(parse_args(["--max-headers=0"]))
+
+
+async def test_the_computer_moves_from_a_worker_thread_and_a_failing_search_plays_on(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
+    async with running(core) as (_, connect):
+        page = connect()
+        await page.connect()
+        await page.send({"type": "init", "v": 0, "bot": "casual"})
+        assert [(await page.receive())["type"] for _ in range(4)] == [
+            "init", "seat", "joined", "joined"
+        ]  # fmt: skip
+        await page.send({"type": "play", "column": 3})
+        assert (await page.receive())["player"] == "red"
+        answer = await page.receive()
+        assert answer["type"] == "play"
+        assert answer["player"] == "yellow"
+
+        # A bug in a level (injected here) must not stop the server or the game.
+        def broken(*_: object) -> int:
+            raise RuntimeError("injected")
+
+        monkeypatch.setattr(server_module, "_computer_move", broken)
+        with caplog.at_level(logging.ERROR):
+            await page.send({"type": "play", "column": 3})
+            assert (await page.receive())["player"] == "red"
+            fallback = await page.receive()
+        assert fallback["player"] == "yellow"
+        assert fallback["column"] == 3  # the centre, which has room
+        assert "the computer failed to move" in caplog.text
