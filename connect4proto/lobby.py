@@ -39,11 +39,13 @@ from .log import (
     GameEvent,
     GameOver,
     Logged,
+    MovePlayed,
     OfferKind,
     RematchStarted,
     SeatAway,
     SeatBack,
     SeatTaken,
+    TimedMove,
 )
 from .match import Action, Match, MatchRequest
 from .messages import (
@@ -178,10 +180,10 @@ class _Room:
     #: The creator's colour: red, then swapped at each rematch. Its page shows the invite
     #: links, so it is given the keys again when it comes back.
     creator: Player = Player.RED
-    #: Against the computer: when to ask for its move (after a natural pause), and the
-    #: version it was asked at (its answer for any other is stale).
+    #: Against the computer: when to ask for its move (after a natural pause), and what it
+    #: was asked (an answer to anything else is stale: the position changed since).
     bot_at: float | None = None
-    bot_asked: int | None = None
+    bot_asked: ComputeMove | None = None
 
 
 @dataclass(slots=True)
@@ -212,6 +214,9 @@ _ACTIONS: dict[tuple[type[ClientMessage], OfferKind | None], Action] = {
     (Decline, OfferKind.DRAW): Action.DECLINE_DRAW,
     (Decline, OfferKind.REMATCH): Action.DECLINE_REMATCH,
 }
+#: Events after which the computer's pending move is for a position that is gone. (A player's
+#: drop or return is logged too, but changes nothing on the board.)
+_POSITION_CHANGES = frozenset({MovePlayed, TimedMove, GameOver, RematchStarted})
 _SPECTATOR_REFUSALS = {Action.MOVE: SPECTATORS_CANNOT_PLAY, Action.CLAIM: SPECTATORS_CANNOT_CLAIM}
 
 
@@ -633,7 +638,7 @@ class Lobby:
         """The computer's move, asked for by ``request``: played if its game is still where
         it was asked at (a resignation, a rematch or a flag meanwhile make it stale)."""
         room = self._rooms.get(request.game)
-        if room is None or room.bot_asked != request.version or room.version != request.version:
+        if room is None or room.bot_asked != request:
             return
         room.bot_asked = None
         self._settle_clock(room, now, outbox)
@@ -668,7 +673,7 @@ class Lobby:
         game = match.game
         if game.is_over or type(room.seats[game.turn]) is not Computer:
             return
-        if room.bot_asked == room.version or room.bot_at is not None:
+        if room.bot_asked is not None or room.bot_at is not None:
             return
         if self._bot_delay <= 0:
             self._ask_computer(room, outbox)
@@ -681,10 +686,11 @@ class Lobby:
         seat = room.seats[game.turn]
         if game.is_over or type(seat) is not Computer:
             return  # the game moved on during the pause
-        room.bot_asked = room.version
-        outbox.compute(
-            ComputeMove(game=room.id, version=room.version, level=seat.level, record=game.record)
+        request = ComputeMove(
+            game=room.id, version=room.version, level=seat.level, record=game.record
         )
+        room.bot_asked = request
+        outbox.compute(request)
 
     def _apply(
         self,
@@ -706,6 +712,8 @@ class Lobby:
 
     def _log(self, room: _Room, events: tuple[GameEvent, ...], now: float, outbox: Outbox) -> None:
         """Append what the match did, and follow it up (report an end, start a rematch)."""
+        if room.bot_asked is not None and any(type(e) in _POSITION_CHANGES for e in events):
+            room.bot_asked = None  # what the computer works out is for a position gone by
         for event in events:
             self._append(room, event, outbox)
         last = events[-1] if events else None  # an ending or a rematch is always the last

@@ -181,3 +181,20 @@ def test_the_computer_is_asked_once_per_position_and_can_run_out_of_time() -> No
     me.read()
     assert me.last["reason"] == "time"
     assert me.last["player"] == "red"
+
+
+def test_the_computers_move_lands_while_its_opponent_is_away_and_back() -> None:
+    network = Network(config=NOW)
+    me = Tab(network, bot="casual")
+    me.play(3)
+    me.read()
+    me.drop()  # logged (away): the board is the same, so the move asked for still stands
+    network.think()
+    assert network.server.lobby.game(1).record.startswith("4")
+    assert len(network.server.lobby.game(1).moves) == 2
+    me.resume()
+    assert [m["type"] for m in me.applied[-3:]] == ["away", "play", "joined"]
+    me.play(3)
+    network.think()
+    me.read()
+    assert me.last["player"] == "yellow"
