@@ -63,6 +63,9 @@ class Settings:
     core_rounds: int = 5
     #: The in-memory grid: cells with more connections than this are skipped.
     core_grid_largest: int | None = None
+    #: The computer: games per pair of levels, positions of each of Pons' sets (None: all).
+    bot_games: int = 10
+    solver_positions: int | None = None
 
 
 FULL = Settings()
@@ -75,6 +78,8 @@ QUICK = Settings(
     core_games=20,
     core_rounds=1,
     core_grid_largest=300,
+    bot_games=1,
+    solver_positions=20,
 )
 
 
@@ -409,6 +414,53 @@ def core_grid_rows(report: Report, settings: Settings) -> None:
         )
 
 
+def computer_rows(report: Report, settings: Settings) -> None:
+    """The solver on Pons' sets beside his C++ figures; the levels' times per move and their
+    tournament (pure Python, in this process)."""
+    try:
+        import bots  # benchmarks/bots.py
+
+        sets = {name: bots.solver_set(name, settings.solver_positions) for name in bots.PONS_US}
+        table, times = bots.tournament(settings.bot_games)
+    except Exception as exc:
+        report.failures.append(f"computer benchmark (benchmarks/bots.py) failed: {exc!r}")
+        return
+    for name, result in sets.items():
+        progress(f"  [solver] {name}: {result['us_per_position']:.0f} us/position")
+        report.add(
+            Row(
+                f"solver, {name}: us per position (right: Pons' C++); "
+                f"{result['nodes_per_position']:.0f} nodes, {result['nodes_per_s'] / 1000:.0f} k/s",
+                result["us_per_position"],
+                bots.PONS_US[name],
+                "{:,.1f}",
+                reference_label=" (Pons)",
+            )
+        )
+    for level, spent in times.items():
+        report.add(
+            Row(
+                f"computer, {level.value}: ms per move, p99 (right: max)",
+                bots.percentile(spent, 0.99) * 1e3,
+                max(spent) * 1e3,
+                "{:.1f}",
+                show_ratio=False,
+                reference_label=" (max)",
+            )
+        )
+    for (a, b), (wins_a, wins_b, draws) in table.items():
+        report.add(
+            Row(
+                f"tournament, {a.value} vs {b.value}, {wins_a + wins_b + draws} games:"
+                f" wins of each (draws: {draws})",
+                wins_a,
+                wins_b,
+                "{:.0f}",
+                show_ratio=False,
+            )
+        )
+
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -471,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     report.section("Core in memory (benchmarks/core.py)")
     core_rows(report, settings)
     core_grid_rows(report, settings)
+
+    progress("the computer")
+    report.section("The computer (benchmarks/bots.py, pure Python)")
+    computer_rows(report, settings)
 
     elapsed = time.perf_counter() - started
     print(machine_line())

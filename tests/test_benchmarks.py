@@ -29,3 +29,14 @@ def test_core_grid_runs_the_small_cells_and_counts_messages_out() -> None:
         assert cell["messages_out_per_s"] == pytest.approx(
             cell["messages_in_per_s"] * members * 43 / 42
         )
+
+
+def test_the_computers_benchmark_scores_positions_and_plays_a_tournament() -> None:
+    import bots as bots_benchmark
+
+    result = bots_benchmark.solver_set("end-easy", limit=5)
+    assert result["nodes_per_position"] > 0
+    table, times = bots_benchmark.tournament(games=1)
+    assert len(table) == 3  # every pair of the three levels
+    assert all(sum(outcome) == 1 for outcome in table.values())
+    assert all(times.values())
