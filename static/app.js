@@ -9,6 +9,9 @@
 //   connection resumes the game where it was instead of losing it. A match
 //   goes on game after game (rematches), with resignations, draw offers,
 //   aborts, move clocks and a spectator count.
+//   A game against the computer is an online game too, created from
+//   `/?bot=LEVEL` (you play red) or `/?bot=LEVEL&color=yellow` (the computer,
+//   red, moves first), and resumed from the stored token like any other.
 // - on this device (`/?device`): a hot-seat game, the websockets tutorial's
 //   part 1. The socket never sends `init`, only `play`: red moves first and
 //   the server alternates the colours. It hears only `play`, `win`, `draw`
@@ -75,6 +78,17 @@ const PRESETS = new Map([
   ["10+5", { kind: "bank", initial: 600, increment: 5 }],
   ["30s", { kind: "move", seconds: 30 }],
 ]);
+// The computer's levels, weakest first, as the page offers them (a new level
+// is one more line): what the server calls it, its name, what it does.
+const BOT_LEVELS = [
+  { level: "beginner", name: "Beginner", about: "makes real mistakes" },
+  { level: "casual", name: "Casual", about: "sees one move ahead" },
+  { level: "strong", name: "Strong", about: "looks six moves ahead" },
+];
+// What "Play the computer" offers first, until a choice is remembered.
+const DEFAULT_BOT = { level: "casual", color: "red" };
+// The last choice of level and colour, kept across visits (nothing secret).
+const BOT_CHOICE_KEY = STORAGE_PREFIX + "computer";
 // The server's bounds for a time control.
 const MAX_CONTROL_SECONDS = 3 * 3600;
 const MAX_INCREMENT_SECONDS = 600;
@@ -181,6 +195,13 @@ const dom = {
   customStart: $("custom-start"),
   customError: $("custom-error"),
   playDevice: $("play-device"),
+  opponent: $("opponent"),
+  thinking: $("thinking"),
+  botToggle: $("bot-toggle"),
+  botForm: $("bot-setup"),
+  botLevels: $("bot-levels"),
+  botStart: $("bot-start"),
+  botControl: $("bot-control"),
 };
 
 // ---------------------------------------------------------------------------
@@ -190,12 +211,14 @@ const dom = {
 // Kept per tab (a reload finds it, an address pasted elsewhere does not, so
 // sharing the address bar never hands over a seat) and per address (red's
 // "", yellow's "?join=K", a spectator's "?watch=K", a game on this device's
-// "?device"). Never in a cookie: the token must not travel with every request.
+// "?device", a game against the computer's "?bot=casual"). Never in a
+// cookie: the token must not travel with every request.
 
 const params = new URLSearchParams(location.search);
 const MODE = params.has("device") ? "device" : "online";
-// This page's storage entry.
-const HERE = MODE === "device" ? DEVICE_SEARCH : location.search;
+// This page's storage entry (a game against the computer started from the
+// waiting page moves the page to its own address, and its entry with it).
+let here = MODE === "device" ? DEVICE_SEARCH : location.search;
 
 function storageKey(search) {
   return STORAGE_PREFIX + search;
@@ -203,7 +226,7 @@ function storageKey(search) {
 
 function loadSession() {
   try {
-    const value = JSON.parse(sessionStorage.getItem(storageKey(HERE)) ?? "null");
+    const value = JSON.parse(sessionStorage.getItem(storageKey(here)) ?? "null");
     if (value && typeof value === "object") return value;
   } catch {
     // Storage disabled or garbage in it: start afresh.
@@ -213,13 +236,13 @@ function loadSession() {
 
 function saveSession(value) {
   try {
-    sessionStorage.setItem(storageKey(HERE), JSON.stringify(value));
+    sessionStorage.setItem(storageKey(here), JSON.stringify(value));
   } catch {
     // Storage full or disabled: the game still works until a reload.
   }
 }
 
-function clearSession(search = HERE) {
+function clearSession(search = here) {
   try {
     sessionStorage.removeItem(storageKey(search));
   } catch {
@@ -238,10 +261,37 @@ const storedSeat = stored && typeof stored.token === "string" && isPlayer(stored
 // A join link whose seat was taken may have been turned into a spectator view.
 const storedSpectator = stored?.role === "spectator" && params.has("join");
 
+function isBotLevel(level) {
+  return BOT_LEVELS.some((option) => option.level === level);
+}
+
+// The address `/?bot=LEVEL` or `/?bot=LEVEL&color=yellow` creates a game
+// against the computer, the first time only (then the stored token resumes
+// it): { level, color }, "invalid" for a level or colour this page does not
+// know, null for any other address.
+function botFromAddress() {
+  if (MODE !== "online" || !params.has("bot") || params.has("join") || params.has("watch")) {
+    return null;
+  }
+  const level = params.get("bot");
+  const color = params.get("color") ?? "red";
+  return isBotLevel(level) && isPlayer(color) ? { level, color } : "invalid";
+}
+
+const addressBot = botFromAddress();
+
+// The clean address of a game against the computer.
+function botSearch({ level, color }) {
+  const search = new URLSearchParams({ bot: level });
+  if (color === "yellow") search.set("color", "yellow");
+  return `?${search}`;
+}
+
 function initialRole() {
   if (MODE === "device") return "device";
   if (storedSeat) return storedSeat.player;
   if (storedSpectator || params.has("watch")) return "spectator";
+  if (addressBot && addressBot !== "invalid") return addressBot.color;
   return params.has("join") ? "yellow" : "red";
 }
 
@@ -272,6 +322,12 @@ const state = {
   control: null,
   // The control to create the next game with: what the creator chose.
   create: null,
+  // The computer to create the next game against, { level, color: the
+  // creator's }, or null (a friend game). Set for a page whose game is
+  // against the computer, even once it resumes by its token.
+  createBot: addressBot === "invalid" ? null : addressBot,
+  // The computer's level in each seat (null: a person). A rematch swaps them.
+  bots: { red: null, yellow: null },
   // The clocks as last told: { red, yellow (ms), running, at (performance.now()
   // when told) }; null until an event carries them.
   clock: null,
@@ -306,6 +362,8 @@ const ui = {
   replacing: false,
   // The custom time control form is open.
   customOpen: false,
+  // The "Play the computer" form is open.
+  botOpen: false,
 };
 
 // A game on this device: the columns sent again on a new connection, and
@@ -364,6 +422,33 @@ function isPlayerRole() {
 
 function other(player) {
   return player === "red" ? "yellow" : "red";
+}
+
+// The computer at `level`, as the page names it.
+function botName(level) {
+  return `Computer (${level})`;
+}
+
+// Who plays `player`, in words: the colour, or the computer that plays it.
+function playerName(player) {
+  const level = state.bots[player];
+  return level ? botName(level) : capitalize(player);
+}
+
+// This page's game is against the computer (known from the address that
+// created it before the server says so).
+function isBotGame() {
+  return state.createBot !== null || state.bots.red !== null || state.bots.yellow !== null;
+}
+
+// The computer is to move, and its move is awaited live.
+function botThinking(current) {
+  return (
+    current === "playing" &&
+    state.bots[state.turn] !== null &&
+    conn.status === "open" &&
+    !conn.catchingUp
+  );
 }
 
 // Writes only on change: re-setting the same text would make screen readers
@@ -621,7 +706,7 @@ function phase() {
   if (state.result) return "over";
   if (conn.lost) return "reconnecting";
   if (!state.inGame) return "connecting";
-  if (state.role === "red" && state.present.yellow === undefined) return "waiting";
+  if (state.role === "red" && state.present.yellow === undefined && !isBotGame()) return "waiting";
   return "playing";
 }
 
@@ -645,7 +730,7 @@ function canClaim(player) {
 // The time control may be changed while the game waits for the friend and
 // nothing has been played: then it is replaced by a new one.
 function setupShown(current) {
-  if (MODE !== "online" || state.role !== "red" || state.refusal) return false;
+  if (MODE !== "online" || state.role !== "red" || state.refusal || isBotGame()) return false;
   if (ui.replacing) return true;
   return current === "waiting" && !conn.catchingUp && state.moves.length === 0;
 }
@@ -670,11 +755,13 @@ function render() {
   renderControls(current);
   renderRecord();
   renderSetup(current);
-  // Once yellow's seat was taken the join link leads nowhere: the watch link stays.
-  setHidden(dom.joinRow, state.present.yellow !== undefined || state.round > 1);
+  // Once yellow's seat was taken the join link leads nowhere (the computer's
+  // seat is taken from the start): the watch link stays.
+  setHidden(dom.joinRow, state.present.yellow !== undefined || state.round > 1 || isBotGame());
   document.body.dataset.phase = current;
   document.body.dataset.role = state.role;
   document.body.dataset.mode = MODE;
+  document.body.dataset.opponent = isBotGame() ? "computer" : "";
   // Whether events now are live (animated) or a catch-up: for tests and styles.
   document.body.dataset.live = String(conn.status === "open" && !conn.catchingUp);
   document.title = titleText(current);
@@ -709,11 +796,11 @@ function roleText() {
 
 function turnText() {
   // Red cannot play alone: the game really starts when yellow shows up.
-  if (state.role === "red" && state.present.yellow === undefined) {
+  if (state.role === "red" && state.present.yellow === undefined && !isBotGame()) {
     return "Waiting for an opponent to join...";
   }
-  if (!isPlayerRole()) return `${capitalize(state.turn)} to play.`;
-  return state.turn === state.role ? "Your turn." : `${capitalize(state.turn)}'s turn.`;
+  if (!isPlayerRole()) return `${playerName(state.turn)} to play.`;
+  return state.turn === state.role ? "Your turn." : `${playerName(state.turn)}'s turn.`;
 }
 
 function statusText(current) {
@@ -737,6 +824,9 @@ function renderStatus(current) {
   // A refused init means we hold no seat: neither a role nor a turn applies.
   setText(dom.statusRole, current === "failed" ? "" : roleText());
   setText(dom.statusTurn, statusText(current));
+  const thinking = botThinking(current);
+  setHidden(dom.thinking, !thinking);
+  if (thinking) dom.thinking.dataset.player = state.turn;
 }
 
 // The notice says what is wrong with the connection or the link, and offers
@@ -789,7 +879,7 @@ function renderAwayLine(player, shown) {
   const line = dom.awayLines[player];
   setHidden(line, !shown);
   if (!shown) return;
-  const name = capitalize(player);
+  const name = playerName(player);
   const deadline = state.graceEnds[player];
   const seconds = deadline === null ? 0 : secondsLeft(deadline);
   let text;
@@ -798,7 +888,7 @@ function renderAwayLine(player, shown) {
   } else if (canClaim(player)) {
     text = `${name} has not come back. You can claim the win.`;
   } else {
-    text = `${name} has not come back. ${capitalize(other(player))} may claim the win.`;
+    text = `${name} has not come back. ${playerName(other(player))} may claim the win.`;
   }
   setText(line.querySelector(".away-text"), text);
   setText(line.querySelector(".countdown"), seconds > 0 ? formatClock(seconds) : "");
@@ -807,10 +897,10 @@ function renderAwayLine(player, shown) {
 // A pending offer in words, as this page's person sees it; `answer` when
 // they are the one to accept or decline it.
 function offerWords(offer) {
-  const maker = capitalize(offer.player);
+  const maker = playerName(offer.player);
   const noun = offer.kind === "draw" ? "a draw" : "a rematch";
   if (offer.player === state.role) {
-    return { text: `You offered ${noun}. Waiting for ${capitalize(other(offer.player))}'s answer…` };
+    return { text: `You offered ${noun}. Waiting for ${playerName(other(offer.player))}'s answer…` };
   }
   return { text: `${maker} offers ${noun}.`, answer: isPlayerRole() };
 }
@@ -845,15 +935,15 @@ function renderOffer(current) {
 function resultWords(result) {
   const { winner, reason } = result;
   if (reason === "aborted") {
-    const by = isPlayer(result.by) ? capitalize(result.by) : "A player";
+    const by = isPlayer(result.by) ? playerName(result.by) : "A player";
     return { title: "Game aborted", detail: `${by} aborted the game — no result.`, tone: "draw" };
   }
   if (winner === null) {
     const detail = reason === "agreed" ? "Draw agreed." : "The board is full.";
     return { title: "Draw!", detail, tone: "draw" };
   }
-  const name = capitalize(winner);
-  const loser = capitalize(other(winner));
+  const name = playerName(winner);
+  const loser = playerName(other(winner));
   const mine = isPlayerRole();
   let detail;
   switch (reason) {
@@ -873,9 +963,9 @@ function resultWords(result) {
       detail = `Four in a row — ${name} wins.`;
   }
   if (!mine) return { title: `${name} wins!`, detail, tone: winner };
-  return winner === state.role
-    ? { title: "You win!", detail, tone: "won" }
-    : { title: "You lose.", detail, tone: "lost" };
+  if (winner === state.role) return { title: "You win!", detail, tone: "won" };
+  const title = state.bots[winner] ? "The computer wins." : "You lose.";
+  return { title, detail, tone: "lost" };
 }
 
 function renderResult() {
@@ -944,6 +1034,16 @@ function renderBadges() {
   setText(dom.watchersText, `${state.watchers} watching`);
   setHidden(dom.round, state.round <= 1);
   setText(dom.round, `Game ${state.round}`);
+  // Who the computer is, once the server has said (a person plays each seat
+  // it does not name).
+  const bot = state.bots.red ?? state.bots.yellow;
+  setHidden(dom.opponent, !bot || Boolean(state.refusal));
+  if (bot) {
+    const versus = isPlayerRole()
+      ? `vs ${botName(bot)}`
+      : `${playerName("red")} vs ${playerName("yellow")}`;
+    setText(dom.opponent, versus);
+  }
 }
 
 // Each clock, as it stands now: the running one counts down from the moment
@@ -984,7 +1084,7 @@ function renderClocks() {
     setClass(element, classes.join(" "));
     setText(element.querySelector(".clock-time"), formatTime(left));
     const you = player === state.role ? " (you)" : "";
-    setText(element.querySelector(".clock-name"), `${capitalize(player)}${you}`);
+    setText(element.querySelector(".clock-name"), `${playerName(player)}${you}`);
   }
   setText(dom.clockControl, controlText(state.control));
   scheduleClockTick(now.running !== null);
@@ -1049,6 +1149,11 @@ function renderSetup(current) {
     fields.classList.toggle("inactive", !checked.checked);
     for (const input of fields.querySelectorAll("input")) input.disabled = !checked.checked;
   }
+  dom.botToggle.setAttribute("aria-expanded", String(ui.botOpen));
+  dom.botToggle.disabled = !ready;
+  setHidden(dom.botForm, !ui.botOpen);
+  dom.botStart.disabled = !ready;
+  setText(dom.botControl, `Time control: ${controlText(state.control).toLowerCase()}`);
 }
 
 // Countdowns redraw the page while they run, and only then.
@@ -1160,7 +1265,7 @@ function isOfferKind(kind) {
 function declinedText(kind, decliner) {
   const noun = kind === "draw" ? "draw offer" : "rematch";
   if (decliner === state.role) return `You declined the ${noun}.`;
-  const name = capitalize(decliner);
+  const name = playerName(decliner);
   return other(decliner) === state.role
     ? `${name} declined your ${noun}.`
     : `${name} declined the ${noun}.`;
@@ -1225,7 +1330,10 @@ const handlers = {
   },
 
   joined(event) {
-    if (isPlayer(event.player)) markHere(event.player);
+    if (!isPlayer(event.player)) return;
+    markHere(event.player);
+    // The computer takes its seat as the game is created.
+    if (typeof event.bot === "string" && event.bot) state.bots[event.player] = event.bot;
   },
 
   away(event) {
@@ -1258,7 +1366,7 @@ const handlers = {
     state.offer = null;
     const text = event.player === state.role
       ? "Your rematch offer lapsed while you were away."
-      : `${capitalize(event.player)} left: the rematch offer was withdrawn.`;
+      : `${playerName(event.player)} left: the rematch offer was withdrawn.`;
     state.note = { kind: event.offer, text, until: null };
   },
 
@@ -1268,6 +1376,8 @@ const handlers = {
   // our colour now.)
   rematch(event) {
     resetGame();
+    // The computer changes colour with everyone.
+    state.bots = { red: state.bots.yellow, yellow: state.bots.red };
     state.round = Number.isInteger(event.round) && event.round > 1 ? event.round : state.round + 1;
     // In words once our new colour is known (the `seat` that follows).
     state.note = { kind: "round", text: "", until: null };
@@ -1330,6 +1440,10 @@ const handlers = {
 
 function applySeatView(player, seat) {
   const seatState = seat && typeof seat === "object" ? seat.state : undefined;
+  // The computer's seat says so (`bot`); the sync is the whole game's truth.
+  state.bots[player] = seatState === "here" && typeof seat.bot === "string" && seat.bot
+    ? seat.bot
+    : null;
   if (seatState === "here") {
     markHere(player);
   } else if (seatState === "away" && player !== state.role) {
@@ -1480,8 +1594,14 @@ function initMessage() {
   if (state.role === "spectator") return { type: "init", watch: state.watchKey, v: state.v };
   // A new seat (create or join): the whole log, from the start.
   if (params.has("join")) return { type: "init", join: params.get("join"), v: 0 };
-  if (state.create !== null) return { type: "init", v: 0, clock: state.create };
-  return { type: "init", v: 0 };
+  const message = { type: "init", v: 0 };
+  if (state.createBot !== null) {
+    message.bot = state.createBot.level;
+    // Red is the default: the clean message says only yellow.
+    if (state.createBot.color === "yellow") message.color = "yellow";
+  }
+  if (state.create !== null) message.clock = state.create;
+  return message;
 }
 
 function send(message) {
@@ -1819,12 +1939,20 @@ function playHere() {
   connect();
 }
 
-// The waiting game is replaced by a new one under `control` (null: untimed):
-// it is called off, its socket closed and its token forgotten, and the new
-// game comes with new links.
-function replaceGame(control) {
-  if (phase() !== "waiting" || !setupShown("waiting") || ui.replacing) return;
-  if (sameControl(control, state.control)) return;
+// Whether the waiting game may be replaced now (nothing played, nobody else
+// here, not being replaced already).
+function replaceable() {
+  return phase() === "waiting" && setupShown("waiting") && !ui.replacing;
+}
+
+// The waiting game is replaced by a new one under `control` (null: untimed),
+// against the computer if `bot` ({ level, color }) is given: it is called
+// off, its socket closed and its token forgotten, and the new game comes
+// with new links. A game against the computer has its own address (and its
+// own storage entry), so that a reload resumes it.
+function replaceGame(control, bot = null) {
+  if (!replaceable()) return;
+  if (bot === null && sameControl(control, state.control)) return;
   send({ type: "abort" });
   detachSocket(1000);
   forgetSeat();
@@ -1835,9 +1963,20 @@ function replaceGame(control) {
   state.watchers = 0;
   state.present = { red: undefined, yellow: undefined };
   state.graceEnds = { red: null, yellow: null };
+  state.bots = { red: null, yellow: null };
   state.control = control;
   state.create = control;
-  ui.replacing = true;
+  if (bot !== null) {
+    state.createBot = bot;
+    state.role = bot.color;
+    ui.botOpen = false;
+    ui.customOpen = false;
+    here = botSearch(bot);
+    clearSession();
+    history.replaceState(history.state, "", `/${here}`);
+  } else {
+    ui.replacing = true;
+  }
   dom.links.hidden = true;
   conn.attempt = 0;
   conn.lost = false;
@@ -1874,6 +2013,76 @@ function onCustomSubmit(event) {
   dom.customToggle.focus();
   if (!sameControl(control, state.control)) replaceGame(control);
   render();
+}
+
+// "Play the computer" opens its form (level, colour), and closes it.
+function onBotToggle() {
+  ui.botOpen = !ui.botOpen;
+  if (ui.botOpen) {
+    render();
+    dom.botForm.querySelector('input[name="bot-level"]:checked')?.focus();
+  } else {
+    render();
+  }
+}
+
+// Starts the game against the computer chosen in the form, with the time
+// control chosen above, in place of the waiting game.
+function onBotSubmit(event) {
+  event.preventDefault();
+  const level = dom.botForm.querySelector('input[name="bot-level"]:checked')?.value;
+  const color = dom.botForm.querySelector('input[name="bot-color"]:checked')?.value;
+  if (!isBotLevel(level) || !isPlayer(color) || !replaceable()) return;
+  saveBotChoice({ level, color });
+  replaceGame(state.control, { level, color });
+  render();
+}
+
+function loadBotChoice() {
+  try {
+    const value = JSON.parse(localStorage.getItem(BOT_CHOICE_KEY) ?? "null");
+    if (value && isBotLevel(value.level) && isPlayer(value.color)) return value;
+  } catch {
+    // Storage disabled or garbage in it: the default.
+  }
+  return DEFAULT_BOT;
+}
+
+function saveBotChoice(choice) {
+  try {
+    localStorage.setItem(BOT_CHOICE_KEY, JSON.stringify(choice));
+  } catch {
+    // Not remembered: the default next time.
+  }
+}
+
+// The level choices, one per entry of BOT_LEVELS, and the last choice made.
+function buildBotForm() {
+  const choice = loadBotChoice();
+  for (const { level, name, about } of BOT_LEVELS) {
+    const label = document.createElement("label");
+    label.className = "bot-choice";
+    label.dataset.level = level;
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "bot-level";
+    input.value = level;
+    input.checked = level === choice.level;
+    input.setAttribute("aria-labelledby", `bot-level-${level}`);
+    input.setAttribute("aria-describedby", `bot-level-${level}-about`);
+    const nameText = document.createElement("span");
+    nameText.id = `bot-level-${level}`;
+    nameText.className = "bot-choice-name";
+    nameText.textContent = name;
+    const aboutText = document.createElement("span");
+    aboutText.id = `bot-level-${level}-about`;
+    aboutText.className = "bot-choice-about";
+    aboutText.textContent = about;
+    label.append(input, nameText, aboutText);
+    dom.botLevels.append(label);
+  }
+  const color = dom.botForm.querySelector(`input[name="bot-color"][value="${choice.color}"]`);
+  if (color) color.checked = true;
 }
 
 // "Play on this device" leaves the waiting friend game: it is called off,
@@ -1927,6 +2136,8 @@ function setUpActions() {
   dom.customForm.addEventListener("submit", onCustomSubmit);
   dom.customForm.addEventListener("change", () => render());
   dom.playDevice.addEventListener("click", onPlayDeviceClick);
+  dom.botToggle.addEventListener("click", onBotToggle);
+  dom.botForm.addEventListener("submit", onBotSubmit);
   dom.copyRecord.addEventListener("click", () => {
     copyText(dom.recordText.textContent, dom.copyRecord).catch(() => {});
   });
@@ -2054,8 +2265,13 @@ if (MODE === "device") {
   dom.newGame.href = "/" + DEVICE_SEARCH;
 }
 buildBoard();
+buildBotForm();
 setUpLinks();
 setUpActions();
+if (addressBot === "invalid" && !storedSeat) {
+  refuse("failed", "Could not open this game.",
+    "There is no such level of the computer: choose one on a new game.");
+}
 render();
-connect();
+if (!state.refusal) connect();
 watchForSleep();

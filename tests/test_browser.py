@@ -1844,3 +1844,309 @@ def test_a_game_on_this_device_survives_a_reload(session: Session, server: Serve
     expect(player.page.locator("#board .cell.win")).to_have_count(4)
 
     session.assert_no_problems()
+
+
+# ---------------------------------------------------------------------------
+# Playing the computer
+# ---------------------------------------------------------------------------
+
+#: The computer plays at once: the games against it take as long as the page's answers.
+NO_BOT_DELAY = pytest.mark.parametrize("server_args", [["--bot-delay", "0"]], ids=["no-delay"])
+#: The columns the person prefers, the centre first (when no four is to be made or blocked).
+CENTRE_FIRST = [3, 2, 4, 1, 5, 0, 6]
+#: Any checker on the board.
+CHECKERS = "#board .cell.red, #board .cell.yellow"
+
+
+def play_the_computer(client: Client, level: str, colour: str) -> dict[str, object]:
+    """On the waiting page, choose "Play the computer" at ``level`` (its name: "Beginner")
+    playing ``colour`` ("Red", "Yellow"), and start; wait for the new game's page: the
+    ``init`` the page sent for it."""
+    page = client.page
+    expect(page.locator("body")).to_have_attribute("data-phase", "waiting")
+    old_watch = page.locator("#watch-link").input_value()
+    setup = page.locator("#setup")
+    toggle = setup.get_by_role("button", name="Play the computer", exact=True)
+    if toggle.get_attribute("aria-expanded") != "true":  # not open already
+        toggle.click()
+    form = page.locator("#bot-setup")
+    expect(form).to_be_visible()
+    form.get_by_role("radio", name=level, exact=True).check()
+    form.get_by_role("radio", name=colour, exact=True).check()
+    form.get_by_role("button", name="Start the game", exact=True).click()
+    # Its own clean address, which a reload resumes (by the token kept for it).
+    query = f"?bot={level.lower()}" + ("&color=yellow" if colour == "Yellow" else "")
+    expect(page).to_have_url(re.compile(rf"^http://[^/?]+/{re.escape(query)}$"))
+    expect(page.locator("#status-role")).to_have_text(f"You are {colour.lower()}.")
+    expect(page.locator("#role-badge")).to_have_text(colour)
+    expect(page.locator("#opponent")).to_have_text(f"vs Computer ({level.lower()})")
+    expect(page.locator("body")).to_have_attribute("data-phase", "playing")
+    expect(setup).to_be_hidden()
+    # Nobody can join (the computer has the seat), but others can watch.
+    expect(page.locator("#join-row")).to_be_hidden()
+    expect(page.locator("#watch-link")).to_have_value(re.compile(r"\?watch=[\w-]+$"))
+    expect(page.locator("#watch-link")).not_to_have_value(old_watch)
+    # The waiting friend game was called off first.
+    assert ABORT in client.sent
+    init = json.loads(next(frame for frame in client.sent if '"bot"' in frame))
+    expected = {"type": "init", "v": 0, "bot": level.lower()}
+    if colour == "Yellow":
+        expected["color"] = "yellow"
+    assert {key: init.get(key) for key in expected} == expected, init
+    return init
+
+
+def checkers_on(client: Client) -> list[list[object]]:
+    """Every checker ``client`` shows: [column, row, colour], in order."""
+    return client.page.evaluate(
+        """() => [...document.querySelectorAll("#board .cell.red, #board .cell.yellow")]
+            .map((cell) => [Number(cell.dataset.column), Number(cell.dataset.row),
+                            cell.classList.contains("red") ? "red" : "yellow"])
+            .sort((a, b) => a[0] - b[0] || a[1] - b[1])"""
+    )
+
+
+def checker_count(client: Client) -> int:
+    return client.page.locator(CHECKERS).count()
+
+
+def wait_for_my_turn_or_the_end(client: Client, checkers: int) -> bool:
+    """Wait until the game is over, or it is ``client``'s turn with ``checkers`` on the
+    board (the computer has answered): whether the game goes on."""
+    client.page.wait_for_function(
+        """(checkers) => document.body.dataset.phase === "over" || (
+            document.getElementById("board").classList.contains("my-turn") &&
+            document.body.dataset.live === "true" &&
+            document.querySelectorAll("#board .cell.red, #board .cell.yellow").length === checkers
+        )""",
+        arg=checkers,
+    )
+    return client.page.locator("body").get_attribute("data-phase") != "over"
+
+
+def makes_four(grid: dict[tuple[int, int], str], column: int, row: int, colour: str) -> bool:
+    """Whether a ``colour`` checker at (``column``, ``row``) of ``grid`` makes four in a row."""
+    for step_column, step_row in ((1, 0), (0, 1), (1, 1), (1, -1)):
+        run = 1
+        for sign in (1, -1):
+            c, r = column + sign * step_column, row + sign * step_row
+            while grid.get((c, r)) == colour:
+                run += 1
+                c, r = c + sign * step_column, r + sign * step_row
+        if run >= 4:
+            return True
+    return False
+
+
+def my_column(client: Client, colour: str) -> int:
+    """What a modest person would play, from what ``client`` shows: a win, else a block of
+    the computer's win, else the legal column nearest the centre."""
+    grid = {(column, row): who for column, row, who in checkers_on(client)}
+    heights = {c: sum(1 for column, _ in grid if column == c) for c in CENTRE_FIRST}
+    legal = [column for column in CENTRE_FIRST if heights[column] < ROWS]
+    for who in (colour, "yellow" if colour == "red" else "red"):
+        for column in legal:
+            if makes_four(grid, column, heights[column], who):
+                return column
+    return legal[0]
+
+
+def play_my_move(client: Client, colour: str) -> int:
+    """``client``, playing ``colour``, plays a column (``my_column``): the checkers there will
+    be once the computer has answered."""
+    checkers = checker_count(client)
+    client.click_column(my_column(client, colour))
+    return checkers + 2
+
+
+@NO_BOT_DELAY
+@pytest.mark.parametrize(
+    ("level", "colour"), [("Beginner", "Red"), ("Casual", "Yellow")], ids=["red", "yellow"]
+)
+def test_a_game_against_the_computer_is_played_to_its_end(
+    session: Session, server: Server, server_args: list[str], level: str, colour: str
+) -> None:
+    player = session.open("player", server.url)
+    play_the_computer(player, level, colour)
+    computer = f"Computer ({level.lower()})"
+    page = player.page
+    if colour == "Yellow":
+        # The computer plays red: it has moved first.
+        expect(page.locator("#board .cell.red")).to_have_count(1)
+        expect(page.locator("#board .cell.yellow")).to_have_count(0)
+    expect(player.turn).to_have_text("Your turn.")
+    expect(page.locator("#thinking")).to_be_hidden()
+
+    # The person plays the centre first, whatever is legal, until the game ends.
+    checkers = 1 if colour == "Yellow" else 0
+    while wait_for_my_turn_or_the_end(player, checkers):
+        if checkers in (4, 5):
+            player.screenshot_as("playing")
+        checkers = play_my_move(player, colour.lower())
+
+    # The banner says who won, in words.
+    title = page.locator("#banner-title").inner_text()
+    detail = {
+        "You win!": f"Four in a row — {colour} wins.",
+        "The computer wins.": f"Four in a row — {computer} wins.",
+        "Draw!": "The board is full.",
+    }
+    assert title in detail, f"the banner says {title!r}"
+    expect_banner(player, title, detail[title])
+    if title != "Draw!":
+        expect(page.locator("#board .cell.win")).not_to_have_count(0)
+    expect(page.locator("#thinking")).to_be_hidden()
+    expect(page.locator("#controls")).to_be_hidden()
+    expect(player.button("Rematch")).to_be_visible()
+    moves = page.locator(CHECKERS).count()
+    expect(page.locator("#record-text")).to_have_text(re.compile(rf"^[1-7]{{{moves}}}$"))
+
+    session.assert_no_problems()
+
+
+@pytest.mark.parametrize("server_args", [["--bot-delay", "1"]], ids=["delay-1s"])
+def test_resign_and_a_rematch_against_the_computer(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
+    player = session.open("player", server.url)
+    play_the_computer(player, "Casual", "Red")
+    page = player.page
+    thinking = page.locator("#thinking")
+    expect(player.turn).to_have_text("Your turn.")
+
+    # A draw offer is declined at once.
+    player.button("Offer draw").click()
+    expect(page.locator("#offer-text")).to_have_text("Computer (casual) declined your draw offer.")
+    expect(player.button("Offer draw")).to_be_visible()
+
+    # While the computer is to move, it thinks (a second, here), then plays.
+    player.click_column(3)
+    expect(player.cell(3, 0)).to_have_class(re.compile(r"\bred\b"))
+    expect(page.locator("#offer")).to_be_hidden()  # the person played on
+    expect(player.turn).to_have_text("Computer (casual)'s turn.")
+    expect(thinking).to_be_visible()
+    expect(thinking).to_have_text("thinking…")
+    player.screenshot_as("thinking")
+    expect(page.locator("#board .cell.yellow")).to_have_count(1, timeout=3_000)
+    expect(thinking).to_be_hidden()
+    expect(player.turn).to_have_text("Your turn.")
+    player.click_column(3)
+    expect(page.locator("#board .cell.yellow")).to_have_count(2, timeout=3_000)
+    expect(player.turn).to_have_text("Your turn.")
+
+    # Resigning asks first, then the computer wins.
+    player.button("Resign").click()
+    player.button("Yes, resign").click()
+    expect_banner(player, "The computer wins.", "Red resigned — Computer (casual) wins.")
+    expect(page.locator("#controls")).to_be_hidden()
+    expect(thinking).to_be_hidden()
+    player.screenshot_as("resigned")
+
+    # A rematch is accepted at once: game 2, the colours swapped; the computer, red now,
+    # thinks, then moves first.
+    player.button("Rematch").click()
+    expect(page.locator("#banner")).to_be_hidden()
+    expect(thinking).to_be_visible()
+    expect(player.turn).to_have_text("Computer (casual)'s turn.")
+    expect(page.locator("#round")).to_have_text("Game 2")
+    expect(page.locator("#status-role")).to_have_text("You are yellow.")
+    expect(page.locator("#role-badge")).to_have_text("Yellow")
+    expect(page.locator("#opponent")).to_have_text("vs Computer (casual)")
+    expect(page.locator("#offer-text")).to_have_text("Game 2: you play yellow now.")
+    expect(page.locator("#board .cell.win")).to_have_count(0)
+    expect(page.locator("#board .cell.yellow")).to_have_count(0)
+    expect(page.locator("#board .cell.red")).to_have_count(1, timeout=3_000)
+    expect(thinking).to_be_hidden()
+    expect(player.turn).to_have_text("Your turn.")
+    expect(page.locator("body")).to_have_attribute("data-phase", "playing")
+    assert json.dumps({"type": "offer", "offer": "rematch"}, separators=(",", ":")) in player.sent
+    # The page's address is still the one that created the game, and its token leads to
+    # its new colour.
+    expect(page).to_have_url(re.compile(r"/\?bot=casual$"))
+
+    session.assert_no_problems()
+
+
+@pytest.mark.parametrize(
+    "server_args",
+    # The reloaded page gets every event again, or one snapshot (``sync``: the log keeps
+    # only its last 4 events), which names the computer's seat too.
+    [["--bot-delay", "0"], ["--bot-delay", "0", "--max-log-events", "4"]],
+    ids=["replay", "snapshot"],
+)
+def test_a_reload_during_a_game_against_the_computer_resumes_it(
+    session: Session, server: Server, server_args: list[str]
+) -> None:
+    player = session.open("player", server.url)
+    page = player.page
+    expect(page.locator("body")).to_have_attribute("data-phase", "waiting")
+    # The form: each level in a few words, and the colour.
+    choose_time_control(player, "3 min + 2 s")
+    page.locator("#setup").get_by_role("button", name="Play the computer").click()
+    form = page.locator("#bot-setup")
+    for name, about in [
+        ("Beginner", "makes real mistakes"),
+        ("Casual", "sees one move ahead"),
+        ("Strong", "looks six moves ahead"),
+    ]:
+        expect(form.get_by_role("radio", name=name, exact=True)).to_have_accessible_description(
+            about
+        )
+    expect(form).to_contain_text("Time control: 3 min + 2 s")
+    player.screenshot_as("form")
+    init = play_the_computer(player, "Strong", "Yellow")
+    # The time control chosen before is kept.
+    assert init["clock"] == {"kind": "bank", "initial": 180, "increment": 2}
+    expect(page.locator("#clock-control")).to_have_text("3 min + 2 s")
+    expect(clock(player, "red").locator(".clock-name")).to_have_text("Computer (strong)")
+    expect(clock(player, "yellow").locator(".clock-name")).to_have_text("Yellow (you)")
+    expect(page.locator("#board .cell.red")).to_have_count(1)
+    expect(clock(player, "yellow")).to_have_class(re.compile(r"\brunning\b"))
+    checkers = 1
+    for _ in range(2):
+        assert wait_for_my_turn_or_the_end(player, checkers)
+        checkers = play_my_move(player, "yellow")
+    assert wait_for_my_turn_or_the_end(player, checkers)
+    board = checkers_on(player)
+    url = page.url
+
+    page.reload()
+
+    # The stored token resumes the game: the same board, colour, opponent and clocks.
+    expect(page.locator("#status-role")).to_have_text("You are yellow.")
+    expect(page.locator("#opponent")).to_have_text("vs Computer (strong)")
+    expect(player.turn).to_have_text("Your turn.")
+    expect(page.locator("body")).to_have_attribute("data-live", "true")
+    expect(page.locator(CHECKERS)).to_have_count(checkers)
+    assert page.url == url
+    assert checkers_on(player) == board
+    expect(page.locator("#board .cell.drop")).to_have_count(0)  # the replay does not fall
+    expect(clock(player, "red").locator(".clock-name")).to_have_text("Computer (strong)")
+    expect(page.locator("#join-row")).to_be_hidden()
+    expect(page.locator("#setup")).to_be_hidden()
+    last_init = [frame for frame in player.sent if '"type":"init"' in frame][-1]
+    assert '"token"' in last_init, last_init
+    assert '"bot"' not in last_init, last_init
+    player.screenshot_as("reloaded")
+    # It plays on: the person's move, the computer's answer (which may win already: red has
+    # its fourth checker).
+    goes_on = wait_for_my_turn_or_the_end(player, play_my_move(player, "yellow"))
+
+    # The watch link shows the game, the computer named.
+    spectator = open_spectator(session, page.locator("#watch-link").input_value())
+    expect(spectator.page.locator("#opponent")).to_have_text("Computer (strong) vs Yellow")
+    if goes_on:
+        expect(spectator.turn).to_have_text("Yellow to play.")
+    else:
+        expect(spectator.page.locator("#banner-title")).to_have_text("Computer (strong) wins!")
+    expect(spectator.page.locator(CHECKERS)).to_have_count(checker_count(player))
+    assert checkers_on(spectator) == checkers_on(player)
+
+    # An address with a level the page does not know creates nothing.
+    stranger = session.open("unknown-level", server.url + "?bot=grandmaster")
+    expect(stranger.turn).to_have_text("Could not open this game.")
+    expect(stranger.notice).to_contain_text("There is no such level of the computer")
+    expect(stranger.page.locator("#notice-new-game")).to_be_visible()
+    assert stranger.sent == []
+
+    session.assert_no_problems()
