@@ -2061,8 +2061,18 @@ def test_resign_and_a_rematch_against_the_computer(
     expect(page.locator("body")).to_have_attribute("data-phase", "playing")
     assert json.dumps({"type": "offer", "offer": "rematch"}, separators=(",", ":")) in player.sent
     # The page's address is still the one that created the game, and its token leads to
-    # its new colour.
+    # its new colour: a reload resumes game 2 as yellow.
     expect(page).to_have_url(re.compile(r"/\?bot=casual$"))
+    page.reload()
+    expect(page.locator("#status-role")).to_have_text("You are yellow.")
+    expect(page.locator("#round")).to_have_text("Game 2")
+    expect(page.locator("#opponent")).to_have_text("vs Computer (casual)")
+    expect(player.turn).to_have_text("Your turn.")
+    expect(page.locator("#board .cell.red")).to_have_count(1)
+    expect(page.locator("#board .cell.yellow")).to_have_count(0)
+    player.click_column(3)
+    expect(page.locator("#board .cell.yellow")).to_have_count(1)
+    expect(thinking).to_be_visible()
 
     session.assert_no_problems()
 
