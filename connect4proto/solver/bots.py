@@ -6,7 +6,7 @@ seeds), so a game against the computer can be replayed exactly in a test.
 - ``beginner`` plays plausible moves (the centre more often) and makes real mistakes: it takes
   an immediate win, but blocks an immediate threat only half of the time.
 - ``casual`` always takes a win and blocks a threat, never plays right below a cell where the
-  opponent would win, and otherwise looks two moves ahead.
+  opponent would win, and otherwise weighs each move by the reply to it (one move ahead).
 - ``strong`` searches six moves ahead (negamax with alpha-beta) and judges the positions it
   reaches by their threats: the empty cells that would complete a four, an odd-row threat
   being worth more to the first player and an even-row one to the second (they decide the
