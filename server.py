@@ -53,7 +53,7 @@ from connect4proto import (
     Site,
     SpectatorJoined,
 )
-from connect4proto.solver import position_from_moves
+from connect4proto.solver import ORDER, position_from_moves
 from connect4proto.solver.bots import Level, choose
 
 log = logging.getLogger("connect4proto")
@@ -593,7 +593,7 @@ def _computer_move(request: ComputeMove, seed: int) -> int:
 def _fallback_move(request: ComputeMove) -> int:
     """A legal move, the centre first: what the computer plays if its search failed."""
     position = position_from_moves(request.record)
-    return next(c for c in (3, 2, 4, 1, 5, 0, 6) if position.can_play(c))
+    return next(c for c in ORDER if position.can_play(c))
 
 
 def _log_event(event: Event) -> None:

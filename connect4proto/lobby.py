@@ -642,14 +642,13 @@ class Lobby:
             return
         room.bot_asked = None
         self._settle_clock(room, now, outbox)
-        game = room.match.game
-        player = game.turn
-        seat = room.seats[player]
-        if game.is_over or type(seat) is not Computer:
+        if self._computer_to_move(room) is None:
             return  # its time ran out meanwhile
+        game = room.match.game
         if type(column) is not int or not game.can_play(column):
             raise LocalProtocolError(f"game {room.id}: the computer cannot play {column!r}")
-        self._apply(room, Action.MOVE, MatchRequest(player=player, now=now, column=column), outbox)
+        move = MatchRequest(player=game.turn, now=now, column=column)
+        self._apply(room, Action.MOVE, move, outbox)
 
     def _computer_answers(self, room: _Room, now: float, outbox: Outbox) -> None:
         """The computer declines every draw offer and accepts every rematch, at once."""
@@ -661,17 +660,13 @@ class Lobby:
         computer = _OPPONENT[maker]
         action = Action.DECLINE_DRAW if kind is OfferKind.DRAW else Action.ACCEPT_REMATCH
         seat_refusal = self._rematch_refusal(room, computer) if kind is OfferKind.REMATCH else None
+        # Never refused (the maker is here: it just asked), so nobody to tell a refusal to.
         request = MatchRequest(player=computer, now=now, seat_refusal=seat_refusal)
-        events = match.apply(action, request)
-        if isinstance(events, Refusal):  # pragma: no cover - the maker is here: it just asked
-            raise LocalProtocolError(f"game {room.id}: the computer cannot answer: {events}")
-        self._log(room, events, now, outbox)
+        self._apply(room, action, request, outbox)
 
     def _computer_turn(self, room: _Room, now: float, outbox: Outbox) -> None:
         """If the computer is to move, ask for its move after its pause (once per version)."""
-        match = room.match
-        game = match.game
-        if game.is_over or type(room.seats[game.turn]) is not Computer:
+        if self._computer_to_move(room) is None:
             return
         if room.bot_asked is not None or room.bot_at is not None:
             return
@@ -682,15 +677,20 @@ class Lobby:
             self._reschedule(room)
 
     def _ask_computer(self, room: _Room, outbox: Outbox) -> None:
-        game = room.match.game
-        seat = room.seats[game.turn]
-        if game.is_over or type(seat) is not Computer:
+        seat = self._computer_to_move(room)
+        if seat is None:
             return  # the game moved on during the pause
-        request = ComputeMove(
-            game=room.id, version=room.version, level=seat.level, record=game.record
-        )
+        record = room.match.game.record
+        request = ComputeMove(game=room.id, version=room.version, level=seat.level, record=record)
         room.bot_asked = request
         outbox.compute(request)
+
+    @staticmethod
+    def _computer_to_move(room: _Room) -> Computer | None:
+        """The computer's seat, if the game goes on and it is the computer's turn."""
+        game = room.match.game
+        seat = room.seats[game.turn]
+        return None if game.is_over or type(seat) is not Computer else seat
 
     def _apply(
         self,

@@ -274,12 +274,14 @@ def _accept_draw(match: Match, request: MatchRequest) -> Step | Refusal:
     return Step((match._end(None, Ending.AGREED, request.now, by=player),))
 
 
-def _decline_draw(match: Match, request: MatchRequest) -> Step | Refusal:
-    player = request.player
-    if player is match.offer_by:
+def _decline(match: Match, request: MatchRequest) -> Step | Refusal:
+    """The other player's offer, of a draw or a rematch, declined."""
+    player, offer = request.player, match.offer
+    assert offer is not None  # only an offered phase has this transition
+    if player is offer[1]:
         return OWN_OFFER
     match.offer_by = None
-    return Step((OfferDeclined(offer=OfferKind.DRAW, player=player),))
+    return Step((OfferDeclined(offer=offer[0], player=player),))
 
 
 def _abort(match: Match, request: MatchRequest) -> Step | Refusal:
@@ -343,14 +345,6 @@ def _accept_rematch(match: Match, request: MatchRequest) -> Step | Refusal:
     return Step((RematchStarted(round=match.round, clock=clock),))
 
 
-def _decline_rematch(match: Match, request: MatchRequest) -> Step | Refusal:
-    player = request.player
-    if player is match.offer_by:
-        return OWN_OFFER
-    match.offer_by = None
-    return Step((OfferDeclined(offer=OfferKind.REMATCH, player=player),))
-
-
 def _maker_left(match: Match, request: MatchRequest) -> Step:
     player = request.player
     if player is not match.offer_by:
@@ -385,7 +379,7 @@ _TRANSITIONS: dict[tuple[Phase, Action], tuple[_Handler, Phase]] = {
     (_D, _A.RESIGN): (_resign, _O),
     (_D, _A.OFFER_DRAW): (_offer_draw_back, _O),
     (_D, _A.ACCEPT_DRAW): (_accept_draw, _O),
-    (_D, _A.DECLINE_DRAW): (_decline_draw, _P),
+    (_D, _A.DECLINE_DRAW): (_decline, _P),
     (_D, _A.ABORT): (_abort, _O),
     (_D, _A.CLAIM): (_claim, _O),
     (_D, _A.FLAG): (_flag, _O),
@@ -399,7 +393,7 @@ _TRANSITIONS: dict[tuple[Phase, Action], tuple[_Handler, Phase]] = {
     (_R, _A.MOVE): (_move, _R),
     (_R, _A.OFFER_REMATCH): (_offer_rematch_back, _P),
     (_R, _A.ACCEPT_REMATCH): (_accept_rematch, _P),
-    (_R, _A.DECLINE_REMATCH): (_decline_rematch, _O),
+    (_R, _A.DECLINE_REMATCH): (_decline, _O),
     # A rematch offer lapses when its maker leaves (then the phase is over again).
     (_R, _A.LEAVE): (_maker_left, _R),
 }

@@ -198,3 +198,17 @@ def test_the_computers_move_lands_while_its_opponent_is_away_and_back() -> None:
     network.think()
     me.read()
     assert me.last["player"] == "yellow"
+
+
+def test_after_a_rematch_the_computer_accepted_a_clock_still_falls() -> None:
+    network = Network(config=NOW)
+    me = Tab(network, bot="casual", color="yellow", clock={"kind": "move", "seconds": 5})
+    network.think()  # the computer, red, opens
+    me.send("resign")
+    me.send("offer", offer="rematch")  # accepted at once: I am red now, and my clock runs
+    me.read()
+    assert me.last["type"] == "rematch"
+    network.advance(network.now + 5.0)
+    me.read()
+    assert me.last["reason"] == "time"
+    assert me.last["player"] == "yellow"

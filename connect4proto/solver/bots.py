@@ -17,11 +17,24 @@ Among moves it judges equal, each level picks at random, so that games differ.
 from __future__ import annotations
 
 import enum
-import random
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from . import _COLUMNS, _H1, ORDER, SIZE, Position, _possible, _winning_cells
 
-__all__ = ["Level", "choose"]
+__all__ = ["Chance", "Level", "choose"]
+
+T = TypeVar("T")
+
+
+class Chance(Protocol):
+    """Where the randomness comes from (``random.Random`` is one; seed it to replay)."""
+
+    def random(self) -> float: ...
+
+    def choice(self, seq: Sequence[T]) -> T: ...
+
+    def choices(self, population: Sequence[T], weights: Sequence[float]) -> list[T]: ...
 
 
 class Level(enum.Enum):
@@ -42,7 +55,7 @@ _WIN = 1_000_000
 _ODD_ROWS = sum(0b10101 << (c * _H1) for c in range(7))
 
 
-def choose(position: Position, level: Level, rng: random.Random) -> int:
+def choose(position: Position, level: Level, rng: Chance) -> int:
     """The column the computer plays at ``level`` (the position must have a move left)."""
     playable = [c for c in range(7) if position.can_play(c)]
     if not playable:
