@@ -501,11 +501,17 @@ class Lobby:
         self, room: _Room, player: Player, level: Level, now: float, outbox: Outbox
     ) -> None:
         room.seats[player] = Computer(level=level.value)
+        self._seat_taken(room, player, now, outbox, bot=level.value)
+
+    def _seat_taken(
+        self, room: _Room, player: Player, now: float, outbox: Outbox, bot: str | None = None
+    ) -> None:
+        """Log that ``player``'s seat got its owner (a person, or the computer at ``bot``)."""
         clock = None
         if player is Player.YELLOW:  # both are here: a timed game's clocks start
             self._apply(room, Action.JOIN, MatchRequest(player=player, now=now), outbox)
             clock = room.match.clocks(now)
-        self._append(room, SeatTaken(player=player, clock=clock, bot=level.value), outbox)
+        self._append(room, SeatTaken(player=player, clock=clock, bot=bot), outbox)
 
     def _join(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
         room = self._find(key, (Credential.JOIN,))
@@ -879,11 +885,7 @@ class Lobby:
         room.seats[player] = change.seat
         logged = change.logged
         if logged is SeatEvent.TAKEN:
-            clock = None
-            if player is Player.YELLOW:  # both are here: a timed game's clocks start
-                self._apply(room, Action.JOIN, MatchRequest(player=player, now=now), outbox)
-                clock = room.match.clocks(now)
-            self._append(room, SeatTaken(player=player, clock=clock), outbox)
+            self._seat_taken(room, player, now, outbox)
         elif logged is SeatEvent.AWAY:
             seat = change.seat
             assert type(seat) is Away
