@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import heapq
 import logging
@@ -55,6 +56,7 @@ from connect4proto import (
 )
 from connect4proto.solver import ORDER, position_from_moves
 from connect4proto.solver.bots import Level, choose
+from connect4proto.solver.perfect import PerfectPlayer, Source, Unavailable
 
 log = logging.getLogger("connect4proto")
 
@@ -128,8 +130,11 @@ class _Link:
 class Driver:
     """Serves one ``GameServer`` to any number of sockets, from one task (``run``)."""
 
-    def __init__(self, core: GameServer) -> None:
+    def __init__(self, core: GameServer, perfect: PerfectPlayer | None = None) -> None:
         self.core = core
+        #: The perfect level's player (its search's table stays warm from one move to the
+        #: next); None where it cannot run, and then the core does not offer the level.
+        self._perfect = perfect
         self._config = core.config
         self._epoll = select.epoll()
         self._links: dict[int, _Link] = {}  # by file descriptor
@@ -233,7 +238,15 @@ class Driver:
         """Pump every socket until cancelled: the driver's only long-lived task (beside the
         computer's moves, worked out in a thread each)."""
         async with trio.open_nursery() as self._thinkers:
+            if self._perfect is not None:
+                self._thinkers.start_soon(self._warm_up, self._perfect)
             await self._pump()
+
+    async def _warm_up(self, perfect: PerfectPlayer) -> None:
+        """Compile the perfect player's search (or load it from numba's cache: about 2 s
+        the first time on a machine, 0.5 s after) before a move waits for it."""
+        async with self._thinking:
+            await trio.to_thread.run_sync(perfect.warm_up)
 
     async def _pump(self) -> None:
         epoll = self._epoll
@@ -401,7 +414,7 @@ class Driver:
         seed = self._random.getrandbits(64)
         async with self._thinking:
             try:
-                column = await trio.to_thread.run_sync(_computer_move, request, seed)
+                column = await trio.to_thread.run_sync(_computer_move, request, seed, self._perfect)
             except Exception:
                 # A bug in a level must not stop the server, nor the game: it plays on.
                 log.exception(
@@ -584,10 +597,32 @@ class Driver:
         self._epoll.close()
 
 
-def _computer_move(request: ComputeMove, seed: int) -> int:
+def _computer_move(request: ComputeMove, seed: int, perfect: PerfectPlayer | None) -> int:
     """The computer's column for ``request`` (runs in a worker thread)."""
     position = position_from_moves(request.record)
-    return choose(position, Level(request.level), random.Random(seed))
+    level = Level(request.level)
+    if level is not Level.PERFECT:
+        return choose(position, level, random.Random(seed))
+    assert perfect is not None  # the core offers the level only with its player
+    decision = perfect.decide(position, random.Random(seed))
+    if decision.source is Source.FALLBACK:
+        log.warning(
+            "game %d: the perfect player's search ran out of its budget after %s; "
+            "it played the strong level's move",
+            request.game,
+            request.record,
+        )
+    return decision.column
+
+
+def load_perfect_player(config: Config) -> tuple[PerfectPlayer | None, Config]:
+    """The perfect player, or None and a config without its level (said in the log)."""
+    try:
+        return PerfectPlayer.load(), config
+    except Unavailable as exc:
+        log.warning("the perfect level is off: %s", exc)
+        levels = config.computer_levels - {Level.PERFECT}
+        return None, dataclasses.replace(config, computer_levels=levels)
 
 
 def _fallback_move(request: ComputeMove) -> int:
@@ -788,7 +823,8 @@ async def main(argv: list[str] | None = None) -> None:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     raise_open_file_limit()
-    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config))
+    perfect, config = load_perfect_player(config)
+    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), perfect)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
             partial(serve, driver, args.host, args.port, shutdown_timeout=args.shutdown_timeout)

@@ -16,6 +16,16 @@ from pathlib import Path
 
 from connect4proto.solver import Position, Solver, position_from_moves
 from connect4proto.solver.bots import Level, choose
+from connect4proto.solver.perfect import PerfectPlayer
+
+_perfect: list[PerfectPlayer] = []
+
+
+def perfect_player() -> PerfectPlayer:
+    if not _perfect:
+        _perfect.append(PerfectPlayer.load())
+        _perfect[0].warm_up()
+    return _perfect[0]
 
 TESTSETS = Path(__file__).resolve().parent.parent.parent / "shared" / "solver-testsets"
 #: Pons' published C++ figures, per position (strong solve).
@@ -49,15 +59,18 @@ def play(
     first: Level, second: Level, rng: random.Random, times: dict[Level, list[float]]
 ) -> Level | None:
     """One game; each level's thinking times go into ``times``. The winner's level, or None."""
-    position, levels = Position(), (first, second)
+    position, previous, levels = Position(), None, (first, second)
     while position.moves < 42:
         level = levels[position.moves % 2]
         started = time.perf_counter()
-        column = choose(position, level, rng)
+        if level is Level.PERFECT:
+            column = perfect_player().decide(position, rng, previous=previous).column
+        else:
+            column = choose(position, level, rng)
         times[level].append(time.perf_counter() - started)
         if position.is_winning_move(column):
             return level
-        position = position.play(column)
+        previous, position = position, position.play(column)
     return None
 
 

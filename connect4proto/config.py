@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .solver.bots import Level
+
 __all__ = ["Config"]
 
 
@@ -64,6 +66,9 @@ class Config:
     watchers_interval: float = 1.0
     #: Seconds the computer waits before it plays (a natural pause; 0 in tests).
     bot_delay: float = 0.5
+    #: The computer's levels this server offers; asking for another is refused
+    #: (``level_unavailable``). The driver leaves out ``perfect`` where it cannot run.
+    computer_levels: frozenset[Level] = frozenset(Level)
 
     def __post_init__(self) -> None:
         for name in (
@@ -95,6 +100,9 @@ class Config:
             delay = getattr(self, name)
             if type(delay) not in (int, float) or not 0 <= delay < float("inf"):
                 raise ValueError(f"{name} must be a number of seconds, 0 or more, not {delay!r}")
+        levels = self.computer_levels
+        if type(levels) is not frozenset or not all(type(level) is Level for level in levels):
+            raise ValueError(f"computer_levels must be a frozenset of levels, not {levels!r}")
         origins = self.allowed_origins
         if type(origins) is not tuple or not all(
             type(origin) is str and origin for origin in origins

@@ -214,6 +214,7 @@ class GameServer:
             offer_interval=config.offer_interval,
             watchers_interval=config.watchers_interval,
             bot_delay=config.bot_delay,
+            computer_levels=config.computer_levels,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application

@@ -87,6 +87,7 @@ from .refusals import (
     TOKEN_ALONE,
     UNKNOWN_TOKEN,
     Refusal,
+    level_unavailable,
     opponent_connected,
     opponent_reconnecting,
     too_early,
@@ -237,6 +238,7 @@ class Lobby:
         offer_interval: float = 30.0,
         watchers_interval: float = 1.0,
         bot_delay: float = 0.0,
+        computer_levels: frozenset[Level] = frozenset(Level),
     ) -> None:
         self._new_key = new_key
         self._store = store
@@ -245,6 +247,7 @@ class Lobby:
         self._offer_interval = offer_interval
         self._watchers_interval = watchers_interval
         self._bot_delay = bot_delay
+        self._computer_levels = computer_levels
         self._next_id = 1
         self._rooms: dict[GameId, _Room] = {}
         self._members: dict[ConnectionId, _Member] = {}
@@ -448,6 +451,8 @@ class Lobby:
             self.refuse(connection, BOT_ON_CREATE, outbox)
         elif color is not None and bot is None:
             self.refuse(connection, COLOR_NEEDS_BOT, outbox)
+        elif bot is not None and bot not in self._computer_levels:
+            self.refuse(connection, level_unavailable(bot, self._computer_levels), outbox)
         elif token is not None:
             if keys:
                 self.refuse(connection, TOKEN_ALONE, outbox)

@@ -8,9 +8,11 @@ gets the text alone, as before.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import game
+from .solver.bots import Level
 
 __all__ = [
     "ALREADY_IN_GAME",
@@ -39,6 +41,7 @@ __all__ = [
     "UNKNOWN_TOKEN",
     "Refusal",
     "invalid_message",
+    "level_unavailable",
     "offer_too_soon",
     "opponent_connected",
     "opponent_reconnecting",
@@ -89,6 +92,18 @@ BOT_ON_CREATE = Refusal(
 COLOR_NEEDS_BOT = Refusal(
     code="bad_init", message="A color is chosen only against the computer: send bot too."
 )
+
+
+def level_unavailable(level: Level, offered: Iterable[Level]) -> Refusal:
+    """The computer's ``level`` is not offered by this server (the perfect one needs a
+    compiled search that is not installed everywhere)."""
+    others = ", ".join(other.value for other in Level if other in offered) or "none"
+    return Refusal(
+        code="level_unavailable",
+        message=f"This server does not offer the {level.value} level; choose another: {others}.",
+    )
+
+
 NO_DRAW_OFFER = Refusal(code="no_offer", message="There is no draw offer to answer.")
 NO_REMATCH_OFFER = Refusal(code="no_offer", message="There is no rematch offer to answer.")
 DRAW_PENDING = Refusal(

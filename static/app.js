@@ -84,6 +84,7 @@ const BOT_LEVELS = [
   { level: "beginner", name: "Beginner", about: "makes real mistakes" },
   { level: "casual", name: "Casual", about: "sees one move ahead" },
   { level: "strong", name: "Strong", about: "looks six moves ahead" },
+  { level: "perfect", name: "Perfect", about: "never lets a win or a draw slip" },
 ];
 // What "Play the computer" offers first, until a choice is remembered.
 const DEFAULT_BOT = { level: "casual", color: "red" };
@@ -108,6 +109,7 @@ const FATAL = new Map([
   ["game_not_found", "ended"], // a join or watch key of a game that is gone
   ["unknown_token", "ended"], // a seat token of a game that is gone
   ["bad_init", "failed"],
+  ["level_unavailable", "failed"], // this server cannot run that level (perfect needs numba)
   ["already_in_game", "failed"],
   ["init_first", "failed"], // our init was refused or lost: nothing to act on
 ]);

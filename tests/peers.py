@@ -28,6 +28,18 @@ from wsproto.events import (
 from connect4proto import ComputeMove, ConnectionId, Event, GameServer, Output, Site
 from connect4proto.solver import position_from_moves
 from connect4proto.solver.bots import Level, choose
+from connect4proto.solver.perfect import PerfectPlayer
+
+_perfect: list[PerfectPlayer] = []
+
+
+def perfect_player() -> PerfectPlayer:
+    """The perfect player, loaded once for the whole run (its book takes 0.1 s, and its
+    compiled search is loaded from numba's cache)."""
+    if not _perfect:
+        _perfect.append(PerfectPlayer.load())
+    return _perfect[0]
+
 
 SITE = Site.from_files(
     {
@@ -80,7 +92,11 @@ class Network:
         while self.computing:
             request = self.computing.pop(0)
             position = position_from_moves(request.record)
-            column = choose(position, Level(request.level), self.random)
+            level = Level(request.level)
+            if level is Level.PERFECT:
+                column = perfect_player().decide(position, self.random).column
+            else:
+                column = choose(position, level, self.random)
             self.apply(self.server.computed(request, column, self.now))
 
     def feed(self, peer: Peer, data: bytes | None) -> None:

@@ -37,6 +37,6 @@ def test_the_computers_benchmark_scores_positions_and_plays_a_tournament() -> No
     result = bots_benchmark.solver_set("end-easy", limit=5)
     assert result["nodes_per_position"] > 0
     table, times = bots_benchmark.tournament(games=1)
-    assert len(table) == 3  # every pair of the three levels
+    assert len(table) == 6  # every pair of the four levels
     assert all(sum(outcome) == 1 for outcome in table.values())
     assert all(times.values())

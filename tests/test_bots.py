@@ -40,11 +40,19 @@ def test_each_level_beats_the_one_below_it_clearly(better: Level, worse: Level, 
     assert results[better] >= 3 * results[worse], results
 
 
-@pytest.mark.parametrize("level", list(Level))
+BELOW_PERFECT = [level for level in Level if level is not Level.PERFECT]
+
+
+@pytest.mark.parametrize("level", BELOW_PERFECT)
 def test_every_level_takes_an_immediate_win(level: Level) -> None:
     position = position_from_moves("121212")  # red wins in column 1
     for seed in range(20):
         assert choose(position, level, random.Random(seed)) == 0
+
+
+def test_the_perfect_level_is_not_chosen_here() -> None:
+    with pytest.raises(ValueError, match=r"perfect\.PerfectPlayer\.decide"):
+        choose(Position(), Level.PERFECT, random.Random(1))
 
 
 @pytest.mark.parametrize("level", [Level.CASUAL, Level.STRONG])

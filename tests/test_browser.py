@@ -1961,7 +1961,9 @@ def play_my_move(client: Client, colour: str) -> int:
 
 @NO_BOT_DELAY
 @pytest.mark.parametrize(
-    ("level", "colour"), [("Beginner", "Red"), ("Casual", "Yellow")], ids=["red", "yellow"]
+    ("level", "colour"),
+    [("Beginner", "Red"), ("Casual", "Yellow"), ("Perfect", "Yellow")],
+    ids=["red", "yellow", "perfect"],
 )
 def test_a_game_against_the_computer_is_played_to_its_end(
     session: Session, server: Server, server_args: list[str], level: str, colour: str
@@ -1992,6 +1994,8 @@ def test_a_game_against_the_computer_is_played_to_its_end(
         "Draw!": "The board is full.",
     }
     assert title in detail, f"the banner says {title!r}"
+    if level == "Perfect":  # moving first, it wins whatever the person does
+        assert title == "The computer wins.", f"the banner says {title!r}"
     expect_banner(player, title, detail[title])
     if title != "Draw!":
         expect(page.locator("#board .cell.win")).not_to_have_count(0)

@@ -14,6 +14,7 @@ from peers import Network
 from tabs import Tab, log_of, read_all
 
 from connect4proto import ComputeMove, Config, LocalProtocolError
+from connect4proto.solver.bots import Level
 
 NOW = Config(bot_delay=0.0)
 
@@ -212,3 +213,36 @@ def test_after_a_rematch_the_computer_accepted_a_clock_still_falls() -> None:
     me.read()
     assert me.last["reason"] == "time"
     assert me.last["player"] == "yellow"
+
+
+@pytest.mark.parametrize("color", ["red", "yellow"])
+def test_the_perfect_computer_plays_a_whole_game_and_never_loses(color: str) -> None:
+    network = Network(config=NOW)
+    me = Tab(network, bot="perfect", color=color)
+    assert me.applied[0 if color == "yellow" else 1]["bot"] == "perfect"
+    end = play_to_the_end(network, me, random.Random(4))
+    computer = "yellow" if color == "red" else "red"
+    assert end["type"] == "win", end
+    assert end["player"] == computer
+
+
+def test_a_level_the_server_does_not_offer_is_refused_with_the_others_named() -> None:
+    levels = frozenset({Level.BEGINNER, Level.STRONG})
+    network = Network(config=Config(bot_delay=0.0, computer_levels=levels))
+    page = network.websocket()
+    page.send({"type": "init", "v": 0, "bot": "perfect"})
+    (refused,) = page.take()
+    assert refused == {
+        "type": "error",
+        "code": "level_unavailable",
+        "message": "This server does not offer the perfect level; choose another: "
+        "beginner, strong.",
+    }
+    assert network.server.lobby.game_count == 0  # nothing was created
+    page.send({"type": "init", "v": 0, "bot": "strong"})
+    assert page.take()[0]["type"] == "init"
+
+
+def test_the_levels_offered_are_validated() -> None:
+    with pytest.raises(ValueError, match="computer_levels must be a frozenset of levels"):
+        Config(computer_levels={"perfect"})  # type: ignore[arg-type]

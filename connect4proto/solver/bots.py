@@ -1,5 +1,7 @@
 """The computer's levels below perfect play: what each would play in a position.
 
+(The level names include ``perfect``, which plays through ``perfect.PerfectPlayer``.)
+
 Pure computation: the randomness comes in as an argument (a ``random.Random`` the caller
 seeds), so a game against the computer can be replayed exactly in a test.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import _COLUMNS, _H1, ORDER, SIZE, Position, _possible, _winning_cells
 
@@ -36,11 +38,15 @@ class Chance(Protocol):
 
     def choices(self, population: Sequence[T], weights: Sequence[float]) -> list[T]: ...
 
+    def shuffle(self, seq: list[Any]) -> None: ...
+
 
 class Level(enum.Enum):
     BEGINNER = "beginner"
     CASUAL = "casual"
     STRONG = "strong"
+    #: Plays perfectly (``perfect.PerfectPlayer``): it needs numba and the book.
+    PERFECT = "perfect"
 
     __hash__ = object.__hash__
 
@@ -56,7 +62,10 @@ _ODD_ROWS = sum(0b10101 << (c * _H1) for c in range(7))
 
 
 def choose(position: Position, level: Level, rng: Chance) -> int:
-    """The column the computer plays at ``level`` (the position must have a move left)."""
+    """The column the computer plays at ``level``, below perfect (the position must have a
+    move left)."""
+    if level is Level.PERFECT:
+        raise ValueError("the perfect level plays through perfect.PerfectPlayer.decide")
     playable = [c for c in range(7) if position.can_play(c)]
     if not playable:
         raise ValueError("the board is full: there is no move to choose")
