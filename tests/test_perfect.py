@@ -335,3 +335,13 @@ def test_the_perfect_player_beats_the_strong_level_clearly() -> None:
             previous, position = position, position.play(column)
     assert wins >= 8, (wins, losses)
     assert losses <= 1, (wins, losses)
+
+
+def test_a_cleared_table_searches_as_a_new_one() -> None:
+    position = position_from_moves(pons_set("middle-easy")[0][0])
+    used = FastSolver(TABLE)
+    used.solve(position_from_moves(pons_set("middle-easy")[1][0]))
+    used.clear()
+    fresh = FastSolver(TABLE)
+    assert used.solve(position) == fresh.solve(position)
+    assert used.nodes == fresh.nodes

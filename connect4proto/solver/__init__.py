@@ -8,7 +8,8 @@ and the fastest possible win, on one's fourth stone, scores 18.
 The search is the textbook one, written here from its description: bitboards, negamax with
 alpha-beta pruning, every search a null window ("is the score above this?") and the
 window narrowed from both ends, a transposition table of both bounds (a search that fails
-low leaves an upper bound, one that fails high a lower bound), no move that hands the
+low leaves an upper bound, one that fails high a lower bound; a child's upper bound can cut
+before the child is searched), no move that hands the
 opponent an immediate win, and moves ordered by how many winning cells they make (centre
 columns first among equals). This is the pure-Python reference: ``fast.FastSolver`` runs the
 same search compiled, and the tests hold it to this one.
@@ -64,6 +65,10 @@ class BestMoves:
 
 #: The opening book's positions have this many stones (``book.BOOK_STONES``).
 _BOOK_STONES = 12
+#: The children's table entries are looked at (enhanced transposition cutoffs) in positions
+#: of fewer stones than this: far from the end, where a cut saves a large subtree (closer,
+#: the lookups cost more than they save).
+_ETC_BEFORE = 30
 #: No budget: more nodes than any search visits.
 _NO_LIMIT = 1 << 62
 
@@ -284,6 +289,14 @@ class Solver:
             highest = known
         if highest <= alpha:
             return highest
+        if moves < _ETC_BEFORE:
+            # A child whose upper bound is known may already prove a move beats alpha.
+            for column in range(WIDTH):
+                move = candidates & _COLUMNS[column]
+                if move:
+                    known = self._upper.get(opponent + (mask | move))
+                    if known is not None and -known > alpha:
+                        return -known
         # The moves that make the most winning cells first; the centre first among equals.
         scored: list[tuple[int, int, int]] = []
         for column in ORDER:

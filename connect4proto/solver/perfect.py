@@ -5,9 +5,11 @@ when losing, a longest resistance; among equal moves it picks at random, so game
 The moves come from a search (``fast.FastSolver``, or any solver with the same
 ``best_moves``) that stops at the book of 12-stone positions (``book``), so that the early
 positions, which would take minutes, take milliseconds; its transposition table is kept from
-one request to the next. What the book knows saves more: in a position of 12 stones the
-score is known, and after the opponent's move from one, a score it has at least (exactly,
-if the opponent played its best), which the search tries first.
+one request to the next. What is known saves more: in a position of 12 stones the score is
+in the book; after the opponent's move, the score is at least what it was before it (minus
+the book's score of the position the opponent moved from, or the score the player kept with
+its own last move), and exactly that when the opponent played its best: the search tries it
+first.
 
 Should the search use up its budget (a deadline put as nodes, the same on every machine),
 the strong level's move is played instead, and the decision says so.
@@ -34,6 +36,8 @@ __all__ = ["DEFAULT_BUDGET", "Decision", "PerfectPlayer", "Source", "Unavailable
 #: the compiled search's speed on a slow machine, far above what positions take (see
 #: ``benchmarks/bots.py``), so that the fallback is for the pathological.
 DEFAULT_BUDGET = 10_000_000
+#: Scores kept by recent moves remembered (about 100 bytes each), to be emptied beyond.
+_KEPT = 100_000
 #: Columns of a game near its end, with nothing left to search.
 _NEAR_THE_END = tuple(int(c) - 1 for c in "12121221212134343443434356565665")
 
@@ -75,6 +79,9 @@ class PerfectPlayer:
     def __init__(self, book: Book, searcher: Searcher) -> None:
         self.book = book
         self.searcher = searcher
+        # The score kept by each of its recent moves, by the position it left: its score at
+        # its next turn is at least that, whatever the opponent plays in between.
+        self._kept: dict[int, int] = {}
 
     @classmethod
     def load(cls) -> PerfectPlayer:
@@ -111,9 +118,12 @@ class PerfectPlayer:
         score = at_least = None
         if position.moves == BOOK_STONES:
             score = self.book.score(position)
-        elif previous is not None and previous.moves == BOOK_STONES:
-            known = self.book.score(previous)
-            at_least = None if known is None else -known
+        elif previous is not None:
+            bounds = [self._kept.get(previous.key)]
+            if previous.moves == BOOK_STONES:
+                known = self.book.score(previous)
+                bounds.append(None if known is None else -known)
+            at_least = max((bound for bound in bounds if bound is not None), default=None)
         # Any of the best moves, with equal chances: the first that keeps the score in a
         # shuffled order (the search stops there).
         order = list(range(7))
@@ -122,5 +132,9 @@ class PerfectPlayer:
             position, budget, score=score, at_least=at_least, first_of=order
         )
         if best is not None:
-            return Decision(best.columns[0], Source.SEARCH, best.score)
+            column = best.columns[0]
+            if len(self._kept) >= _KEPT:
+                self._kept.clear()
+            self._kept[position.play(column).key] = best.score
+            return Decision(column, Source.SEARCH, best.score)
         return Decision(choose(position, Level.STRONG, rng), Source.FALLBACK)
