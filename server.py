@@ -91,6 +91,12 @@ def load_site(directory: Path = STATIC_DIR) -> Site:
     return Site.from_files(files)
 
 
+#: The computer's moves waiting for the thinking thread at most (each a few milliseconds of
+#: work, up to 100 at the perfect and strong levels); beyond, the computer plays the casual
+#: level's move at once, so that a crowd of games against it cannot queue up seconds.
+MAX_THINKING = 64
+
+
 class _Link:
     """The driver's side of one socket: what waits to be written, and how it ends.
 
@@ -130,8 +136,15 @@ class _Link:
 class Driver:
     """Serves one ``GameServer`` to any number of sockets, from one task (``run``)."""
 
-    def __init__(self, core: GameServer, perfect: PerfectPlayer | None = None) -> None:
+    def __init__(
+        self,
+        core: GameServer,
+        perfect: PerfectPlayer | None = None,
+        max_thinking: int = MAX_THINKING,
+    ) -> None:
         self.core = core
+        self._max_thinking = max_thinking
+        self._waiting_to_think = 0  # requests for the computer's move not answered yet
         #: The perfect level's player (its search's table stays warm from one move to the
         #: next); None where it cannot run, and then the core does not offer the level.
         self._perfect = perfect
@@ -406,24 +419,43 @@ class Driver:
         if output.compute:
             assert self._thinkers is not None  # the core asks only while the pump runs
             for request in output.compute:
-                self._thinkers.start_soon(self._think, request)
+                # Counted here, as the core asks, so that the queue's bound does not depend
+                # on when the tasks start.
+                self._waiting_to_think += 1
+                hurried = self._waiting_to_think > self._max_thinking
+                self._thinkers.start_soon(self._think, request, hurried)
         self._settle()
 
-    async def _think(self, request: ComputeMove) -> None:
-        """Work out the computer's move in a thread, then hand it to the core."""
+    async def _think(self, request: ComputeMove, hurried: bool) -> None:
+        """Work out the computer's move in a thread, then hand it to the core; ``hurried``
+        (too many wait already), the casual level's move at once."""
         seed = self._random.getrandbits(64)
+        try:
+            if hurried:
+                log.warning(
+                    "game %d: %d moves of the computer wait to be worked out; it plays a quick one",
+                    request.game,
+                    self._waiting_to_think - 1,
+                )
+                column = _hurried_move(request, seed)
+            else:
+                column = await self._think_in_thread(request, seed)
+        finally:
+            self._waiting_to_think -= 1
+        self._now = max(self._now, trio.current_time())
+        self._apply(self.core.computed(request, column, self._now))
+        self._poke()  # the deadlines may have moved
+
+    async def _think_in_thread(self, request: ComputeMove, seed: int) -> int:
         async with self._thinking:
             try:
-                column = await trio.to_thread.run_sync(_computer_move, request, seed, self._perfect)
+                return await trio.to_thread.run_sync(_computer_move, request, seed, self._perfect)
             except Exception:
                 # A bug in a level must not stop the server, nor the game: it plays on.
                 log.exception(
                     "game %d: the computer failed to move; it plays a safe one", request.game
                 )
-                column = _fallback_move(request)
-        self._now = max(self._now, trio.current_time())
-        self._apply(self.core.computed(request, column, self._now))
-        self._poke()  # the deadlines may have moved
+                return _fallback_move(request)
 
     def _settle(self) -> None:
         """Deal with the sockets that failed or overflowed while output was being written."""
@@ -623,6 +655,12 @@ def load_perfect_player(config: Config) -> tuple[PerfectPlayer | None, Config]:
         log.warning("the perfect level is off: %s", exc)
         levels = config.computer_levels - {Level.PERFECT}
         return None, dataclasses.replace(config, computer_levels=levels)
+
+
+def _hurried_move(request: ComputeMove, seed: int) -> int:
+    """The casual level's move (about a millisecond, on the event loop): what the computer
+    plays when too many of its moves already wait for the thinking thread."""
+    return choose(position_from_moves(request.record), Level.CASUAL, random.Random(seed))
 
 
 def _fallback_move(request: ComputeMove) -> int:

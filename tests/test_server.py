@@ -9,13 +9,14 @@ import json
 import logging
 import socket
 import struct
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from peers import SITE, counting_keys
+from peers import SITE, counting_keys, perfect_player
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -29,11 +30,13 @@ from wsproto.events import (
 
 import server as server_module
 from connect4proto import Config, ConnectionId, GameServer
+from connect4proto.solver.bots import Level
 from server import (
     ACCEPT_PAUSE,
     LIMIT_FLAGS,
     Driver,
     config_from_args,
+    load_perfect_player,
     load_site,
     new_key,
     parse_args,
@@ -82,9 +85,11 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def running(core: GameServer) -> AsyncIterator[tuple[Driver, Callable[..., Client]]]:
+async def running(
+    core: GameServer, **driver_options: Any
+) -> AsyncIterator[tuple[Driver, Callable[..., Client]]]:
     """A driver pumping in the background, and a way to connect clients to it."""
-    driver = Driver(core)
+    driver = Driver(core, **driver_options)
     clients: list[Client] = []
 
     def connect(send_buffer: int | None = None) -> Client:
@@ -524,3 +529,43 @@ async def test_the_computer_moves_from_a_worker_thread_and_a_failing_search_play
         assert fallback["player"] == "yellow"
         assert fallback["column"] == 3  # the centre, which has room
         assert "the computer failed to move" in caplog.text
+
+
+async def test_the_perfect_computer_thinks_in_the_thread_from_the_first_move() -> None:
+    core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
+    async with running(core, perfect=perfect_player()) as (_, connect):
+        page = connect()
+        await page.connect()
+        await page.send({"type": "init", "v": 0, "bot": "perfect", "color": "yellow"})
+        events = [await page.receive() for _ in range(5)]
+        assert [event["type"] for event in events] == ["init", "seat", "joined", "joined", "play"]
+        # Moving first, it plays the centre: the only move that wins.
+        assert events[-1] == {"type": "play", "player": "red", "column": 3, "row": 0, "v": 3}
+
+
+async def test_a_full_queue_of_the_computers_moves_plays_quick_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
+    async with running(core, max_thinking=0) as (_, connect):
+        page = connect()
+        await page.connect()
+        with caplog.at_level(logging.WARNING):
+            await page.send({"type": "init", "v": 0, "bot": "strong", "color": "yellow"})
+            events = [await page.receive() for _ in range(5)]
+        assert events[-1]["type"] == "play"
+        assert events[-1]["player"] == "red"
+        assert "moves of the computer wait to be worked out; it plays a quick one" in caplog.text
+
+
+def test_without_numba_the_perfect_level_is_off_and_said_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a machine without numba: its import fails (None in sys.modules stops it).
+    monkeypatch.setitem(sys.modules, "connect4proto.solver.fast", None)
+    with caplog.at_level(logging.WARNING):
+        perfect, config = load_perfect_player(Config())
+    assert perfect is None
+    assert config.computer_levels == frozenset(Level) - {Level.PERFECT}
+    assert "the perfect level is off: the perfect level needs numba" in caplog.text
+    assert "pip install 'connect4proto[perfect]'" in caplog.text
