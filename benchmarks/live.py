@@ -15,6 +15,14 @@ RSS is ``VmHWM`` from ``/proc/PID/status``, system calls come from ``strace -c -
 
     python benchmarks/live.py [--server ours|reference] [--games 50] [--spectators 0]
                               [--duration 2] [--lockstep]
+    python benchmarks/live.py --beside perfect|strong|casual|beginner [--games 50] [--bots 20]
+                              [--duration 5] [--rounds 2]
+
+``--beside LEVEL`` (ours only: the reference server has no computer opponent) plays human-paced
+games (each move after a pause of 100-300 ms, seeded) for the whole run, with bot games of that
+level beside them in every other phase (each answering the computer's move at once, with the
+server's ``--bot-delay 0``): the move latency of the human games without and with the bots,
+phases alternated so that the machine's noise falls on both.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import re
 import resource
 import select
@@ -246,8 +255,8 @@ class ServerProcess:
 
 # --- the load client ----------------------------------------------------------------------------
 
-RED, YELLOW, SPECTATOR, IDLE = 0, 1, 2, 3
-ROLE_NAMES = ("red", "yellow", "spectator", "idle")
+RED, YELLOW, SPECTATOR, IDLE, BOT = 0, 1, 2, 3, 4
+ROLE_NAMES = ("red", "yellow", "spectator", "idle", "bot game")
 _decode = msgspec.json.Decoder().decode
 
 
@@ -533,9 +542,12 @@ class Load:
         assert conn.reply is not None
         return await asyncio.wait_for(conn.reply, self.config.drain_timeout)
 
+    def new_game(self) -> Game:
+        return Game(self, self.config.spectators)
+
     async def play_game(self) -> None:
         """One game from the first connection to the last close."""
-        game = Game(self, self.config.spectators)
+        game = self.new_game()
         red = game.red
         self.everyone.add(red)
         try:
@@ -772,6 +784,426 @@ def measure_syscalls(kind: ServerKind, config: LoadConfig) -> SyscallResult | No
     return SyscallResult(kind.name, result.moves, total, calls[:5])
 
 
+# --- human-paced games beside bot games -----------------------------------------------------------
+#
+# Issue 11: while the computer thinks (in the server's one worker thread), the moves of the
+# other games must not slow down. Human-paced games (every move after a pause of 100-300 ms)
+# play for the whole run; bot games, each a client playing the computer and answering its
+# every move at once, are switched on and off: phases without and with them alternate, so the
+# machine's noise falls on both conditions alike. A human move counts for the phase it was
+# sent and echoed in; moves that straddle a change of phase are left out, and so is the drain
+# after each phase with bots (the computer finishing the searches already asked for).
+
+LEVELS = ("beginner", "casual", "strong", "perfect")
+WITHOUT, WITH = 0, 1  # the two conditions
+CONDITIONS = ("without bots", "with bots")
+GAP = -1  # the phase between measured phases: warm-up, drain, the end
+
+#: The server as the issue's benchmark runs it: the computer answers at once (no natural
+#: pause), and no per-connection message rate: a bot game against a fast level sends more
+#: than 50 moves a second, and the point is to keep the thinking thread busy.
+OURS_BOTS_AT_ONCE = ServerKind(
+    "ours", (*OURS.argv, "--bot-delay", "0", "--max-messages-per-second", "0")
+)
+
+
+class Cut(RuntimeError):
+    """A game still going when the run ends: closed as it stands, not a failure."""
+
+
+@dataclass
+class BesideConfig:
+    humans: int = 50  # human-paced games (two clients each)
+    bots: int = 20  # bot games beside them (one client each)
+    level: str = "perfect"
+    seconds: float = 5.0  # of each phase
+    rounds: int = 2  # phases without then with the bots, this many times
+    pause: tuple[float, float] = (0.1, 0.3)  # a human's pause before each move, uniform
+    seed: int = 11
+    warm_up_timeout: float = 30.0  # the perfect player's warm-up (numba) comes first
+    drain_timeout: float = 30.0
+
+    def schedule(self) -> list[int]:
+        return [WITHOUT, WITH] * self.rounds
+
+
+@dataclass
+class PhaseResult:
+    condition: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # human moves, sent -> echo
+    bot_moves: int = 0  # the computer's moves received by the bot games
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    other_cpu: float = 0.0
+
+    def latency_ms(self, quantile: float) -> float:
+        return _quantile(self.latencies, quantile) * 1e3
+
+
+@dataclass
+class BesideResult:
+    config: BesideConfig
+    human: LoadResult  # every human move's checks and failures (and the bot games' failures)
+    phases: list[PhaseResult]
+    bot_games: int = 0  # bot games played to their end
+    bot_moves: int = 0  # the computer's moves received in all, warm-up and drains included
+    server_problems: list[str] = field(default_factory=list)
+
+    def of(self, condition: int) -> list[PhaseResult]:
+        return [phase for phase in self.phases if phase.condition == condition]
+
+    def latencies(self, condition: int) -> list[float]:
+        return [latency for phase in self.of(condition) for latency in phase.latencies]
+
+    def latency_ms(self, condition: int, quantile: float) -> float:
+        return _quantile(self.latencies(condition), quantile) * 1e3
+
+    def seconds(self, condition: int) -> float:
+        return sum(phase.seconds for phase in self.of(condition))
+
+    def share(self, condition: int, measure: Callable[[PhaseResult], float]) -> float:
+        """A CPU figure of the condition's phases, as a share of one core."""
+        seconds = self.seconds(condition)
+        return sum(measure(phase) for phase in self.of(condition)) / seconds if seconds else 0.0
+
+    def moves_per_s(self, condition: int) -> float:
+        """The human games' moves counted in the condition, per second of it."""
+        seconds = self.seconds(condition)
+        return len(self.latencies(condition)) / seconds if seconds else 0.0
+
+    def bot_moves_per_s(self) -> float:
+        seconds = self.seconds(WITH)
+        return sum(phase.bot_moves for phase in self.of(WITH)) / seconds if seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.human.failure_count == 0
+            and not self.server_problems
+            and all(self.latencies(condition) for condition in (WITHOUT, WITH))
+            and self.bot_moves_per_s() > 0
+        )
+
+    def summary(self) -> str:
+        config = self.config
+        text = f"{config.humans} human-paced games, {config.bots} {config.level} bot games:"
+        for condition in (WITHOUT, WITH):
+            text += (
+                f" {CONDITIONS[condition]}: {len(self.latencies(condition))} moves,"
+                f" p50 {self.latency_ms(condition, 0.5):.2f} p99"
+                f" {self.latency_ms(condition, 0.99):.2f} ms,"
+                f" server {self.share(condition, lambda p: p.server_cpu):.0%} CPU,"
+                f" other processes {self.share(condition, lambda p: p.other_cpu):.0%};"
+            )
+        each = ", ".join(f"{phase.latency_ms(0.99):.1f}" for phase in self.phases)
+        text += (
+            f" bot moves {self.bot_moves_per_s():.0f}/s, {self.bot_games} bot games ended;"
+            f" p99 of each phase (ms): {each}"
+        )
+        if self.human.failure_count:
+            text += f"; {self.human.failure_count} FAILURES: {self.human.failures[:3]}"
+        if self.server_problems:
+            text += f"; SERVER: {self.server_problems[:3]}"
+        return text
+
+
+class PacedGame(Game):
+    """A game of two people: each move after a pause, timed from when it is really sent."""
+
+    def __init__(self, load: PacedLoad) -> None:
+        super().__init__(load, 0)
+        self.paced = load
+        self.sent_phase = [GAP] * MOVES
+        load.live_games.add(self)
+        self.finished.add_done_callback(lambda _: load.live_games.discard(self))
+
+    def play(self, conn: Conn, index: int) -> None:
+        load = self.paced
+        if index == 0:
+            load.game_started()
+        low, high = load.beside.pause
+        load.loop.call_later(load.random.uniform(low, high), self.send_move, conn, index)
+
+    def send_move(self, conn: Conn, index: int) -> None:
+        if conn.closing or self.paced.stopping:
+            return
+        self.sent_phase[index] = self.paced.phase
+        super().play(conn, index)
+
+
+class BotConn(Conn):
+    """A bot game's only client: red against the computer, any legal column at once."""
+
+    def __init__(self, load: PacedLoad, chance: random.Random) -> None:
+        super().__init__(load, None, BOT)
+        self.chance = chance
+        self.heights = [0] * 7
+        self.cells: dict[str, set[tuple[int, int]]] = {"red": set(), "yellow": set()}
+        self.my_turn = False  # the computer has answered; we move when the bots run
+        self.thinking = False  # our move is sent; the computer's answer is awaited
+        self.over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def placed(self, player: str, column: int, row: int) -> bool:
+        """Record a move; whether it ended the game (four in a row, or a full board)."""
+        self.heights[column] = row + 1
+        cells = self.cells[player]
+        cells.add((column, row))
+        if all(height == 6 for height in self.heights):
+            return True
+        for step_column, step_row in ((1, 0), (0, 1), (1, 1), (1, -1)):
+            line = 1
+            for sign in (1, -1):
+                at_column, at_row = column + sign * step_column, row + sign * step_row
+                while (at_column, at_row) in cells:
+                    line += 1
+                    at_column, at_row = at_column + sign * step_column, at_row + sign * step_row
+            if line >= 4:
+                return True
+        return False
+
+    def legal_column(self) -> int:
+        return self.chance.choice([column for column in range(7) if self.heights[column] < 6])
+
+
+class PacedLoad(Load):
+    """Human-paced games for the whole run, and bot games in the phases with bots."""
+
+    def __init__(self, url: str, config: BesideConfig, server_cpu: Callable[[], float]) -> None:
+        games = LoadConfig(games=config.humans, duration=0, drain_timeout=config.drain_timeout)
+        super().__init__(url, games, server_cpu)
+        self.result.server = "ours"
+        self.beside = config
+        self.loop = asyncio.get_running_loop()
+        self.random = random.Random(config.seed)
+        self.phase = GAP  # the index of the phase under way in the schedule
+        self.phases = [PhaseResult(condition) for condition in config.schedule()]
+        self.live_games: set[PacedGame] = set()
+        self.started_games = 0
+        self.all_started = asyncio.Event()
+        self.bots_run = asyncio.Event()
+        self.bot_conns: set[BotConn] = set()
+        self.thinking = 0  # bot games waiting for the computer's move
+        self.computer_idle = asyncio.Event()
+        self.computer_idle.set()
+        self.first_answer = asyncio.Event()
+        self.bot_games = 0
+        self.bot_moves = 0
+        self.bot_init = msgspec.json.encode({"type": "init", "v": 0, "bot": config.level})
+
+    def new_game(self) -> Game:
+        return PacedGame(self)
+
+    def game_started(self) -> None:
+        self.started_games += 1
+        if self.started_games >= self.beside.humans:
+            self.all_started.set()
+
+    def on_text(self, conn: Conn, payload: bytes) -> None:
+        if conn.role == BOT:
+            assert isinstance(conn, BotConn)
+            self.on_bot_text(conn, payload)
+            return
+        latencies = self.result.latencies
+        count = len(latencies)
+        super().on_text(conn, payload)  # every event checked, as in every other scenario
+        if len(latencies) > count:  # the echo of a move: it counts if its phase is still on
+            game = conn.game
+            assert isinstance(game, PacedGame)
+            phase = self.phase
+            if phase != GAP and game.sent_phase[conn.next_index - 1] == phase:
+                self.phases[phase].latencies.append(latencies[-1])
+
+    # -- the bot games ---------------------------------------------------------------------
+
+    def on_bot_text(self, conn: BotConn, payload: bytes) -> None:
+        try:
+            message = _decode(payload)
+            kind = message["type"] if type(message) is dict else None
+        except (msgspec.DecodeError, KeyError):
+            self.fail(conn, f"not a JSON event: {payload[:100]!r}")
+            return
+        if kind == "play":
+            player, column, row = message["player"], message["column"], message["row"]
+            ended = conn.placed(player, column, row)
+            if player == "yellow":  # the computer's answer
+                self.answered(conn)
+                self.bot_moves += 1
+                self.first_answer.set()
+                if self.phase != GAP:
+                    self.phases[self.phase].bot_moves += 1
+                if not ended:
+                    self.bot_turn(conn)
+        elif kind == "joined" and message.get("bot"):  # the computer sits down: red's turn
+            self.bot_turn(conn)
+        elif kind in ("win", "draw"):
+            self.answered(conn)  # our move may have ended it: no answer comes
+            if not conn.over.done():
+                conn.over.set_result(None)
+        elif kind in ("error", None):
+            self.fail(conn, f"unexpected event: {message}")
+        # init, seat, joined (red), watchers: skipped.
+
+    def bot_turn(self, conn: BotConn) -> None:
+        if self.bots_run.is_set() and not self.stopping:
+            self.bot_move(conn)
+        else:
+            conn.my_turn = True
+
+    def bot_move(self, conn: BotConn) -> None:
+        if conn.closing:
+            return
+        conn.my_turn = False
+        conn.thinking = True
+        self.thinking += 1
+        self.computer_idle.clear()
+        conn.send(PLAY_PAYLOADS[conn.legal_column()])
+
+    def answered(self, conn: BotConn) -> None:
+        if conn.thinking:
+            conn.thinking = False
+            self.thinking -= 1
+            if self.thinking == 0:
+                self.computer_idle.set()
+
+    def fail(self, conn: Conn, reason: str) -> None:
+        super().fail(conn, reason)
+        if isinstance(conn, BotConn) and not conn.over.done():
+            conn.over.set_exception(RuntimeError(reason))
+
+    def harness_failure(self, reason: str) -> None:
+        """A failure of the run that no one connection is to blame for."""
+        self.result.failure_count += 1
+        if len(self.result.failures) < 10:
+            self.result.failures.append(reason)
+
+    async def bot_slot(self, number: int) -> None:
+        """One bot game after another, while the bots run."""
+        chance = random.Random(self.beside.seed * 1000 + number)
+        while not self.stopping and not self.result.failure_count:
+            await self.bots_run.wait()
+            if self.stopping:
+                return
+            conn = BotConn(self, chance)
+            self.everyone.add(conn)
+            self.bot_conns.add(conn)
+            try:
+                async with self.connect_slots:
+                    await self.open(conn)
+                conn.send(self.bot_init)
+                await conn.over
+                self.bot_games += 1
+            except Exception as exc:
+                if not isinstance(exc, RuntimeError):  # RuntimeError: counted, or Cut
+                    self.fail(conn, f"bot game aborted: {exc!r}")
+            finally:
+                _consume(conn.over)
+                self.answered(conn)
+                self.bot_conns.discard(conn)
+                conn.close()
+
+    def start_bots(self) -> None:
+        self.bots_run.set()
+        for conn in list(self.bot_conns):
+            if conn.my_turn:
+                self.bot_move(conn)
+
+    async def stop_bots(self) -> None:
+        """Let the bot games wait, and the computer finish what it was asked."""
+        self.bots_run.clear()
+        try:
+            await asyncio.wait_for(self.computer_idle.wait(), self.beside.drain_timeout)
+        except TimeoutError:
+            self.harness_failure(
+                f"{self.thinking} bot games still wait for the computer"
+                f" {self.beside.drain_timeout} s after the bots stopped"
+            )
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def begin_phase(self, index: int) -> tuple[float, float, float, float]:
+        self.phase = index
+        return time.perf_counter(), self.server_cpu(), time.process_time(), machine_busy_seconds()
+
+    def end_phase(self, index: int, start: tuple[float, float, float, float]) -> None:
+        self.phase = GAP
+        wall, server, client, busy = start
+        phase = self.phases[index]
+        phase.seconds = time.perf_counter() - wall
+        phase.server_cpu = self.server_cpu() - server
+        phase.client_cpu = time.process_time() - client
+        busy = machine_busy_seconds() - busy
+        phase.other_cpu = max(0.0, busy - phase.server_cpu - phase.client_cpu)
+
+    async def warm_up(self) -> None:
+        """Every human game under way, the computer's first answer in (after the perfect
+        player's warm-up in the thinking thread), the bots stopped again."""
+        self.start_bots()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(self.all_started.wait(), self.first_answer.wait()),
+                self.beside.warm_up_timeout,
+            )
+        except TimeoutError:
+            self.harness_failure(
+                f"warm-up: {self.started_games} human games started,"
+                f" {self.bot_moves} moves of the computer within {self.beside.warm_up_timeout} s"
+            )
+        await self.stop_bots()
+
+    async def run_beside(self) -> None:
+        humans = [asyncio.create_task(self.slot()) for _ in range(self.beside.humans)]
+        bots = [asyncio.create_task(self.bot_slot(number)) for number in range(self.beside.bots)]
+        try:
+            await self.warm_up()
+            for index, condition in enumerate(self.beside.schedule()):
+                if self.result.failure_count:
+                    break
+                if condition == WITH:
+                    self.start_bots()
+                start = self.begin_phase(index)
+                await asyncio.sleep(self.beside.seconds)
+                self.end_phase(index, start)
+                if condition == WITH:
+                    await self.stop_bots()
+        finally:
+            self.phase = GAP
+            self.stopping = True
+            self.bots_run.set()  # the bot slots waiting for it see ``stopping``
+            for game in list(self.live_games):  # the games still going end here
+                if not game.finished.done():
+                    game.finished.set_exception(Cut("the run is over"))
+            for conn in list(self.bot_conns):
+                if not conn.over.done():
+                    conn.over.set_exception(Cut("the run is over"))
+            await asyncio.gather(*humans, *bots, return_exceptions=True)
+            await self.close_everyone()
+
+
+def measure_beside_bots(config: BesideConfig) -> BesideResult:
+    """A fresh server (the computer answering at once), human-paced games with and without
+    bot games beside them; the server stopped, its problems recorded."""
+    if config.level not in LEVELS:
+        raise ValueError(f"unknown level {config.level!r}: one of {', '.join(LEVELS)}")
+
+    async def run(server: ServerProcess) -> PacedLoad:
+        load = PacedLoad(server.url, config, server.cpu_seconds)
+        await load.run_beside()
+        return load
+
+    with ServerProcess(OURS_BOTS_AT_ONCE) as server:
+        load = _run_async(run(server))
+    result = BesideResult(
+        config=config,
+        human=load.result,
+        phases=load.phases,
+        bot_games=load.bot_games,
+        bot_moves=load.bot_moves,
+    )
+    result.server_problems = server.problems()
+    return result
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -785,11 +1217,22 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true")
     parser.add_argument("--idle", type=int, default=0, help="measure N idle connections instead")
     parser.add_argument("--strace", action="store_true", help="count system calls instead")
+    parser.add_argument(
+        "--beside",
+        choices=LEVELS,
+        help="human-paced games (--games) with and without bot games of this level beside"
+        " them (ours only; --duration: seconds of each phase)",
+    )
+    parser.add_argument("--bots", type=int, default=20, help="with --beside: bot games")
+    parser.add_argument("--rounds", type=int, default=2, help="with --beside: phases of each")
     args = parser.parse_args()
     pin_client()
     kind = SERVERS[args.server]
     config = LoadConfig(args.games, args.spectators, args.duration, args.lockstep)
-    if args.idle:
+    if args.beside:
+        beside = BesideConfig(args.games, args.bots, args.beside, args.duration, args.rounds)
+        print(measure_beside_bots(beside).summary())
+    elif args.idle:
         idle = measure_idle(kind, args.idle)
         print(f"{kind.name}: {idle.per_connection_kib:.2f} KiB per idle connection", idle)
     elif args.strace:

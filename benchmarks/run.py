@@ -9,6 +9,10 @@ Runs, against our ``server.py`` and the websockets tutorial's server
   its delivery at the last spectator, server CPU per delivered message;
 - idle memory: RSS growth per open idle WebSocket (each has sent ``init``);
 - system calls per move (``strace -c -f``, one short run each, if strace works here);
+- ours only (the reference has no computer opponent): 50 human-paced games (a move every
+  100-300 ms) with and without 20 bot games beside them, whose client answers the computer's
+  every move at once (``--bot-delay 0``), phases without and with alternated in one run: the
+  human games' move latency in each condition, the computer's moves answered per second;
 - and, in this process, ``benchmarks/core.py``: one move through the sans-IO core in memory
   against the bare-wsproto floor.
 
@@ -66,6 +70,13 @@ class Settings:
     #: The computer: games per pair of levels, positions of each of Pons' sets (None: all).
     bot_games: int = 10
     solver_positions: int | None = None
+    #: Human-paced games beside bot games (ours only): their sizes, seconds of each phase,
+    #: phases of each condition (alternated), the levels of the computer.
+    beside_humans: int = 50
+    beside_bots: int = 20
+    beside_seconds: float = 5.0
+    beside_rounds: int = 2
+    beside_levels: tuple[str, ...] = ("perfect", "strong")
 
 
 FULL = Settings()
@@ -80,6 +91,10 @@ QUICK = Settings(
     core_grid_largest=300,
     bot_games=1,
     solver_positions=20,
+    beside_humans=2,
+    beside_bots=2,
+    beside_seconds=0.3,
+    beside_levels=("perfect",),
 )
 
 
@@ -461,6 +476,68 @@ def computer_rows(report: Report, settings: Settings) -> None:
         )
 
 
+def beside_rows(report: Report, settings: Settings) -> None:
+    """Human-paced games with and without bot games beside them, one run per level: ours
+    with the bots on the left, without them on the right; the ratio is the slowdown."""
+    for level in settings.beside_levels:
+        config = live.BesideConfig(
+            humans=settings.beside_humans,
+            bots=settings.beside_bots,
+            level=level,
+            seconds=settings.beside_seconds,
+            rounds=settings.beside_rounds,
+        )
+        label = f"beside {level} bots"
+        try:
+            result = live.measure_beside_bots(config)
+        except RuntimeError as exc:  # it did not start: say so, run the rest
+            report.failures.append(f"{label}: {exc}")
+            continue
+        progress(f"  [{label}] {result.summary()}")
+        human = result.human
+        _record_failures(report, label, "ours", human.failures + result.server_problems)
+        if human.failure_count > len(human.failures):
+            report.failures.append(f"{label}, ours: {human.failure_count} failures in all")
+        if not result.ok and not human.failure_count and not result.server_problems:
+            report.failures.append(f"{label}, ours: a condition without moves: {result.summary()}")
+        games = f"{config.humans} human-paced games, {config.bots} {level} bot games"
+        for quantile, name in ((0.5, "p50"), (0.99, "p99")):
+            report.add(
+                Row(
+                    f"human move latency {name}, {games} (ms; right: without the bots)",
+                    result.latency_ms(live.WITH, quantile),
+                    result.latency_ms(live.WITHOUT, quantile),
+                    "{:.2f}",
+                    reference_label=" (no bots)",
+                )
+            )
+        report.add(
+            Row(
+                f"computer's moves answered per s, {games} (right: human moves per s)",
+                result.bot_moves_per_s(),
+                result.moves_per_s(live.WITH),
+                "{:,.0f}",
+                reference_label=" (human)",
+                show_ratio=False,
+            )
+        )
+        shares = (
+            ("server CPU load (% of its core)", lambda phase: phase.server_cpu),
+            ("other processes' CPU (% of one core, 2 cores = 200%)", lambda phase: phase.other_cpu),
+        )
+        for what, measure in shares:
+            report.add(
+                Row(
+                    f"{what}, {games} (right: without the bots)",
+                    100 * result.share(live.WITH, measure),
+                    100 * result.share(live.WITHOUT, measure),
+                    "{:.0f}%",
+                    reference_label=" (no bots)",
+                    show_ratio=False,
+                )
+            )
+
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -527,6 +604,13 @@ def main(argv: list[str] | None = None) -> int:
     progress("the computer")
     report.section("The computer (benchmarks/bots.py, pure Python)")
     computer_rows(report, settings)
+
+    progress("human-paced games beside bot games")
+    report.section(
+        f"Beside the computer (ours only): {settings.beside_humans} human-paced games,"
+        f" {settings.beside_bots} bot games in every other phase of {settings.beside_seconds:g} s"
+    )
+    beside_rows(report, settings)
 
     elapsed = time.perf_counter() - started
     print(machine_line())

@@ -2,7 +2,8 @@
 
 Benchmarks are not tests: no timing is asserted. This checks that the load client plays real,
 whole games against ``python server.py`` and against the websockets tutorial's server, that it
-checks every event (a reordered move is caught), and that the servers stop cleanly.
+checks every event (a reordered move is caught), and that the servers stop cleanly; and that
+human-paced games are timed with and without bot games beside them (ours only).
 """
 
 from __future__ import annotations
@@ -77,3 +78,28 @@ def test_the_checker_catches_a_reordered_move() -> None:
     assert result.failure_count == 1
     assert "lost or reordered" in result.failures[0]
     assert result.messages == 4
+
+
+def test_human_paced_games_are_timed_with_and_without_bot_games_beside_them() -> None:
+    config = live.BesideConfig(humans=2, bots=2, level="perfect", seconds=0.5, rounds=2)
+    result = live.measure_beside_bots(config)
+    assert result.human.failures == []
+    assert result.human.failure_count == 0
+    assert result.server_problems == []
+    without, with_bots = live.WITHOUT, live.WITH
+    assert [phase.condition for phase in result.phases] == [without, with_bots] * 2
+    # The human games' moves were checked and timed in both conditions; those that straddle
+    # a change of phase are left out of both.
+    assert result.latencies(without)
+    assert result.latencies(with_bots)
+    timed = len(result.latencies(without)) + len(result.latencies(with_bots))
+    assert timed <= result.human.moves == len(result.human.latencies)
+    # At a person's pace: a game moves at most once per 100 ms (each move waits for its pause).
+    for phase in result.phases:
+        assert len(phase.latencies) <= config.humans * (phase.seconds / 0.1 + 1)
+    # The computer answered the bot games in every phase with them, and in none without them.
+    assert all(phase.bot_moves > 0 for phase in result.of(with_bots))
+    assert all(phase.bot_moves == 0 for phase in result.of(without))
+    assert result.bot_moves_per_s() > 0
+    assert result.bot_games > 0  # bot games were played to their end, and new ones begun
+    assert result.ok
