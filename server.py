@@ -22,6 +22,7 @@ import dataclasses
 import errno
 import heapq
 import logging
+import multiprocessing
 import os
 import random
 import resource
@@ -30,6 +31,9 @@ import select
 import signal
 import socket
 import sys
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 
@@ -147,7 +151,7 @@ class Driver:
         self._waiting_to_think = 0  # requests for the computer's move not answered yet
         #: The perfect level's player (its search's table stays warm from one move to the
         #: next); None where it cannot run, and then the core does not offer the level.
-        self._perfect = perfect
+        self._thinkers_pool = Thinkers(perfect)
         self._config = core.config
         self._epoll = select.epoll()
         self._links: dict[int, _Link] = {}  # by file descriptor
@@ -168,10 +172,9 @@ class Driver:
         self._now = 0.0
         self._all_closed = trio.Event()
         self._all_closed.set()
-        # The computer thinks in a worker thread, one search at a time (a search holds the
-        # GIL in pure Python; two would only share it), while the pump goes on serving.
+        # The computer thinks off the event loop (``Thinkers``), one task per request waiting
+        # for its answer in this nursery, while the pump goes on serving.
         self._thinkers: trio.Nursery | None = None
-        self._thinking = trio.CapacityLimiter(1)
         self._random = random.Random()
 
     @property
@@ -248,18 +251,19 @@ class Driver:
     # -- the pump -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Pump every socket until cancelled: the driver's only long-lived task (beside the
-        computer's moves, worked out in a thread each)."""
-        async with trio.open_nursery() as self._thinkers:
-            if self._perfect is not None:
-                self._thinkers.start_soon(self._warm_up, self._perfect)
-            await self._pump()
+        """Pump every socket until cancelled: the driver's only long-lived task (beside one
+        task per move of the computer's, waiting for the answer)."""
+        try:
+            async with trio.open_nursery() as self._thinkers:
+                self._thinkers_pool.warm_up()
+                await self._pump()
+        finally:
+            self._thinkers_pool.close()
 
-    async def _warm_up(self, perfect: PerfectPlayer) -> None:
-        """Compile the perfect player's search (or load it from numba's cache: about 2 s
-        the first time on a machine, 0.5 s after) before a move waits for it."""
-        async with self._thinking:
-            await trio.to_thread.run_sync(perfect.warm_up)
+    def start_thinking(self) -> None:
+        """Start the worker process of the levels below perfect now, not at the first move
+        that needs it (about 0.5 s to start)."""
+        self._thinkers_pool.start_process()
 
     async def _pump(self) -> None:
         epoll = self._epoll
@@ -427,8 +431,8 @@ class Driver:
         self._settle()
 
     async def _think(self, request: ComputeMove, hurried: bool) -> None:
-        """Work out the computer's move in a thread, then hand it to the core; ``hurried``
-        (too many wait already), the casual level's move at once."""
+        """Work out the computer's move off the event loop, then hand it to the core;
+        ``hurried`` (too many wait already), the casual level's move at once."""
         seed = self._random.getrandbits(64)
         try:
             if hurried:
@@ -439,23 +443,21 @@ class Driver:
                 )
                 column = _hurried_move(request, seed)
             else:
-                column = await self._think_in_thread(request, seed)
+                column = await self._work_out(request, seed)
         finally:
             self._waiting_to_think -= 1
         self._now = max(self._now, trio.current_time())
         self._apply(self.core.computed(request, column, self._now))
         self._poke()  # the deadlines may have moved
 
-    async def _think_in_thread(self, request: ComputeMove, seed: int) -> int:
-        async with self._thinking:
-            try:
-                return await trio.to_thread.run_sync(_computer_move, request, seed, self._perfect)
-            except Exception:
-                # A bug in a level must not stop the server, nor the game: it plays on.
-                log.exception(
-                    "game %d: the computer failed to move; it plays a safe one", request.game
-                )
-                return _fallback_move(request)
+    async def _work_out(self, request: ComputeMove, seed: int) -> int:
+        try:
+            return await self._thinkers_pool.move(request, seed)
+        except Exception:
+            # A bug in a level, or a worker process that died, must not stop the server,
+            # nor the game: it plays on (and a new worker process starts for the next move).
+            log.exception("game %d: the computer failed to move; it plays a safe one", request.game)
+            return _fallback_move(request)
 
     def _settle(self) -> None:
         """Deal with the sockets that failed or overflowed while output was being written."""
@@ -629,14 +631,110 @@ class Driver:
         self._epoll.close()
 
 
-def _computer_move(request: ComputeMove, seed: int, perfect: PerfectPlayer | None) -> int:
-    """The computer's column for ``request`` (runs in a worker thread)."""
+class Thinkers:
+    """Where the computer's moves are worked out: off the event loop, one search at a time
+    in each of two places, both at a lower priority than the pump (nice 10: the pump, whose
+    work is short and waited for, runs first when both want the CPU):
+
+    - the perfect level in a thread of its own: its compiled search releases the GIL, and its
+      table stays warm here from one move to the next;
+    - the levels below it in a worker process (started at the first move that needs it, or by
+      ``start_process``): their searches are pure Python and would hold the GIL (the strong
+      level for up to 100 ms), stalling the pump at every switch interval (5 ms).
+    """
+
+    def __init__(self, perfect: PerfectPlayer | None) -> None:
+        self._perfect = perfect
+        self._thread = (
+            None
+            if perfect is None
+            else ThreadPoolExecutor(1, "computer-perfect", initializer=_lower_thread_priority)
+        )
+        self._process: ProcessPoolExecutor | None = None
+
+    def warm_up(self) -> None:
+        """Compile the perfect player's search (or load it from numba's cache: about 3 s
+        the first time on a machine, 0.5 s after) before a move waits for it."""
+        if self._thread is not None and self._perfect is not None:
+            self._thread.submit(self._perfect.warm_up)
+
+    def start_process(self) -> None:
+        self._worker().submit(int)  # a task that does nothing starts the process
+
+    async def move(self, request: ComputeMove, seed: int) -> int:
+        """The computer's column for ``request``."""
+        if Level(request.level) is Level.PERFECT:
+            # The core offers the level only with its player.
+            assert self._thread is not None
+            assert self._perfect is not None
+            future = self._thread.submit(_perfect_move, self._perfect, request, seed)
+            return await _answer(future)
+        try:
+            return await _answer(self._worker().submit(_level_move, request, seed))
+        except BrokenProcessPool:
+            self._process = None  # the next move starts a new one
+            raise
+
+    def close(self) -> None:
+        """Stop both, without waiting for a search under way (the answer has nowhere to go)."""
+        for executor in (self._thread, self._process):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+
+    def _worker(self) -> ProcessPoolExecutor:
+        if self._process is None:
+            self._process = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+            )
+        return self._process
+
+
+async def _answer(future: Future[int]) -> int:
+    """Wait for ``future`` without holding a thread: it wakes this task when it is done."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: Future[int]) -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # the server stopped meanwhile
+            token.run_sync_soon(done.set)
+
+    future.add_done_callback(wake)
+    try:
+        await done.wait()
+    except trio.Cancelled:
+        future.cancel()
+        raise
+    return future.result()
+
+
+def _lower_thread_priority() -> None:
+    """Nice 10 for the calling thread (Linux only: elsewhere a thread has no priority of its
+    own, and the process's would be lowered)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+def _start_worker() -> None:
+    """In the worker process: nice 10, and Ctrl-C left to the server (which stops it)."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(10)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _level_move(request: ComputeMove, seed: int) -> int:
+    """The column of a level below perfect (in the worker process)."""
     position = position_from_moves(request.record)
-    level = Level(request.level)
-    if level is not Level.PERFECT:
-        return choose(position, level, random.Random(seed))
-    assert perfect is not None  # the core offers the level only with its player
-    decision = perfect.decide(position, random.Random(seed))
+    return choose(position, Level(request.level), random.Random(seed))
+
+
+def _perfect_move(perfect: PerfectPlayer, request: ComputeMove, seed: int) -> int:
+    """The perfect player's column (in its thread)."""
+    record = request.record
+    position = position_from_moves(record)
+    previous = position_from_moves(record[:-1]) if record else None
+    decision = perfect.decide(position, random.Random(seed), previous=previous)
     if decision.source is Source.FALLBACK:
         log.warning(
             "game %d: the perfect player's search ran out of its budget after %s; "
@@ -659,7 +757,7 @@ def load_perfect_player(config: Config) -> tuple[PerfectPlayer | None, Config]:
 
 def _hurried_move(request: ComputeMove, seed: int) -> int:
     """The casual level's move (about a millisecond, on the event loop): what the computer
-    plays when too many of its moves already wait for the thinking thread."""
+    plays when too many of its moves already wait to be worked out."""
     return choose(position_from_moves(request.record), Level.CASUAL, random.Random(seed))
 
 
@@ -863,6 +961,7 @@ async def main(argv: list[str] | None = None) -> None:
     raise_open_file_limit()
     perfect, config = load_perfect_player(config)
     driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), perfect)
+    driver.start_thinking()
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
             partial(serve, driver, args.host, args.port, shutdown_timeout=args.shutdown_timeout)

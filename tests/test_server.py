@@ -28,7 +28,6 @@ from wsproto.events import (
     TextMessage,
 )
 
-import server as server_module
 from connect4proto import Config, ConnectionId, GameServer
 from connect4proto.solver.bots import Level
 from server import (
@@ -500,13 +499,15 @@ def test_every_limit_has_a_flag_whose_default_is_the_configs() -> None:
         config_from_args(parse_args(["--max-headers=0"]))
 
 
-async def test_the_computer_moves_from_a_worker_thread_and_a_failing_search_plays_on(
+async def test_the_computer_moves_from_a_worker_process_and_a_failing_search_plays_on(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
-    async with running(core) as (_, connect):
+    player = perfect_player()
+    async with running(core, perfect=player) as (_, connect):
         page = connect()
         await page.connect()
+        # The casual level thinks in the worker process, started by the first move.
         await page.send({"type": "init", "v": 0, "bot": "casual"})
         assert [(await page.receive())["type"] for _ in range(4)] == [
             "init", "seat", "joined", "joined"
@@ -517,17 +518,19 @@ async def test_the_computer_moves_from_a_worker_thread_and_a_failing_search_play
         assert answer["type"] == "play"
         assert answer["player"] == "yellow"
 
-        # A bug in a level (injected here) must not stop the server or the game.
-        def broken(*_: object) -> int:
+        # A bug in a level (injected here, in the perfect player's thread) must not stop
+        # the server or the game.
+        def broken(*_: object, **__: object) -> int:
             raise RuntimeError("injected")
 
-        monkeypatch.setattr(server_module, "_computer_move", broken)
+        monkeypatch.setattr(player, "decide", broken)
+        other = connect()
+        await other.connect()
         with caplog.at_level(logging.ERROR):
-            await page.send({"type": "play", "column": 3})
-            assert (await page.receive())["player"] == "red"
-            fallback = await page.receive()
-        assert fallback["player"] == "yellow"
-        assert fallback["column"] == 3  # the centre, which has room
+            await other.send({"type": "init", "v": 0, "bot": "perfect", "color": "yellow"})
+            events = [await other.receive() for _ in range(5)]
+        assert events[-1]["player"] == "red"
+        assert events[-1]["column"] == 3  # the centre, which has room
         assert "the computer failed to move" in caplog.text
 
 
