@@ -68,8 +68,10 @@ class Settings:
     #: The in-memory grid: cells with more connections than this are skipped.
     core_grid_largest: int | None = None
     #: The computer: games per pair of levels, positions of each of Pons' sets (None: all).
-    bot_games: int = 10
+    bot_games: int = 20
     solver_positions: int | None = None
+    #: Whole games of the perfect player's (half of them as red), timed move by move.
+    perfect_games: int = 200
     #: Human-paced games beside bot games (ours only): their sizes, seconds of each phase,
     #: phases of each condition (alternated), the levels of the computer.
     beside_humans: int = 50
@@ -91,6 +93,7 @@ QUICK = Settings(
     core_grid_largest=300,
     bot_games=1,
     solver_positions=20,
+    perfect_games=2,
     beside_humans=2,
     beside_bots=2,
     beside_seconds=0.3,
@@ -430,26 +433,52 @@ def core_grid_rows(report: Report, settings: Settings) -> None:
 
 
 def computer_rows(report: Report, settings: Settings) -> None:
-    """The solver on Pons' sets beside his C++ figures; the levels' times per move and their
-    tournament (pure Python, in this process)."""
+    """Both solvers on Pons' sets beside his C++ figures; the perfect player's time per move
+    over whole games, by stones on the board; the levels' times per move and their
+    tournament (in this process)."""
     try:
         import bots  # benchmarks/bots.py
 
-        sets = {name: bots.solver_set(name, settings.solver_positions) for name in bots.PONS_US}
+        sets = {
+            (name, fast): bots.solver_set(name, settings.solver_positions, fast)
+            for name in bots.PONS_US
+            for fast in (False, True)
+        }
+        perfect, results = bots.perfect_times(settings.perfect_games)
         table, times = bots.tournament(settings.bot_games)
     except Exception as exc:
         report.failures.append(f"computer benchmark (benchmarks/bots.py) failed: {exc!r}")
         return
-    for name, result in sets.items():
-        progress(f"  [solver] {name}: {result['us_per_position']:.0f} us/position")
+    for (name, fast), result in sets.items():
+        kind = "fast (numba)" if fast else "reference (Python)"
+        progress(f"  [solver] {name}, {kind}: {result['us_per_position']:.1f} us/position")
         report.add(
             Row(
-                f"solver, {name}: us per position (right: Pons' C++); "
-                f"{result['nodes_per_position']:.0f} nodes, {result['nodes_per_s'] / 1000:.0f} k/s",
+                f"solver, {kind}, {name}: us per position (right: Pons' C++); "
+                f"{result['nodes_per_position']:.0f} nodes,"
+                f" {result['nodes_per_s'] / 1000:,.0f} k/s",
                 result["us_per_position"],
                 bots.PONS_US[name],
                 "{:,.1f}",
                 reference_label=" (Pons)",
+            )
+        )
+    groups = [(0, 42), *bots.STONE_GROUPS]
+    for low, high in groups:
+        spent = [t for stones in range(low, high + 1) for t in perfect.get(stones, [])]
+        if not spent:
+            continue
+        which = "every move" if (low, high) == (0, 42) else f"{low}-{high} stones"
+        report.add(
+            Row(
+                f"perfect, {settings.perfect_games} games (won {results[0]}, lost {results[1]},"
+                f" drawn {results[2]}), {which}, {len(spent)} moves: ms p99 (right: max;"
+                f" p50 {statistics.median(spent) * 1e3:.2f})",
+                bots.percentile(spent, 0.99) * 1e3,
+                max(spent) * 1e3,
+                "{:.1f}",
+                show_ratio=False,
+                reference_label=" (max)",
             )
         )
     for level, spent in times.items():
