@@ -181,10 +181,12 @@ class _Room:
     #: The creator's colour: red, then swapped at each rematch. Its page shows the invite
     #: links, so it is given the keys again when it comes back.
     creator: Player = Player.RED
-    #: Against the computer: when to ask for its move (after a natural pause), and what it
-    #: was asked (an answer to anything else is stale: the position changed since).
-    bot_at: float | None = None
+    #: Against the computer: what it was asked (an answer to anything else is stale: the
+    #: position changed since), asked as soon as it is its turn; the end of its natural
+    #: pause, before which it does not play; and its answer, if it came before that.
     bot_asked: ComputeMove | None = None
+    bot_at: float | None = None
+    bot_answer: int | None = None
 
 
 @dataclass(slots=True)
@@ -375,7 +377,8 @@ class Lobby:
             self._settle_clock(room, now, outbox)
             if room.bot_at is not None and room.bot_at <= now:
                 room.bot_at = None
-                self._ask_computer(room, outbox)
+                if room.bot_answer is not None:
+                    self._computer_plays(room, now, outbox)
             for player, seat in room.seats.items():
                 tell_at = self._tell_at(seat)
                 if tell_at is not None and tell_at <= now:
@@ -647,18 +650,26 @@ class Lobby:
 
     def computed(self, request: ComputeMove, column: int, now: float, outbox: Outbox) -> None:
         """The computer's move, asked for by ``request``: played if its game is still where
-        it was asked at (a resignation, a rematch or a flag meanwhile make it stale)."""
+        it was asked at (a resignation, a rematch or a flag meanwhile make it stale), once
+        its pause is over (the thinking is done within the pause, not after it)."""
         room = self._rooms.get(request.game)
         if room is None or room.bot_asked != request:
             return
-        room.bot_asked = None
+        if type(column) is not int or not room.match.game.can_play(column):
+            raise LocalProtocolError(f"game {room.id}: the computer cannot play {column!r}")
+        room.bot_answer = column
+        if room.bot_at is None:
+            self._computer_plays(room, now, outbox)
+
+    def _computer_plays(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """Play the computer's answer, its pause over."""
+        column = room.bot_answer
+        assert column is not None
+        room.bot_asked = room.bot_answer = None
         self._settle_clock(room, now, outbox)
         if self._computer_to_move(room) is None:
             return  # its time ran out meanwhile
-        game = room.match.game
-        if type(column) is not int or not game.can_play(column):
-            raise LocalProtocolError(f"game {room.id}: the computer cannot play {column!r}")
-        move = MatchRequest(player=game.turn, now=now, column=column)
+        move = MatchRequest(player=room.match.game.turn, now=now, column=column)
         self._apply(room, Action.MOVE, move, outbox)
 
     def _computer_answers(self, room: _Room, now: float, outbox: Outbox) -> None:
@@ -676,21 +687,14 @@ class Lobby:
         self._apply(room, action, request, outbox)
 
     def _computer_turn(self, room: _Room, now: float, outbox: Outbox) -> None:
-        """If the computer is to move, ask for its move after its pause (once per version)."""
-        if self._computer_to_move(room) is None:
+        """If the computer is to move, ask for its move at once (once per position), to be
+        played when its pause is over."""
+        seat = self._computer_to_move(room)
+        if seat is None or room.bot_asked is not None:
             return
-        if room.bot_asked is not None or room.bot_at is not None:
-            return
-        if self._bot_delay <= 0:
-            self._ask_computer(room, outbox)
-        else:
+        if self._bot_delay > 0:
             room.bot_at = now + self._bot_delay
             self._reschedule(room)
-
-    def _ask_computer(self, room: _Room, outbox: Outbox) -> None:
-        seat = self._computer_to_move(room)
-        if seat is None:
-            return  # the game moved on during the pause
         record = room.match.game.record
         request = ComputeMove(game=room.id, version=room.version, level=seat.level, record=record)
         room.bot_asked = request
@@ -724,7 +728,8 @@ class Lobby:
     def _log(self, room: _Room, events: tuple[GameEvent, ...], now: float, outbox: Outbox) -> None:
         """Append what the match did, and follow it up (report an end, start a rematch)."""
         if room.bot_asked is not None and any(type(e) in _POSITION_CHANGES for e in events):
-            room.bot_asked = None  # what the computer works out is for a position gone by
+            # What the computer works out is for a position gone by.
+            room.bot_asked = room.bot_at = room.bot_answer = None
         for event in events:
             self._append(room, event, outbox)
         last = events[-1] if events else None  # an ending or a rematch is always the last

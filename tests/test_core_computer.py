@@ -107,20 +107,33 @@ def test_an_answer_for_a_game_that_moved_on_is_dropped() -> None:
     assert me.read() == []
 
 
-def test_the_computer_pauses_before_it_plays() -> None:
+def test_the_computer_thinks_during_its_pause_and_plays_when_it_ends() -> None:
     network = Network(config=Config(bot_delay=0.5))
     me = Tab(network, bot="casual")
     me.play(3)
-    assert network.computing == []
+    assert len(network.computing) == 1  # asked at once: it thinks during its pause
+    network.think()
+    me.read()
+    assert me.last["player"] == "red"  # its answer waits for the pause to end
     assert network.server.next_deadline == 0.5
     network.advance(0.5)
-    assert len(network.computing) == 1
-    # A resignation during the pause: nothing is asked when it ends.
+    me.read()
+    assert me.last["player"] == "yellow"
+    # An answer that comes after the pause is played at once.
+    me.play(3)
+    network.advance(2.0)
+    me.read()
+    assert me.last["player"] == "red"
+    network.think()
+    me.read()
+    assert me.last["player"] == "yellow"
+    # A resignation during the pause: its answer is dropped, nothing is played.
     other = Tab(network, bot="casual")
     other.play(3)
     other.send("resign")
-    network.advance(1.0)
-    assert [r.game for r in network.computing] == [1]
+    network.think()
+    network.advance(3.0)
+    assert network.server.lobby.game(2).record == "4"
 
 
 def test_the_computers_seat_cannot_be_taken_and_shows_in_a_snapshot() -> None:
