@@ -631,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     core_grid_rows(report, settings)
 
     progress("the computer")
-    report.section("The computer (benchmarks/bots.py, pure Python)")
+    report.section("The computer (benchmarks/bots.py, in this process)")
     computer_rows(report, settings)
 
     progress("human-paced games beside bot games")
