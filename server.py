@@ -676,10 +676,18 @@ class Thinkers:
             raise
 
     def close(self) -> None:
-        """Stop both, without waiting for a search under way (the answer has nowhere to go)."""
-        for executor in (self._thread, self._process):
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
+        """Stop both; the moves still waiting are dropped (their answers have nowhere to go).
+
+        The thread is not waited for (a search takes 0.2 s at most, and the interpreter
+        waits for it on exit). The worker process is: at most one pure-Python search, and
+        without the wait Python 3.11 may fail at exit ("Bad file descriptor": its exit hook
+        wakes the process's manager thread through a pipe that thread is closing).
+        """
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+        if self._process is not None:
+            self._process.shutdown(wait=True, cancel_futures=True)
+            self._process = None
 
     def _worker(self) -> ProcessPoolExecutor:
         if self._process is None:
