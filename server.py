@@ -36,6 +36,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
+from typing import Any, NoReturn
 
 import trio
 
@@ -61,6 +62,7 @@ from connect4proto import (
 from connect4proto.solver import ORDER, position_from_moves
 from connect4proto.solver.bots import Level, choose
 from connect4proto.solver.perfect import PerfectPlayer, Source, Unavailable
+from connect4proto.web import CONTENT_TYPES
 
 log = logging.getLogger("connect4proto")
 
@@ -86,12 +88,18 @@ def new_key() -> str:
 
 
 def load_site(directory: Path = STATIC_DIR) -> Site:
-    """Every file under ``directory``, read once at start-up."""
-    files = {
-        path.relative_to(directory).as_posix(): path.read_bytes()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
-    }
+    """Every file under ``directory``, read once at start-up; a file of no known type (a
+    ``Thumbs.db`` or ``desktop.ini`` that a desktop drops there, an editor's backup) is left
+    out, with a warning."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        name = path.relative_to(directory).as_posix()
+        if path.suffix.lower() not in CONTENT_TYPES:
+            log.warning("static/%s is not served: no known content type for %r", name, path.suffix)
+            continue
+        files[name] = path.read_bytes()
     return Site.from_files(files)
 
 
@@ -850,30 +858,67 @@ async def serve(
     port: int,
     *,
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    listeners: list[socket.socket] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then close every connection within ``shutdown_timeout``."""
+    """Serve until SIGINT or SIGTERM, then close every connection within ``shutdown_timeout``
+    (a second signal meanwhile stops waiting). ``listeners``: opened already (``main`` opens
+    them first, to say what went wrong in one line); else opened here."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        listeners = open_listeners(host, port)
+        if listeners is None:
+            listeners = open_listeners(host, port)
         try:
             for listener in listeners:
                 driver.add_listener(listener)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(driver.run)
-                bound_host, bound_port = listeners[0].getsockname()[:2]
-                display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
-                task_status.started(f"http://{display_host}:{bound_port}/")
+                task_status.started(browser_address(listeners[0].getsockname()))
                 async for signum in signals:
-                    log.info("%s: shutting down", signal.Signals(signum).name)
+                    received = signal.Signals(signum).name
                     break
+                count = driver.open_connections
+                log.info(
+                    "%s: shutting down: waiting up to %g s for %d connection%s to close"
+                    " (a second Ctrl-C quits at once)",
+                    received,
+                    shutdown_timeout,
+                    count,
+                    "" if count == 1 else "s",
+                )
                 driver.shutdown()
                 with trio.move_on_after(shutdown_timeout) as waited:
-                    await driver.wait_all_closed()
+                    async with trio.open_nursery() as waiting:
+
+                        async def closed() -> None:
+                            await driver.wait_all_closed()
+                            waiting.cancel_scope.cancel()
+
+                        waiting.start_soon(closed)
+                        async for signum in signals:
+                            log.warning(
+                                "%s again: quitting now, %d connections still open",
+                                signal.Signals(signum).name,
+                                driver.open_connections,
+                            )
+                            waiting.cancel_scope.cancel()
+                            break
                 if waited.cancelled_caught:
                     log.warning("%d connections did not close in time", driver.open_connections)
                 nursery.cancel_scope.cancel()
         finally:
             driver.close()
+
+
+def browser_address(bound: tuple[Any, ...]) -> str:
+    """The address to open in a browser, for a socket bound to ``bound`` (its name): a
+    wildcard host (every address) is not one, so the loopback address of its family stands
+    for it."""
+    host, port = bound[:2]
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def raise_open_file_limit() -> None:
@@ -884,15 +929,59 @@ def raise_open_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default in ``--help``, but for options whose help says it (a default of None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes in one line (``server.py: ...; see --help``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: 0 to 65535 (0 picks a free one)")
+    return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds, 0 or more")
+    return seconds
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = Config()
-    parser = argparse.ArgumentParser(description="Play Connect Four in the browser.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser = _Parser(
+        prog="server.py",
+        description="Play Connect Four in the browser.",
+        formatter_class=_HelpWithDefaults,
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 or :: for every address of the machine)",
+    )
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("PORT", "8000")),
-        help="port to listen on (default: $PORT or 8000; 0 picks a free one)",
+        type=_port,
+        default=None,
+        help="port to listen on, 0 for a free one (default: $PORT, else 8000)",
     )
     parser.add_argument(
         "--log-level",
@@ -902,9 +991,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--shutdown-timeout",
-        type=float,
+        type=_seconds,
         default=DEFAULT_SHUTDOWN_TIMEOUT,
-        help="seconds to wait for clients to close on shutdown",
+        help="seconds to wait for clients to close on shutdown (a second Ctrl-C stops waiting)",
     )
     parser.add_argument(
         "--allowed-origin",
@@ -912,7 +1001,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="ORIGIN",
         help="accept WebSocket handshakes only from pages of this origin, e.g. "
-        "https://games.example.org (repeat for several; default: any origin, for local play)",
+        "https://games.example.org (repeat for several; none: any origin, for local play)",
     )
     limits = parser.add_argument_group("limits")
     for name, help_text in LIMIT_FLAGS.items():
@@ -921,9 +1010,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--" + name.replace("_", "-"),
             type=float if isinstance(default, float) else int,
             default=default,
-            help=f"{help_text}; default %(default)s",
+            help=help_text,
         )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.port is None:  # read only now, so that a bad $PORT never breaks --help
+        from_environment = os.environ.get("PORT", "8000")
+        try:
+            args.port = _port(from_environment)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"PORT={from_environment} in the environment: {exc}")
+    try:
+        args.config = config_from_args(args)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")  # "max_headers must be ...": say the flag
+        flag = "--" + name.replace("_", "-") if name in LIMIT_FLAGS else name
+        parser.error(f"{flag} {rest}")
+    return args
 
 
 #: A flag for every limit of ``Config`` (``allowed_origins`` has its own, repeatable one).
@@ -957,12 +1059,37 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(**limits, allowed_origins=tuple(args.allowed_origin))
 
 
+def listen_or_exit(host: str, port: int) -> list[socket.socket]:
+    """``open_listeners``, or the reason it failed and what to do in one line, exit 2."""
+    try:
+        return open_listeners(host, port)
+    except socket.gaierror:
+        reason = (
+            f"cannot find the address of --host {host}: check it "
+            "(127.0.0.1 for this machine only, 0.0.0.0 for every address)"
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (
+                f"port {port} is in use on {host} (another server?): stop it, or choose "
+                "another with --port"
+            )
+        elif exc.errno == errno.EACCES:
+            reason = (
+                f"not allowed to listen on port {port}: ports below 1024 need privileges; "
+                "choose --port 8000, for example"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = f"--host {host} is not an address of this machine: check it"
+        else:
+            reason = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+    sys.stderr.write(f"server.py: {reason}\n")
+    sys.exit(2)
+
+
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        sys.exit(f"server.py: {exc}")
+    config = args.config
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -970,9 +1097,17 @@ async def main(argv: list[str] | None = None) -> None:
     perfect, config = load_perfect_player(config)
     driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), perfect)
     driver.start_thinking()
+    listeners = listen_or_exit(args.host, args.port)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
-            partial(serve, driver, args.host, args.port, shutdown_timeout=args.shutdown_timeout)
+            partial(
+                serve,
+                driver,
+                args.host,
+                args.port,
+                shutdown_timeout=args.shutdown_timeout,
+                listeners=listeners,
+            )
         )
         print(f"Connect Four is ready: open {address} in your browser.", flush=True)
 

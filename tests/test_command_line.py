@@ -1,0 +1,171 @@
+"""``python server.py``'s command line: every mistake said in one line with exit status 2, the
+start-up failures (an address in use, an unknown host) the same way, an address a browser can
+open, files of no known type left out of the site, and a second Ctrl-C that quits at once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_end_to_end import ROOT, start_server
+
+from server import browser_address, load_site, parse_args
+
+
+def run_server(
+    *options: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python server.py`` with ``options``, expected to stop at once."""
+    return subprocess.run(
+        [sys.executable, "server.py", *options],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "99999"], "argument --port: 99999 is not a port: 0 to 65535"),
+        (["--port", "-1"], "argument --port: -1 is not a port: 0 to 65535"),
+        (["--port", "http"], "argument --port: 'http' is not a port number"),
+        (
+            ["--shutdown-timeout", "-1"],
+            "argument --shutdown-timeout: -1 is not a number of seconds",
+        ),
+        (
+            ["--shutdown-timeout", "inf"],
+            "argument --shutdown-timeout: inf is not a number of seconds",
+        ),
+        (["--max-headers", "0"], "--max-headers must be a positive integer, not 0"),
+        (["--ping-interval", "-3"], "--ping-interval must be a positive number of seconds"),
+        (["--bot-delay", "-1"], "--bot-delay must be a number of seconds, 0 or more"),
+    ],
+)
+def test_a_bad_value_is_said_in_one_line_with_status_2(
+    capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(options)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"server.py: {message}")
+    assert err.endswith(" (see --help)\n")
+
+
+def test_port_comes_from_the_environment_checked_the_same_way(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", "8123")
+    assert parse_args([]).port == 8123
+    assert parse_args(["--port", "0"]).port == 0  # the flag wins
+    monkeypatch.setenv("PORT", "abc")
+    with pytest.raises(SystemExit) as stopped:
+        parse_args([])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == (
+        "server.py: PORT=abc in the environment: 'abc' is not a port number (see --help)\n"
+    )
+    monkeypatch.delenv("PORT")
+    assert parse_args([]).port == 8000
+
+
+def test_help_shows_every_default_even_with_a_bad_port_in_the_environment() -> None:
+    done = run_server("--help", env={"PORT": "abc", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # as wrapped for any terminal's width
+    assert "(default: 127.0.0.1)" in text
+    assert "(default: $PORT, else 8000)" in text
+    assert "on shutdown (a second Ctrl-C stops waiting) (default: 5.0)" in text
+    assert "(a natural pause) (default: 0.5)" in text
+    assert "(default: None)" not in text
+
+
+def test_an_address_in_use_is_one_line_that_says_what_to_do() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        done = run_server("--host", "127.0.0.1", "--port", str(port))
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"server.py: port {port} is in use on 127.0.0.1 (another server?): stop it, or choose "
+        "another with --port\n"
+    )
+    assert done.stdout == ""
+
+
+def test_an_unknown_host_is_one_line_that_says_what_to_do() -> None:
+    done = run_server("--host", "no-such-host.invalid", "--port", "0")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "server.py: cannot find the address of --host no-such-host.invalid: check it"
+    )
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_a_wildcard_host_is_shown_as_an_address_a_browser_can_open() -> None:
+    assert browser_address(("0.0.0.0", 8000)) == "http://127.0.0.1:8000/"
+    assert browser_address(("::", 8000, 0, 0)) == "http://[::1]:8000/"
+    assert browser_address(("127.0.0.1", 8000)) == "http://127.0.0.1:8000/"
+    assert browser_address(("::1", 8001, 0, 0)) == "http://[::1]:8001/"
+
+
+def test_files_of_no_known_type_in_static_are_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "index.html").write_bytes(b"<h1>hi</h1>")
+    (tmp_path / "Thumbs.db").write_bytes(b"\x00")
+    (tmp_path / "desktop.ini").write_bytes(b"[x]")
+    with caplog.at_level(logging.WARNING):
+        site = load_site(tmp_path)
+    assert set(site.files) == {"/", "/index.html"}
+    assert "static/Thumbs.db is not served: no known content type for '.db'" in caplog.text
+    assert "static/desktop.ini is not served" in caplog.text
+
+
+def test_a_second_ctrl_c_during_the_shutdown_wait_quits_at_once(tmp_path: Path) -> None:
+    process, url = start_server(tmp_path, "--shutdown-timeout", "60", "--close-timeout", "60")
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    # A WebSocket that never answers the server's close: the shutdown would wait for it.
+    stuck = socket.create_connection(("127.0.0.1", port))
+    stuck.sendall(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert stuck.recv(4096).startswith(b"HTTP/1.1 101")
+    log = tmp_path / "server.log"
+    try:
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 20
+        while "shutting down" not in log.read_text():  # bounded: the deadline below
+            assert time.monotonic() < deadline, log.read_text()
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)  # polling a file another process writes: no event to wait on
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        stuck.close()
+        if process.poll() is None:
+            process.kill()
+        assert process.stdout is not None
+        process.stdout.close()
+    logs = log.read_text()
+    assert "SIGINT: shutting down: waiting up to 60 s for 1 connection to close" in logs
+    assert "(a second Ctrl-C quits at once)" in logs
+    assert "SIGINT again: quitting now, 1 connections still open" in logs
+    assert "Traceback" not in logs
