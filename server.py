@@ -25,7 +25,11 @@ import logging
 import multiprocessing
 import os
 import random
-import resource
+
+try:
+    import resource  # POSIX only
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
 import secrets
 import select
 import signal
@@ -102,6 +106,13 @@ def load_site(directory: Path = STATIC_DIR) -> Site:
         files[name] = path.read_bytes()
     return Site.from_files(files)
 
+
+#: What stops the server: Ctrl-C, SIGTERM, and Ctrl-Break where there is one (Windows).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
+    (signal.SIGBREAK,) if hasattr(signal, "SIGBREAK") else ()
+)
+#: macOS's largest per-process open-file limit (OPEN_MAX in <sys/syslimits.h>).
+MACOS_OPEN_MAX = 10240
 
 #: The computer's moves waiting for the thinking thread at most (each a few milliseconds of
 #: work, up to 100 at the perfect and strong levels); beyond, the computer plays the casual
@@ -837,7 +848,10 @@ def open_listeners(host: str, port: int) -> list[socket.socket]:
         for family, type_, proto, _, address in infos:
             sock = socket.socket(family, type_, proto)
             listeners.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if sys.platform != "win32":
+                # Restart at once on a port whose last connections linger in TIME_WAIT.
+                # Not on Windows: there it lets a second server bind a port in use.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
@@ -864,7 +878,7 @@ async def serve(
     """Serve until SIGINT or SIGTERM, then close every connection within ``shutdown_timeout``
     (a second signal meanwhile stops waiting). ``listeners``: opened already (``main`` opens
     them first, to say what went wrong in one line); else opened here."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         if listeners is None:
             listeners = open_listeners(host, port)
         try:
@@ -921,12 +935,19 @@ def browser_address(bound: tuple[Any, ...]) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def raise_open_file_limit() -> None:
-    """Every connection is a descriptor: allow as many as the system lets us."""
+def raise_open_file_limit() -> int | None:
+    """Every connection is a descriptor: allow as many as the system lets us. The limit now
+    in force, or None where there is none to raise (Windows)."""
+    if resource is None:  # pragma: no cover - Windows
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
+    wanted = hard
+    if hard == resource.RLIM_INFINITY and sys.platform == "darwin":  # pragma: no cover
+        wanted = MACOS_OPEN_MAX  # macOS refuses an infinite soft limit
+    if soft < wanted:
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
@@ -1090,14 +1111,16 @@ def listen_or_exit(host: str, port: int) -> list[socket.socket]:
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = args.config
+    listeners = listen_or_exit(args.host, args.port)  # before anything slow: fail fast
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    raise_open_file_limit()
+    open_files = raise_open_file_limit()
+    if open_files is not None:
+        log.info("open files: at most %d (each connection takes one)", open_files)
     perfect, config = load_perfect_player(config)
     driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), perfect)
     driver.start_thinking()
-    listeners = listen_or_exit(args.host, args.port)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(
             partial(

@@ -5,6 +5,7 @@ open, files of no known type left out of the site, and a second Ctrl-C that quit
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -165,6 +166,7 @@ def test_a_second_ctrl_c_during_the_shutdown_wait_quits_at_once(tmp_path: Path) 
         assert process.stdout is not None
         process.stdout.close()
     logs = log.read_text()
+    assert re.search(r"open files: at most \d+ \(each connection takes one\)", logs), logs
     assert "SIGINT: shutting down: waiting up to 60 s for 1 connection to close" in logs
     assert "(a second Ctrl-C quits at once)" in logs
     assert "SIGINT again: quitting now, 1 connections still open" in logs
