@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import errno
 import heapq
+import importlib.util
 import logging
 import multiprocessing
 import os
@@ -35,8 +36,7 @@ import select
 import signal
 import socket
 import sys
-import threading
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
@@ -65,7 +65,7 @@ from connect4proto import (
 )
 from connect4proto.solver import ORDER, position_from_moves
 from connect4proto.solver.bots import Level, choose
-from connect4proto.solver.perfect import PerfectPlayer, Source, Unavailable
+from connect4proto.solver.perfect import PerfectPlayer, Source
 from connect4proto.web import CONTENT_TYPES
 
 log = logging.getLogger("connect4proto")
@@ -120,6 +120,162 @@ MACOS_OPEN_MAX = 10240
 MAX_THINKING = 64
 
 
+#: Readiness, as epoll numbers it (the same on every Linux; the portable poller uses them too).
+READABLE = 0x001  # EPOLLIN
+WRITABLE = 0x004  # EPOLLOUT
+_READ_OR_HUNG_UP = 0x001 | 0x008 | 0x010  # EPOLLIN | EPOLLERR | EPOLLHUP: a read says which
+
+
+class EpollPoller:
+    """Linux: every socket in one epoll set, whose descriptor trio waits on; a turn takes
+    what is ready with one ``epoll_wait`` (``benchmarks/README.md`` measures why)."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        pass  # nothing runs beside the pump
+
+    def register(self, fd: int, events: int = READABLE) -> None:
+        self._epoll.register(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        self._epoll.modify(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+
+    def ready(self) -> list[tuple[int, int]]:
+        return self._epoll.poll(0, MAX_EVENTS)
+
+    async def wait(self) -> None:
+        await trio.lowlevel.wait_readable(self._epoll.fileno())
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
+class PortablePoller:
+    """Everywhere (macOS: kqueue, Windows: IOCP, through trio): a task per socket and
+    direction waits with trio's ``wait_readable`` / ``wait_writable``, and marks it ready.
+
+    A turn takes every socket marked since the last, in the order the sockets were
+    registered: the same order whatever order trio woke the tasks in (a prototype that let
+    the wake-ups decide sent a player's ``left`` before its own move's echo in most runs).
+    A task marks its socket once per turn: it waits for the turn to take the mark before it
+    waits again (the socket stays readable until the pump reads it).
+    """
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._interest: dict[int, int] = {}  # by descriptor, in registration order
+        self._order: dict[int, int] = {}
+        self._next = 0
+        self._watchers: dict[tuple[int, int], trio.CancelScope] = {}
+        self._marked: dict[int, int] = {}
+        self._taken: dict[int, trio.Event] = {}
+        self._write_wanted: dict[int, trio.Event] = {}  # writers idle until wanted again
+        self._wakeup = trio.Event()
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        for fd, events in self._interest.items():
+            self._watch(fd, events)
+
+    def register(self, fd: int, events: int = READABLE) -> None:
+        self._interest[fd] = events
+        self._order[fd] = self._next
+        self._next += 1
+        self._taken[fd] = trio.Event()
+        self._watch(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        self._interest[fd] = events
+        wanted = self._write_wanted.pop(fd, None)
+        if wanted is not None and events & WRITABLE:
+            wanted.set()  # its writer task waits for this (it is not cancelled and restarted:
+            # a new task could not wait on the socket before the old one's cancellation ends)
+        self._watch(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        del self._interest[fd]
+        del self._order[fd]
+        self._marked.pop(fd, None)
+        self._taken.pop(fd).set()
+        self._write_wanted.pop(fd, None)
+        for direction in (READABLE, WRITABLE):
+            scope = self._watchers.pop((fd, direction), None)
+            if scope is not None:
+                scope.cancel()
+        trio.lowlevel.notify_closing(fd)  # a wait on it ends now, before the socket closes
+
+    def ready(self) -> list[tuple[int, int]]:
+        marked = self._marked
+        if not marked:
+            return []
+        order = self._order
+        ready = sorted(marked.items(), key=lambda item: order[item[0]])
+        marked.clear()
+        self._wakeup = trio.Event()
+        for fd, _ in ready:
+            self._taken[fd].set()
+            self._taken[fd] = trio.Event()
+        return ready
+
+    async def wait(self) -> None:
+        await self._wakeup.wait()
+
+    def close(self) -> None:
+        for scope in self._watchers.values():
+            scope.cancel()
+        self._watchers.clear()
+
+    def _watch(self, fd: int, events: int) -> None:
+        if self._nursery is None:
+            return  # attach starts them
+        for direction in (READABLE, WRITABLE):
+            if events & direction and (fd, direction) not in self._watchers:
+                scope = trio.CancelScope()
+                self._watchers[fd, direction] = scope
+                self._nursery.start_soon(self._wait_for, fd, direction, scope)
+
+    async def _wait_for(self, fd: int, direction: int, scope: trio.CancelScope) -> None:
+        wait = trio.lowlevel.wait_readable if direction == READABLE else trio.lowlevel.wait_writable
+        with scope:
+            while self._watchers.get((fd, direction)) is scope:  # else: unregistered
+                if not self._interest[fd] & direction:
+                    wanted = self._write_wanted[fd] = trio.Event()
+                    await wanted.wait()
+                    continue
+                try:
+                    await wait(fd)
+                except (trio.ClosedResourceError, OSError):
+                    return  # unregistered: the socket is closing
+                if self._watchers.get((fd, direction)) is not scope:
+                    return
+                self._marked[fd] = self._marked.get(fd, 0) | direction
+                self._wakeup.set()
+                await self._taken[fd].wait()
+
+
+Poller = EpollPoller | PortablePoller
+
+
+def make_poller(name: str | None = None) -> Poller:
+    """``epoll`` where there is one, else ``portable``; ``name`` (or ``$CONNECT4_POLLER``)
+    forces one."""
+    name = name or os.environ.get("CONNECT4_POLLER") or "auto"
+    if name == "auto":
+        name = "epoll" if hasattr(select, "epoll") else "portable"
+    if name == "epoll":
+        if not hasattr(select, "epoll"):
+            raise ValueError("CONNECT4_POLLER=epoll: there is no epoll here (it is Linux's)")
+        return EpollPoller()
+    if name == "portable":
+        return PortablePoller()
+    raise ValueError(f"CONNECT4_POLLER={name}: not a poller (epoll, portable or auto)")
+
+
 class _Link:
     """The driver's side of one socket: what waits to be written, and how it ends.
 
@@ -162,17 +318,15 @@ class Driver:
     def __init__(
         self,
         core: GameServer,
-        perfect: PerfectPlayer | None = None,
         max_thinking: int = MAX_THINKING,
+        poller: Poller | None = None,
     ) -> None:
         self.core = core
         self._max_thinking = max_thinking
         self._waiting_to_think = 0  # requests for the computer's move not answered yet
-        #: The perfect level's player (its search's table stays warm from one move to the
-        #: next); None where it cannot run, and then the core does not offer the level.
-        self._thinkers_pool = Thinkers(perfect)
+        self._thinkers_pool = Thinkers()
         self._config = core.config
-        self._epoll = select.epoll()
+        self._poller = poller if poller is not None else make_poller()
         self._links: dict[int, _Link] = {}  # by file descriptor
         self._by_connection: dict[ConnectionId, _Link] = {}
         self._listeners: dict[int, socket.socket] = {}
@@ -206,7 +360,7 @@ class Driver:
         """Accept connections on a listening socket (from the pump, as they come)."""
         sock.setblocking(False)
         self._listeners[sock.fileno()] = sock
-        self._epoll.register(sock.fileno(), select.EPOLLIN)
+        self._poller.register(sock.fileno())
 
     def add_socket(self, sock: socket.socket) -> None:
         """Serve a connected socket (from ``accept``, or a ``socketpair`` in tests)."""
@@ -246,7 +400,7 @@ class Driver:
 
     def _register(self, link: _Link) -> None:
         self._links[link.fd] = link
-        self._epoll.register(link.fd, select.EPOLLIN)
+        self._poller.register(link.fd)
         self._all_closed = trio.Event() if self._all_closed.is_set() else self._all_closed
 
     def _accept(self, listener: socket.socket) -> None:
@@ -260,7 +414,7 @@ class Driver:
                     # Out of descriptors: leave the rest in the backlog, and stop watching
                     # the listener for a moment rather than spin on it.
                     log.error("cannot accept connections for now: %s", exc)
-                    self._epoll.unregister(listener.fileno())
+                    self._poller.unregister(listener.fileno())
                     self._paused.append(listener)
                     self._accepting_again = trio.current_time() + ACCEPT_PAUSE
                     return
@@ -274,28 +428,28 @@ class Driver:
         task per move of the computer's, waiting for the answer)."""
         try:
             async with trio.open_nursery() as self._thinkers:
-                self._thinkers_pool.warm_up()
+                self._poller.attach(self._thinkers)
                 await self._pump()
         finally:
             self._thinkers_pool.close()
 
     def start_thinking(self) -> None:
-        """Start the worker process of the levels below perfect now, not at the first move
-        that needs it (about 0.5 s to start)."""
-        self._thinkers_pool.start_process()
+        """Start the computer's worker process now (and its perfect player, if offered),
+        not at the first move that needs it."""
+        self._thinkers_pool.start(Level.PERFECT in self._config.computer_levels)
 
     async def _pump(self) -> None:
-        epoll = self._epoll
+        poller = self._poller
         while True:
-            ready = epoll.poll(0, MAX_EVENTS)
+            ready = poller.ready()
             if ready:
                 await trio.lowlevel.checkpoint()  # let signals and other tasks in
             else:
                 wake = self._next_wakeup()
                 with trio.CancelScope(deadline=wake) as self._wait_scope:
-                    await trio.lowlevel.wait_readable(epoll.fileno())
+                    await poller.wait()
                 self._wait_scope = None
-                ready = epoll.poll(0, MAX_EVENTS)
+                ready = poller.ready()
             self._turn(ready)
 
     def _next_wakeup(self) -> float:
@@ -309,7 +463,7 @@ class Driver:
         if now >= self._accepting_again:
             self._accepting_again = float("inf")
             for listener in self._paused:
-                self._epoll.register(listener.fileno(), select.EPOLLIN)
+                self._poller.register(listener.fileno())
             self._paused.clear()
 
     def _poke(self) -> None:
@@ -358,9 +512,9 @@ class Driver:
                 if listener is not None:
                     self._accept(listener)
                 return
-            if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+            if mask & _READ_OR_HUNG_UP:
                 self._read(link)
-            if mask & select.EPOLLOUT and self._links.get(fd) is link:
+            if mask & WRITABLE and self._links.get(fd) is link:
                 self._dirty[link] = None
             if self._dirty:
                 self._flush()
@@ -471,12 +625,15 @@ class Driver:
 
     async def _work_out(self, request: ComputeMove, seed: int) -> int:
         try:
-            return await self._thinkers_pool.move(request, seed)
+            column, note = await self._thinkers_pool.move(request, seed)
         except Exception:
             # A bug in a level, or a worker process that died, must not stop the server,
             # nor the game: it plays on (and a new worker process starts for the next move).
             log.exception("game %d: the computer failed to move; it plays a safe one", request.game)
             return _fallback_move(request)
+        if note is not None:
+            log.warning("game %d: %s", request.game, note)
+        return column
 
     def _settle(self) -> None:
         """Deal with the sockets that failed or overflowed while output was being written."""
@@ -521,7 +678,7 @@ class Driver:
     def _watch_writable(self, link: _Link, wanted: bool) -> None:
         if wanted != link.writable_wanted:
             link.writable_wanted = wanted
-            self._epoll.modify(link.fd, select.EPOLLIN | (select.EPOLLOUT if wanted else 0))
+            self._poller.modify(link.fd, READABLE | (WRITABLE if wanted else 0))
 
     def _close_link(self, link: _Link) -> None:
         """The core is done with this socket: write what is queued, then end it."""
@@ -611,7 +768,7 @@ class Driver:
         if connection is not None:  # only when the core failed to forget it
             self._by_connection.pop(connection, None)
         with contextlib.suppress(OSError):
-            self._epoll.unregister(link.fd)
+            self._poller.unregister(link.fd)
         link.sock.close()
         link.deadline = float("-inf")
         if not self._links:
@@ -622,7 +779,7 @@ class Driver:
     def stop_accepting(self) -> None:
         for fd, listener in self._listeners.items():
             with contextlib.suppress(OSError):
-                self._epoll.unregister(fd)
+                self._poller.unregister(fd)
             listener.close()
         self._listeners.clear()
         self._paused.clear()
@@ -647,63 +804,43 @@ class Driver:
             with contextlib.suppress(Exception):  # closing regardless is the point here
                 self._lost(link)
             self._drop(link)
-        self._epoll.close()
+        self._poller.close()
 
 
 class Thinkers:
-    """Where the computer's moves are worked out: off the event loop, one search at a time
-    in each of two places, both at a lower priority than the pump (nice 10: the pump, whose
-    work is short and waited for, runs first when both want the CPU):
+    """Where the computer's moves are worked out: a worker process, one search at a time, at
+    a lower priority than the server (nice 10: the pump, whose work is short and waited
+    for, runs first when both want the CPU).
 
-    - the perfect level in a thread of its own: its compiled search releases the GIL, and its
-      table stays warm here from one move to the next;
-    - the levels below it in a worker process (started at the first move that needs it, or by
-      ``start_process``): their searches are pure Python and would hold the GIL (the strong
-      level for up to 100 ms), stalling the pump at every switch interval (5 ms).
+    A process, not a thread: the levels below perfect are pure Python and would hold the
+    GIL (the strong level for up to 100 ms), stalling the pump at every switch interval;
+    and the perfect level's numba and book (about 140 MiB) stay out of the server's memory.
+    The process starts at the first move that needs it, or at ``start``; the perfect
+    player's table stays warm in it from one move to the next.
     """
 
-    def __init__(self, perfect: PerfectPlayer | None) -> None:
-        self._perfect = perfect
-        self._thread = (
-            None
-            if perfect is None
-            else ThreadPoolExecutor(1, "computer-perfect", initializer=_lower_thread_priority)
-        )
+    def __init__(self) -> None:
         self._process: ProcessPoolExecutor | None = None
 
-    def warm_up(self) -> None:
-        """Compile the perfect player's search (or load it from numba's cache: about 3 s
-        the first time on a machine, 0.5 s after) before a move waits for it."""
-        if self._thread is not None and self._perfect is not None:
-            self._thread.submit(self._perfect.warm_up)
+    def start(self, perfect: bool) -> None:
+        """Start the process now, and with ``perfect`` load and compile the perfect player
+        there (about 1 s; 3 s more the first time on a machine, for numba), before a move
+        waits for it."""
+        self._worker().submit(_warm_up_worker, perfect)
 
-    def start_process(self) -> None:
-        self._worker().submit(int)  # a task that does nothing starts the process
-
-    async def move(self, request: ComputeMove, seed: int) -> int:
-        """The computer's column for ``request``."""
-        if Level(request.level) is Level.PERFECT:
-            # The core offers the level only with its player.
-            assert self._thread is not None
-            assert self._perfect is not None
-            future = self._thread.submit(_perfect_move, self._perfect, request, seed)
-            return await _answer(future)
+    async def move(self, request: ComputeMove, seed: int) -> tuple[int, str | None]:
+        """The computer's column for ``request``, and what to log about it, if anything."""
         try:
-            return await _answer(self._worker().submit(_level_move, request, seed))
+            return await _answer(self._worker().submit(_worker_move, request, seed))
         except BrokenProcessPool:
             self._process = None  # the next move starts a new one
             raise
 
     def close(self) -> None:
-        """Stop both; the moves still waiting are dropped (their answers have nowhere to go).
-
-        The thread is not waited for (a search takes 0.2 s at most, and the interpreter
-        waits for it on exit). The worker process is: at most one pure-Python search, and
-        without the wait Python 3.11 may fail at exit ("Bad file descriptor": its exit hook
-        wakes the process's manager thread through a pipe that thread is closing).
-        """
-        if self._thread is not None:
-            self._thread.shutdown(wait=False, cancel_futures=True)
+        """Stop the process; the moves still waiting are dropped (their answers have nowhere
+        to go). This waits for a search under way (0.2 s at most): without the wait, Python
+        3.11 may fail at exit ("Bad file descriptor": its exit hook wakes the pool's manager
+        thread through a pipe that thread is closing)."""
         if self._process is not None:
             self._process.shutdown(wait=True, cancel_futures=True)
             self._process = None
@@ -716,12 +853,12 @@ class Thinkers:
         return self._process
 
 
-async def _answer(future: Future[int]) -> int:
+async def _answer(future: Future[tuple[int, str | None]]) -> tuple[int, str | None]:
     """Wait for ``future`` without holding a thread: it wakes this task when it is done."""
     token = trio.lowlevel.current_trio_token()
     done = trio.Event()
 
-    def wake(_: Future[int]) -> None:
+    def wake(_: object) -> None:
         with contextlib.suppress(trio.RunFinishedError):  # the server stopped meanwhile
             token.run_sync_soon(done.set)
 
@@ -734,14 +871,6 @@ async def _answer(future: Future[int]) -> int:
     return future.result()
 
 
-def _lower_thread_priority() -> None:
-    """Nice 10 for the calling thread (Linux only: elsewhere a thread has no priority of its
-    own, and the process's would be lowered)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
 def _start_worker() -> None:
     """In the worker process: nice 10, and Ctrl-C left to the server (which stops it)."""
     if hasattr(os, "nice"):
@@ -750,36 +879,58 @@ def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _level_move(request: ComputeMove, seed: int) -> int:
-    """The column of a level below perfect (in the worker process)."""
-    position = position_from_moves(request.record)
-    return choose(position, Level(request.level), random.Random(seed))
+#: In the worker process: the perfect player, loaded at its first move (or at ``start``).
+_PERFECT: list[PerfectPlayer] = []
 
 
-def _perfect_move(perfect: PerfectPlayer, request: ComputeMove, seed: int) -> int:
-    """The perfect player's column (in its thread)."""
+def _perfect_player() -> PerfectPlayer:
+    if not _PERFECT:
+        _PERFECT.append(PerfectPlayer.load())
+    return _PERFECT[0]
+
+
+def _warm_up_worker(perfect: bool) -> None:
+    if perfect:
+        _perfect_player().warm_up()
+
+
+def _worker_move(request: ComputeMove, seed: int) -> tuple[int, str | None]:
+    """In the worker process: the computer's column, and a note for the log."""
     record = request.record
     position = position_from_moves(record)
+    level = Level(request.level)
+    if level is not Level.PERFECT:
+        return choose(position, level, random.Random(seed)), None
     previous = position_from_moves(record[:-1]) if record else None
-    decision = perfect.decide(position, random.Random(seed), previous=previous)
+    decision = _perfect_player().decide(position, random.Random(seed), previous=previous)
     if decision.source is Source.FALLBACK:
-        log.warning(
-            "game %d: the perfect player's search ran out of its budget after %s; "
-            "it played the strong level's move",
-            request.game,
-            request.record,
+        note = (
+            f"the perfect player's search ran out of its budget after {record}; "
+            "it played the strong level's move"
         )
-    return decision.column
+        return decision.column, note
+    return decision.column, None
 
 
-def load_perfect_player(config: Config) -> tuple[PerfectPlayer | None, Config]:
-    """The perfect player, or None and a config without its level (said in the log)."""
+def offer_perfect_level(config: Config) -> Config:
+    """``config``, without the perfect level where numba or the book is not installed (said
+    in the log). Looked up, not imported: the worker process imports them."""
+    missing = [package for package in ("numba", "bitbully_databases") if not _installed(package)]
+    if not missing:
+        return config
+    log.warning(
+        "the perfect level is off: %s not installed: pip install 'connect4proto[perfect]'",
+        " and ".join(missing),
+    )
+    levels = config.computer_levels - {Level.PERFECT}
+    return dataclasses.replace(config, computer_levels=levels)
+
+
+def _installed(package: str) -> bool:
     try:
-        return PerfectPlayer.load(), config
-    except Unavailable as exc:
-        log.warning("the perfect level is off: %s", exc)
-        levels = config.computer_levels - {Level.PERFECT}
-        return None, dataclasses.replace(config, computer_levels=levels)
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules: hidden
+        return False
 
 
 def _hurried_move(request: ComputeMove, seed: int) -> int:
@@ -1111,6 +1262,11 @@ def listen_or_exit(host: str, port: int) -> list[socket.socket]:
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = args.config
+    try:
+        poller = make_poller()
+    except ValueError as exc:
+        sys.stderr.write(f"server.py: {exc}\n")
+        sys.exit(2)
     listeners = listen_or_exit(args.host, args.port)  # before anything slow: fail fast
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -1118,8 +1274,9 @@ async def main(argv: list[str] | None = None) -> None:
     open_files = raise_open_file_limit()
     if open_files is not None:
         log.info("open files: at most %d (each connection takes one)", open_files)
-    perfect, config = load_perfect_player(config)
-    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), perfect)
+    config = offer_perfect_level(config)
+    log.info("polling: %s", "epoll" if isinstance(poller, EpollPoller) else "portable (trio)")
+    driver = Driver(GameServer(site=load_site(), new_key=new_key, config=config), poller=poller)
     driver.start_thinking()
     async with trio.open_nursery() as nursery:
         address = await nursery.start(

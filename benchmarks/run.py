@@ -212,6 +212,43 @@ def alternate_loads(
     return results
 
 
+def poller_rows(report: Report, settings: Settings, config: LoadConfig) -> None:
+    """Ours on the portable poller (a trio task per socket) against ours on epoll, A B A B:
+    CPU per move (best of the rounds) and the p99 latency (median)."""
+    runs: dict[str, list[LoadResult]] = {"ours": [], "portable": []}
+    for round_number in range(settings.rounds):
+        for kind in (live.OURS_PORTABLE, OURS):
+            try:
+                result = live.measure_load(kind, config)
+            except RuntimeError as exc:
+                report.failures.append(f"poller, {kind.name}: {exc}")
+                continue
+            progress(f"  [poller {round_number + 1}/{settings.rounds}] {result.summary()}")
+            _record_failures(report, "poller", result.server, result.failures)
+            _record_failures(report, "poller", result.server, result.server_problems)
+            runs[kind.name].append(result)
+    if not runs["ours"] or not runs["portable"]:
+        return
+    report.add(
+        Row(
+            "server CPU per move, us: portable poller (right: epoll)",
+            combine([r.per_move_us() for r in runs["portable"]], "best"),
+            combine([r.per_move_us() for r in runs["ours"]], "best"),
+            "{:,.1f}",
+            reference_label=" (epoll)",
+        )
+    )
+    report.add(
+        Row(
+            "move latency p99, ms: portable poller (right: epoll)",
+            combine([r.latency_ms(0.99) for r in runs["portable"]], "median"),
+            combine([r.latency_ms(0.99) for r in runs["ours"]], "median"),
+            "{:.2f}",
+            reference_label=" (epoll)",
+        )
+    )
+
+
 def _record_failures(report: Report, label: str, server: str, failures: list[str]) -> None:
     report.failures.extend(f"{label}, {server}: {failure}" for failure in failures)
 
@@ -616,6 +653,13 @@ def main(argv: list[str] | None = None) -> int:
     report.section(f"Load: 2 games x 300 spectators, {settings.load_seconds:g} s per run")
     results = alternate_loads(settings, crowd, report, "2x300")
     load_rows(report, results, "2x300", target=1.0, goal=0.5, latency_target=None)
+
+    progress("the portable poller")
+    report.section(
+        f"The portable poller (macOS, Windows) against epoll, on Linux: 50 games x 0 spectators,"
+        f" {settings.load_seconds:g} s per run"
+    )
+    poller_rows(report, settings, plain)
 
     progress("fan-out")
     report.section("Fan-out: one game, one move at a time")

@@ -5,6 +5,7 @@ open, files of no known type left out of the site, and a second Ctrl-C that quit
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 import socket
@@ -171,3 +172,15 @@ def test_a_second_ctrl_c_during_the_shutdown_wait_quits_at_once(tmp_path: Path) 
     assert "(a second Ctrl-C quits at once)" in logs
     assert "SIGINT again: quitting now, 1 connections still open" in logs
     assert "Traceback" not in logs
+
+
+@pytest.mark.parametrize(
+    ("poller", "message"),
+    [
+        ("kqueue", "server.py: CONNECT4_POLLER=kqueue: not a poller (epoll, portable or auto)\n"),
+    ],
+)
+def test_a_poller_that_does_not_exist_is_one_line(poller: str, message: str) -> None:
+    done = run_server(env={**os.environ, "CONNECT4_POLLER": poller})
+    assert done.returncode == 2
+    assert done.stderr == message

@@ -20,11 +20,20 @@ from websockets.typing import Origin
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_server(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+@pytest.fixture(autouse=True, params=["epoll", "portable"])
+def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here, with each of the driver's pollers (the servers inherit it)."""
+    monkeypatch.setenv("CONNECT4_POLLER", request.param)
+    return str(request.param)
+
+
+def start_server(
+    tmp_path: Path, *options: str, script: str = "server.py"
+) -> tuple[subprocess.Popen[str], str]:
     """``python server.py`` on a free port; returns the process and the address it printed."""
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", "0", *options],
+        [sys.executable, script, "--host", "127.0.0.1", "--port", "0", *options],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -64,6 +73,24 @@ def receive(websocket: ClientConnection) -> dict[str, Any]:
 
 
 def test_full_game_with_two_players_and_a_spectator(server_url: str) -> None:
+    play_a_full_game(server_url)
+
+
+def test_without_epoll_and_resource_as_on_macos_and_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONNECT4_POLLER", "auto")  # the server finds no epoll: portable
+    process, url = start_server(tmp_path, script="tests/without_epoll.py")
+    try:
+        play_a_full_game(url)
+    finally:
+        logs = stop_server(process, tmp_path)
+    assert "polling: portable" in logs
+    assert "open files" not in logs  # no resource module: no limit to raise
+
+
+def play_a_full_game(server_url: str) -> None:
+    """Red, yellow and a spectator, to red's win: every event checked."""
     ws_url = server_url.replace("http://", "ws://")
     with connect(ws_url) as red, connect(ws_url) as yellow, connect(ws_url) as spectator:
         red.send(json.dumps({"type": "init"}))

@@ -7,6 +7,9 @@ import dataclasses
 import errno
 import json
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import struct
 import sys
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from peers import SITE, counting_keys, perfect_player
+from peers import SITE, counting_keys
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -35,9 +38,9 @@ from server import (
     LIMIT_FLAGS,
     Driver,
     config_from_args,
-    load_perfect_player,
     load_site,
     new_key,
+    offer_perfect_level,
     parse_args,
     serve,
 )
@@ -81,6 +84,13 @@ class Client:
             while chunk := await self.stream.receive_some():
                 received += chunk
         return received
+
+
+@pytest.fixture(autouse=True, params=["epoll", "portable"])
+def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every driver test, with each of the driver's pollers (``make_poller`` reads it)."""
+    monkeypatch.setenv("CONNECT4_POLLER", request.param)
+    return str(request.param)
 
 
 @contextlib.asynccontextmanager
@@ -501,12 +511,11 @@ def test_every_limit_has_a_flag_whose_default_is_the_configs() -> None:
         parse_args(["--max-headers=0"])
 
 
-async def test_the_computer_moves_from_a_worker_process_and_a_failing_search_plays_on(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+async def test_the_computer_moves_from_a_worker_process_that_may_die(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
-    player = perfect_player()
-    async with running(core, perfect=player) as (_, connect):
+    async with running(core) as (_, connect):
         page = connect()
         await page.connect()
         # The casual level thinks in the worker process, started by the first move.
@@ -520,25 +529,28 @@ async def test_the_computer_moves_from_a_worker_process_and_a_failing_search_pla
         assert answer["type"] == "play"
         assert answer["player"] == "yellow"
 
-        # A bug in a level (injected here, in the perfect player's thread) must not stop
-        # the server or the game.
-        def broken(*_: object, **__: object) -> int:
-            raise RuntimeError("injected")
-
-        monkeypatch.setattr(player, "decide", broken)
-        other = connect()
-        await other.connect()
+        # The worker process dies (killed here): the server and the game go on, the
+        # computer plays a safe move, and a new process thinks the next one.
+        (worker,) = multiprocessing.active_children()
+        os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
         with caplog.at_level(logging.ERROR):
-            await other.send({"type": "init", "v": 0, "bot": "perfect", "color": "yellow"})
-            events = [await other.receive() for _ in range(5)]
-        assert events[-1]["player"] == "red"
-        assert events[-1]["column"] == 3  # the centre, which has room
+            await page.send({"type": "play", "column": 3})
+            assert (await page.receive())["player"] == "red"
+            fallback = await page.receive()
+        assert fallback["player"] == "yellow"
+        assert fallback["column"] == 3  # the centre, which has room
         assert "the computer failed to move" in caplog.text
+        await page.send({"type": "play", "column": 0})
+        assert (await page.receive())["player"] == "red"
+        assert (await page.receive())["player"] == "yellow"
+        (new_worker,) = multiprocessing.active_children()
+        assert new_worker.pid != worker.pid
 
 
-async def test_the_perfect_computer_thinks_in_the_thread_from_the_first_move() -> None:
+async def test_the_perfect_computer_thinks_in_the_worker_process_from_the_first_move() -> None:
     core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
-    async with running(core, perfect=perfect_player()) as (_, connect):
+    async with running(core) as (driver, connect):
+        driver.start_thinking()  # as the server does: the perfect player loads meanwhile
         page = connect()
         await page.connect()
         await page.send({"type": "init", "v": 0, "bot": "perfect", "color": "yellow"})
@@ -566,11 +578,12 @@ async def test_a_full_queue_of_the_computers_moves_plays_quick_ones(
 def test_without_numba_the_perfect_level_is_off_and_said_so(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As on a machine without numba: its import fails (None in sys.modules stops it).
-    monkeypatch.setitem(sys.modules, "connect4proto.solver.fast", None)
+    # As on a machine without numba (None in sys.modules hides a module).
+    monkeypatch.setitem(sys.modules, "numba", None)
     with caplog.at_level(logging.WARNING):
-        perfect, config = load_perfect_player(Config())
-    assert perfect is None
+        config = offer_perfect_level(Config())
     assert config.computer_levels == frozenset(Level) - {Level.PERFECT}
-    assert "the perfect level is off: the perfect level needs numba" in caplog.text
+    assert "the perfect level is off: numba not installed" in caplog.text
     assert "pip install 'connect4proto[perfect]'" in caplog.text
+    monkeypatch.delitem(sys.modules, "numba")
+    assert offer_perfect_level(Config()) == Config()  # here it is installed
