@@ -114,7 +114,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
 #: macOS's largest per-process open-file limit (OPEN_MAX in <sys/syslimits.h>).
 MACOS_OPEN_MAX = 10240
 
-#: The computer's moves waiting for the thinking thread at most (each a few milliseconds of
+#: The computer's moves waiting for its worker process at most (each a few milliseconds of
 #: work, up to 100 at the perfect and strong levels); beyond, the computer plays the casual
 #: level's move at once, so that a crowd of games against it cannot queue up seconds.
 MAX_THINKING = 64
