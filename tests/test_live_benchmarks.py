@@ -19,6 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import live
 
+#: Linux only: the live benchmarks pin processes to cores and read /proc.
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="pins to cores and reads /proc (Linux)"
+)
+
 SERVERS = [pytest.param(live.OURS, id="ours"), pytest.param(live.REFERENCE, id="reference")]
 
 

@@ -40,6 +40,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+#: Linux only: the soak reads the server's memory and descriptors in /proc.
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux)")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Seconds of load after the warm-up; games still going then stop, everyone leaving.
