@@ -1142,6 +1142,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = _Parser(
         prog="server.py",
         description="Play Connect Four in the browser.",
+        epilog="environment: PORT, the port when --port is not given; CONNECT4_POLLER, how "
+        "sockets are watched: epoll (Linux), portable (trio's own waits: macOS, Windows) or "
+        "auto, the default: epoll where there is one",
         formatter_class=_HelpWithDefaults,
     )
     parser.add_argument(

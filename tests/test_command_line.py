@@ -91,6 +91,7 @@ def test_help_shows_every_default_even_with_a_bad_port_in_the_environment() -> N
     assert "on shutdown (a second Ctrl-C stops waiting) (default: 5.0)" in text
     assert "(a natural pause) (default: 0.5)" in text
     assert "(default: None)" not in text
+    assert "CONNECT4_POLLER, how sockets are watched: epoll (Linux), portable" in text
 
 
 def test_an_address_in_use_is_one_line_that_says_what_to_do() -> None:
