@@ -9,8 +9,9 @@ the search asks about (it looks for a win at once before anything else).
 
 Each entry is 5 bytes: the position's code (4 bytes, big-endian, signed; see ``code``) and
 its value (1 byte, signed): 0 a draw, 69 + 2 s for a win of score s, -68 + 2 s for a loss (so
-a win on the first player's 8th stone, score 14, is 97). The tests check the book against
-the search on positions of its own.
+a win on the first player's 8th stone, score 14, is 97). The values become scores once, as
+the book is read (``score_of``, through a table of the 256 bytes); both searches look them up
+as they are. The tests check the book against the search on positions of its own.
 
 Pure Python (``array`` and ``bisect``), so that the reference solver can use it as well as
 the fast one.
@@ -39,12 +40,12 @@ class BookMissing(LookupError):
 
 
 class Book:
-    """``codes``: the positions' codes in ascending order (signed 32-bit); ``values``: their
-    values, as stored (signed bytes, see the module's docstring)."""
+    """``codes``: the positions' codes in ascending order (signed 32-bit); ``scores``: their
+    scores (signed bytes)."""
 
-    def __init__(self, codes: array[int], values: array[int]) -> None:
+    def __init__(self, codes: array[int], scores: array[int]) -> None:
         self.codes = codes
-        self.values = values
+        self.scores = scores
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Book:
@@ -60,9 +61,9 @@ class Book:
         codes.frombytes(bytes(big_endian))
         if sys.byteorder == "little":
             codes.byteswap()
-        values = array("b")
-        values.frombytes(data[4::_RECORD])
-        return cls(codes, values)
+        scores = array("b")
+        scores.frombytes(data[4::_RECORD].translate(_SCORE_OF_BYTE))
+        return cls(codes, scores)
 
     @classmethod
     def load(cls) -> Book:
@@ -87,7 +88,7 @@ class Book:
             wanted = code(position, mirror)
             index = bisect.bisect_left(codes, wanted)
             if index < len(codes) and codes[index] == wanted:
-                return score_of(self.values[index])
+                return self.scores[index]
         return None
 
 
@@ -98,6 +99,10 @@ def score_of(value: int) -> int:
     if value < 0:
         return (value + 68) // 2
     return 0
+
+
+#: ``score_of`` for every stored byte (read as signed), as a table for ``bytes.translate``.
+_SCORE_OF_BYTE = bytes(score_of(byte - 256 if byte > 127 else byte) & 0xFF for byte in range(256))
 
 
 def code(position: Position, mirror: bool = False) -> int:

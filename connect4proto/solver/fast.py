@@ -104,18 +104,13 @@ def _book_code(
 
 @njit(cache=True, nogil=True)
 def _book_score(
-    current: np.uint64, mask: np.uint64, book: np.ndarray, book_values: np.ndarray
+    current: np.uint64, mask: np.uint64, book: np.ndarray, book_scores: np.ndarray
 ) -> int:  # pragma: no cover - compiled; the same as Book.score
     for mirror in (False, True):
         code = np.int32(_book_code(current, mask, _BOOK_STONES, mirror))
         index = np.searchsorted(book, code)
         if index < book.size and book[index] == code:
-            value = int(book_values[index])
-            if value > 0:
-                return (value - 69) // 2
-            if value < 0:
-                return (value + 68) // 2
-            return 0
+            return int(book_scores[index])
     return _NOT_IN_BOOK
 
 
@@ -129,7 +124,7 @@ def _negamax(
     upper: np.ndarray,
     lower: np.ndarray,
     book: np.ndarray,
-    book_values: np.ndarray,
+    book_scores: np.ndarray,
     counters: np.ndarray,
 ) -> int:  # pragma: no cover - compiled; compared with the reference by the tests
     counters[_NODES] += 1
@@ -148,7 +143,7 @@ def _negamax(
     if not candidates:
         return -((_SIZE - moves) // 2)
     if moves == _BOOK_STONES and book.size:
-        known = _book_score(current, mask, book, book_values)
+        known = _book_score(current, mask, book, book_scores)
         if known != _NOT_IN_BOOK:
             return known
     if moves >= _SIZE - 2:
@@ -202,7 +197,7 @@ def _negamax(
             upper,
             lower,
             book,
-            book_values,
+            book_scores,
             counters,
         )
         if counters[_STOPPED]:
@@ -230,7 +225,7 @@ def _solve(
     upper: np.ndarray,
     lower: np.ndarray,
     book: np.ndarray,
-    book_values: np.ndarray,
+    book_scores: np.ndarray,
     counters: np.ndarray,
 ) -> int:  # pragma: no cover - compiled; compared with the reference by the tests
     if _winning_cells(current, mask) & ((mask + _BOTTOM) & _BOARD):
@@ -250,7 +245,7 @@ def _solve(
             middle = half_high
         first = False
         result = _negamax(
-            current, mask, moves, middle, keys, upper, lower, book, book_values, counters
+            current, mask, moves, middle, keys, upper, lower, book, book_scores, counters
         )
         if counters[_STOPPED]:
             return 0
@@ -274,7 +269,7 @@ def _best_moves(
     upper: np.ndarray,
     lower: np.ndarray,
     book: np.ndarray,
-    book_values: np.ndarray,
+    book_scores: np.ndarray,
     counters: np.ndarray,
 ) -> int:  # pragma: no cover - compiled; compared with the reference by the tests
     """The position's score and the columns that keep it, packed as ``score * 128 + bits``
@@ -294,7 +289,7 @@ def _best_moves(
         score = known
     else:
         score = _solve(
-            current, mask, moves, at_least, keys, upper, lower, book, book_values, counters
+            current, mask, moves, at_least, keys, upper, lower, book, book_scores, counters
         )
         if counters[_STOPPED]:
             return 0
@@ -316,7 +311,7 @@ def _best_moves(
                 upper,
                 lower,
                 book,
-                book_values,
+                book_scores,
                 counters,
             )
             if counters[_STOPPED]:
@@ -341,10 +336,10 @@ class FastSolver:
             raise ValueError(f"table_size must be odd and above 2**17, not {table_size}")
         if book is None:
             self._book = np.zeros(0, dtype=np.int32)
-            self._book_values = np.zeros(0, dtype=np.int8)
+            self._book_scores = np.zeros(0, dtype=np.int8)
         else:
             self._book = np.frombuffer(book.codes, dtype=np.int32)
-            self._book_values = np.frombuffer(book.values, dtype=np.int8)
+            self._book_scores = np.frombuffer(book.scores, dtype=np.int8)
         self._keys = np.full(table_size, 0xFFFFFFFF, dtype=np.uint32)
         self._upper = np.full(table_size, _NO_UPPER, dtype=np.int8)
         self._lower = np.full(table_size, _NO_LOWER, dtype=np.int8)
@@ -363,7 +358,7 @@ class FastSolver:
             self._upper,
             self._lower,
             self._book,
-            self._book_values,
+            self._book_scores,
             counters,
         )
         self.nodes += int(counters[_NODES])
@@ -394,7 +389,7 @@ class FastSolver:
             self._upper,
             self._lower,
             self._book,
-            self._book_values,
+            self._book_scores,
             counters,
         )
         self.nodes += int(counters[_NODES])
