@@ -38,7 +38,7 @@ import socket
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -879,14 +879,11 @@ def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-#: In the worker process: the perfect player, loaded at its first move (or at ``start``).
-_PERFECT: list[PerfectPlayer] = []
-
-
+@cache
 def _perfect_player() -> PerfectPlayer:
-    if not _PERFECT:
-        _PERFECT.append(PerfectPlayer.load())
-    return _PERFECT[0]
+    """In the worker process: the perfect player, loaded at its first move (or at
+    ``start``), then kept (its table stays warm)."""
+    return PerfectPlayer.load()
 
 
 def _warm_up_worker(perfect: bool) -> None:

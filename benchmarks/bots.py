@@ -13,6 +13,7 @@ the most); every pair of levels. Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import time
@@ -23,14 +24,13 @@ from connect4proto.solver.bots import Level, choose
 from connect4proto.solver.fast import FastSolver
 from connect4proto.solver.perfect import PerfectPlayer
 
-_perfect: list[PerfectPlayer] = []
 
-
+@functools.cache
 def perfect_player() -> PerfectPlayer:
-    if not _perfect:
-        _perfect.append(PerfectPlayer.load())
-        _perfect[0].warm_up()
-    return _perfect[0]
+    """Loaded and compiled once, before any move is timed."""
+    player = PerfectPlayer.load()
+    player.warm_up()
+    return player
 
 
 TESTSETS = Path(__file__).resolve().parent.parent.parent / "shared" / "solver-testsets"
@@ -100,16 +100,18 @@ def tournament(
     return table, times
 
 
-_FAST: list[FastSolver] = []
+@functools.cache
+def _fast_solver() -> FastSolver:
+    """One fast solver, compiled before any position is timed."""
+    solver = FastSolver(1_048_573)
+    solver.solve(position_from_moves("12121221212134343443434356565665"))
+    return solver
 
 
 def _fresh_fast() -> FastSolver:
-    """A fast solver with an empty table (of 1 M entries: allocating 8 M each time would
-    be what is measured)."""
-    if not _FAST:
-        _FAST.append(FastSolver(1_048_573))
-        _FAST[0].solve(position_from_moves("12121221212134343443434356565665"))  # compile
-    solver = _FAST[0]
+    """The fast solver with an empty table (cleared, not allocated again: the allocation
+    would be what is measured)."""
+    solver = _fast_solver()
     solver.clear()
     return solver
 
