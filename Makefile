@@ -40,11 +40,13 @@ lint: python $(TEST_STAMP)
 	$(BIN)/mypy --strict connect4proto server.py
 
 test: lint
+	$(BIN)/python -m coverage erase
 	$(BIN)/python -m coverage run -m pytest
+	$(BIN)/python -m coverage combine --quiet
 	$(BIN)/python -m coverage report
 
 bench: python $(TEST_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

@@ -177,6 +177,8 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr_file,
             preexec_fn=partial(_prepare_child, self._cpu),
+            # A server being measured is never traced (the test suite runs under coverage).
+            env={k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")},
         )
         try:
             line = self._read_line()

@@ -26,8 +26,9 @@ from .events import (
 )
 from .game import Ending, Game, IllegalMove, Move, Player
 from .lobby import RECONNECTING, SEAT_REPLACED
+from .statistics import Statistics
 from .store import GameStore, MemoryStore
-from .web import Site
+from .web import Page, Site
 
 __all__ = [
     "RECONNECTING",
@@ -52,6 +53,7 @@ __all__ = [
     "MemoryStore",
     "Move",
     "Output",
+    "Page",
     "Player",
     "PlayerJoined",
     "PlayerLeft",
@@ -61,4 +63,5 @@ __all__ = [
     "SeatReplaced",
     "Site",
     "SpectatorJoined",
+    "Statistics",
 ]

@@ -171,9 +171,12 @@ class ClientConnection:
         self.close(code, reason)  # no wait follows: the time does not matter
         self.state = ConnectionState.CLOSED
 
-    def abort(self) -> None:
-        """The transport is gone: drop whatever is queued; the connection is closed."""
+    def abort(self, vanished: bool = False) -> None:
+        """The transport is gone: drop whatever is queued; the connection is closed.
+        ``vanished``: it failed under us (a reset), unless it had already ended otherwise."""
         self.queued = []
+        if vanished and self.close_reason is None and self.state is not ConnectionState.CLOSED:
+            self._ended(Fault.VANISHED, "The connection was lost (reset, or a broken pipe).")
         self.state = ConnectionState.CLOSED
 
     # -- time -----------------------------------------------------------------------------
@@ -378,6 +381,8 @@ class ClientConnection:
                 # h11 treats any request with an Upgrade header as a protocol switch
                 # proposal and pauses after it; wsproto judges whether it is a valid one.
                 # ``_take_head`` kept the head's bytes for exactly those requests.
+                if self._head and not self._site.websocket:
+                    self._head = b""  # answered as a plain request: 404, the switch declined
                 if self._head:
                     if not self._origin_allowed(request):
                         self._refuse_http(HTTPStatus.FORBIDDEN, "Origin not allowed.")

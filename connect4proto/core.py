@@ -32,6 +32,7 @@ from .messages import (
 )
 from .projection import Profile, project
 from .refusals import invalid_message, too_many_messages
+from .statistics import NORMAL_CLOSE, Statistics
 from .store import GameStore, MemoryStore
 from .timers import Timers
 from .web import Site, busy_response
@@ -90,6 +91,7 @@ class _Batch:
         "computing",
         "events",
         "now",
+        "sent",
         "touched",
     )
 
@@ -109,6 +111,7 @@ class _Batch:
         self.touched: dict[ConnectionId, None] = {}
         self.events: list[Event] = []
         self.computing: list[ComputeMove] = []
+        self.sent = 0  # messages, one per recipient
 
     def _frame(self, message: ServerMessage) -> bytes:
         # Messages of the tutorial's protocol come from a small, fixed set: framed once per
@@ -127,6 +130,7 @@ class _Batch:
     def send(self, connection: ConnectionId, message: ServerMessage) -> None:
         if self._connections[connection].send_frame(self._frame(message)):
             self.touched[connection] = None
+            self.sent += 1
 
     def announce(self, game: GameId, message: ServerMessage) -> None:
         # Framed once, for the versioned members only: the tutorial's have no such message.
@@ -138,6 +142,7 @@ class _Batch:
                     frame = self._frame(message)
                 if connections[member].send_frame(frame):
                     self.touched[member] = None
+                    self.sent += 1
 
     def publish(self, game: GameId, logged: Logged) -> None:
         # Framed at most once per profile, when the first member of that profile needs it.
@@ -145,6 +150,7 @@ class _Batch:
         versioned: bytes | None = _UNSET
         connections = self._connections
         touched = self.touched
+        sent = 0
         for member, profile in self._lobby.members(game).items():
             if profile is _TUTORIAL:
                 if tutorial is _UNSET:
@@ -160,6 +166,8 @@ class _Batch:
             if client.state is _OPEN:  # ``send_frame``, inlined: this loop is the fan-out
                 client.queued.append(frame)
                 touched[member] = None
+                sent += 1
+        self.sent += sent
 
     def _project(self, logged: Logged, profile: Profile) -> bytes | None:
         message = project(logged, profile, self.now, self._grace)
@@ -169,6 +177,7 @@ class _Batch:
         # wsproto's FrameProtocol makes a text frame of a str and a binary frame of bytes.
         if self._connections[connection].send_frame(bytes(self._framer.send_data(data))):
             self.touched[connection] = None
+            self.sent += 1
 
     def refuse(self, connection: ConnectionId, code: int, reason: str) -> None:
         self._connections[connection].refuse(code, reason)
@@ -206,6 +215,7 @@ class GameServer:
         self._grace = config.seat_grace
         if store is None:
             store = MemoryStore(max_events=config.max_log_events)
+        self._statistics = Statistics()
         self._lobby = Lobby(
             new_key,
             store=store,
@@ -215,6 +225,7 @@ class GameServer:
             watchers_interval=config.watchers_interval,
             bot_delay=config.bot_delay,
             computer_levels=config.computer_levels,
+            statistics=self._statistics,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application
@@ -236,6 +247,11 @@ class GameServer:
     @property
     def config(self) -> Config:
         return self._config
+
+    @property
+    def statistics(self) -> Statistics:
+        """Totals since the start (read-only use: for the driver's metrics)."""
+        return self._statistics
 
     @property
     def connection_count(self) -> int:
@@ -271,14 +287,17 @@ class GameServer:
             raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
         self._now = now
 
-    def open_connection(self, now: float) -> ConnectionId:
-        """A new transport connected; returns its id for the other calls."""
+    def open_connection(self, now: float, site: Site | None = None) -> ConnectionId:
+        """A new transport connected; returns its id for the other calls. ``site``: what it
+        is served instead of the game's own (an operator's private port, for its metrics)."""
         if not self.accepting:
             raise LocalProtocolError("open_connection() beyond max_connections: check accepting")
         self._tick(now)
         connection = ConnectionId(self._next_connection)
         self._next_connection += 1
-        client = ClientConnection(site=self._site, config=self._config, now=now)
+        client = ClientConnection(
+            site=self._site if site is None else site, config=self._config, now=now
+        )
         self._connections[connection] = client
         self._timers.schedule(connection, client.deadline())
         return connection
@@ -314,24 +333,34 @@ class GameServer:
             raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
         self._now = now
         batch = _Batch(self._connections, self._lobby, self._framer, now, self._grace)
+        opening = client.path is None  # not a WebSocket yet: this read may be its handshake
+        received = 0
         for message in client.receive_data(data, now):
+            received += 1
             if message is Throttled.MESSAGE:
                 limit = self._config.max_messages_per_second
                 assert limit is not None
                 self._lobby.refuse(connection, too_many_messages(limit), batch)
             else:
                 self._application.receive_message(connection, message, batch)
+        statistics = self._statistics
+        statistics.messages_received += received
+        if opening and client.path is not None:
+            statistics.handshakes += 1
         batch.touched[connection] = None
         # Only a connection that was just read from can need an earlier wake-up (its next
         # ping, or the wait for its close); a later one is found when its entry comes due.
         self._timers.schedule(connection, client.deadline())
         return self._finish(batch)
 
-    def connection_lost(self, connection: ConnectionId, now: float) -> Output:
-        """The transport failed or the driver gave up on it: forget ``connection`` now."""
+    def connection_lost(
+        self, connection: ConnectionId, now: float, *, vanished: bool = True
+    ) -> Output:
+        """The transport failed (``vanished``: logged and counted as such) or the driver gave
+        up on it (not ``vanished``: at the end of a shutdown): forget ``connection`` now."""
         client = self._client(connection)
         self._tick(now)
-        client.abort()
+        client.abort(vanished)
         return self._finish_one(connection)
 
     def fail(self, connection: ConnectionId, now: float) -> Output:
@@ -414,6 +443,8 @@ class GameServer:
                 client.queued = []
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
         compute = tuple(batch.computing)
+        statistics = self._statistics
+        statistics.messages_sent += batch.sent
         if not ended:
             return Output(data=data, close=_NOBODY, events=tuple(batch.events), compute=compute)
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
@@ -421,7 +452,10 @@ class GameServer:
             self._timers.cancel(connection)
             client = connections.pop(connection)
             reason = client.close_reason
-            if reason is not None:
+            if reason is None:
+                statistics.closes[NORMAL_CLOSE] += 1
+            else:
+                statistics.closes[client.close_fault.value] += 1
                 batch.events.append(
                     ConnectionEnded(connection=connection, reason=reason, fault=client.close_fault)
                 )

@@ -26,6 +26,9 @@ class HotSeats:
     def __contains__(self, connection: object) -> bool:
         return connection in self._games
 
+    def __len__(self) -> int:
+        return len(self._games)
+
     def game(self, connection: ConnectionId) -> Game | None:
         return self._games.get(connection)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -47,7 +48,7 @@ from .log import (
     SeatTaken,
     TimedMove,
 )
-from .match import Action, Match, MatchRequest
+from .match import Action, Match, MatchRequest, Phase
 from .messages import (
     Abort,
     Accept,
@@ -61,6 +62,7 @@ from .messages import (
     Init,
     Offer,
     Play,
+    Played,
     Pong,
     Resign,
     Seat,
@@ -106,6 +108,7 @@ from .seats import (
 )
 from .seats import Seat as SeatState
 from .solver.bots import Level
+from .statistics import Statistics
 from .store import Conflict, Credential, GameStore
 from .timers import Timers
 from .watchers import SpectatorCount, Telling
@@ -220,6 +223,8 @@ _ACTIONS: dict[tuple[type[ClientMessage], OfferKind | None], Action] = {
 #: Events after which the computer's pending move is for a position that is gone. (A player's
 #: drop or return is logged too, but changes nothing on the board.)
 _POSITION_CHANGES = frozenset({MovePlayed, TimedMove, GameOver, RematchStarted})
+#: The logged events that are a move (counted for the metrics).
+_MOVES = frozenset({MovePlayed, TimedMove})
 _SPECTATOR_REFUSALS = {Action.MOVE: SPECTATORS_CANNOT_PLAY, Action.CLAIM: SPECTATORS_CANNOT_CLAIM}
 
 
@@ -241,8 +246,10 @@ class Lobby:
         watchers_interval: float = 1.0,
         bot_delay: float = 0.0,
         computer_levels: frozenset[Level] = frozenset(Level),
+        statistics: Statistics | None = None,
     ) -> None:
         self._new_key = new_key
+        self._statistics = Statistics() if statistics is None else statistics
         self._store = store
         self._grace = seat_grace
         self._away_delay = away_delay
@@ -271,6 +278,15 @@ class Lobby:
     @property
     def member_count(self) -> int:
         return len(self._members)
+
+    @property
+    def hot_seat_count(self) -> int:
+        """Hot-seat games being played (the tutorial's part 1: both colours on one page)."""
+        return len(self._hot_seats)
+
+    def phases(self) -> Counter[Phase]:
+        """How many games are in each phase of their match."""
+        return Counter(room.match.phase for room in self._rooms.values())
 
     def members(self, game: GameId) -> Mapping[ConnectionId, Profile]:
         """Every connection in ``game``, in arrival order, with the protocol it speaks."""
@@ -327,6 +343,7 @@ class Lobby:
     def refuse(self, connection: ConnectionId, refusal: Refusal, outbox: Outbox) -> None:
         """Send ``refusal`` as ``connection``'s protocol shows it (with its code, if versioned)."""
         code = refusal.code if connection in self._versioned else None
+        self._statistics.refusals[refusal.code] += 1
         outbox.send(connection, Error(message=refusal.message, code=code))
 
     def leave(
@@ -607,6 +624,8 @@ class Lobby:
         elif connection in self._hot_seats or connection not in self._greeted:
             # A ``play`` before any ``init``: the tutorial's part 1, a game on one device.
             for message in self._hot_seats.play(connection, column):
+                if type(message) is Played:
+                    self._statistics.moves += 1
                 outbox.send(connection, message)
         else:
             self.refuse(connection, INIT_FIRST, outbox)  # its ``init`` was refused
@@ -912,6 +931,8 @@ class Lobby:
             assert type(logged) is Conflict
             raise LocalProtocolError(f"game {room.id}: log at {logged.version}, not {room.version}")
         room.version = logged.version
+        if type(event) in _MOVES:
+            self._statistics.moves += 1
         outbox.publish(room.id, logged)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -16,6 +16,7 @@ import h11
 
 __all__ = [
     "CONTENT_TYPES",
+    "Page",
     "Site",
     "StaticFile",
     "busy_response",
@@ -54,11 +55,28 @@ class StaticFile:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """A page made when it is asked for (the metrics): ``render`` returns its body. It is
+    the driver's function; the core only calls it, as it calls ``new_key``."""
+
+    content_type: str
+    render: Callable[[], bytes]
+
+
 @dataclass(frozen=True, slots=True)
 class Site:
-    """The files served over plain HTTP, by URL path (``/`` is ``index.html``)."""
+    """What is served over plain HTTP, by URL path: files (``/`` is ``index.html``), pages
+    made on request, the health check; and, where ``websocket``, the game's WebSocket (a site
+    without it, an operator's private port, answers an upgrade with 404)."""
 
     files: Mapping[str, StaticFile] = field(default_factory=dict)
+    pages: Mapping[str, Page] = field(default_factory=dict)
+    websocket: bool = True
+
+    def with_pages(self, pages: Mapping[str, Page]) -> Site:
+        """This site, with ``pages`` too (a page hides a file of the same path)."""
+        return Site(self.files, {**self.pages, **pages}, self.websocket)
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes]) -> Site:
@@ -99,6 +117,9 @@ class Site:
             extra: tuple[tuple[bytes, bytes], ...] = ((b"Allow", b"GET, HEAD"),)
         elif path == HEALTH_PATH:
             status, content_type, body = HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n"
+            extra = ()
+        elif (page := self.pages.get(path)) is not None:
+            status, content_type, body = HTTPStatus.OK, page.content_type, page.render()
             extra = ()
         elif (static := self.files.get(path)) is not None:
             status, content_type, body = HTTPStatus.OK, static.content_type, static.body

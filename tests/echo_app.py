@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from connect4proto import Config, ConnectionId, GameServer, Replies, Site
-from server import Driver, serve
+from connect4proto.driver import Driver, serve
 
 _LARGEST_MESSAGE = 16 * 2**20  # cases 9.1.6 and 9.2.6
 

@@ -138,14 +138,15 @@ class Network:
     ) -> WebSocketPeer:
         return WebSocketPeer(self, path, headers=headers)
 
-    def http(self) -> HttpPeer:
-        return HttpPeer(self)
+    def http(self, site: Site | None = None) -> HttpPeer:
+        """A plain HTTP client; ``site``: served to it instead of the game's (a private port)."""
+        return HttpPeer(self, site)
 
 
 class Peer:
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, site: Site | None = None) -> None:
         self.network = network
-        self.id = network.server.open_connection(network.now)
+        self.id = network.server.open_connection(network.now, site)
         network.peers[self.id] = self
         self.transport_closed = False
 
@@ -245,8 +246,8 @@ class WebSocketPeer(Peer):
 class HttpPeer(Peer):
     """A plain HTTP client, played by h11's client side."""
 
-    def __init__(self, network: Network) -> None:
-        super().__init__(network)
+    def __init__(self, network: Network, site: Site | None = None) -> None:
+        super().__init__(network, site)
         self.h11 = h11.Connection(h11.CLIENT)
         self.responses: list[tuple[h11.Response, bytes]] = []
         self._body = b""

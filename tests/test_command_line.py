@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from test_end_to_end import ROOT, start_server
 
-from server import browser_address, load_site, parse_args
+from connect4proto.driver import load_site
+from connect4proto.driver.cli import parse_args
+from connect4proto.driver.serving import browser_address
 
 
 def run_server(
@@ -51,13 +53,21 @@ def run_server(
         (["--max-headers", "0"], "--max-headers must be a positive integer, not 0"),
         (["--ping-interval", "-3"], "--ping-interval must be a positive number of seconds"),
         (["--bot-delay", "-1"], "--bot-delay must be a number of seconds, 0 or more"),
+        (["--metrics-address", "localhost:web"], "argument --metrics-address: 'web' is not a port"),
+        (["--metrics-address", "70000"], "argument --metrics-address: 70000 is not a port: 0 to"),
+        (
+            ["--metrics-address", "::1:9100"],
+            "argument --metrics-address: '::1:9100' is not HOST:PORT (an IPv6 address goes in "
+            "brackets: [::1]:9100)",
+        ),
+        (["--metrics-address", ":9100"], "argument --metrics-address: ':9100' is not HOST:PORT"),
     ],
 )
 def test_a_bad_value_is_said_in_one_line_with_status_2(
     capsys: pytest.CaptureFixture[str], options: list[str], message: str
 ) -> None:
     with pytest.raises(SystemExit) as stopped:
-        parse_args(options)
+        parse_args(options, "server.py")
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
@@ -73,7 +83,7 @@ def test_port_comes_from_the_environment_checked_the_same_way(
     assert parse_args(["--port", "0"]).port == 0  # the flag wins
     monkeypatch.setenv("PORT", "abc")
     with pytest.raises(SystemExit) as stopped:
-        parse_args([])
+        parse_args([], "server.py")
     assert stopped.value.code == 2
     assert capsys.readouterr().err == (
         "server.py: PORT=abc in the environment: 'abc' is not a port number (see --help)\n"
@@ -109,6 +119,41 @@ def test_an_address_in_use_is_one_line_that_says_what_to_do() -> None:
         "another with --port\n"
     )
     assert done.stdout == ""
+
+
+def test_python_m_connect4proto_goes_by_that_name() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "connect4proto", "--port", "99999"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("python -m connect4proto: argument --port: 99999 is not a port")
+
+
+def test_a_metrics_address_in_use_names_its_own_flag() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        done = run_server("--port", "0", "--metrics-address", f"127.0.0.1:{port}")
+    finally:
+        taken.close()
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"server.py: port {port} is in use on 127.0.0.1 (another server?): stop it, or choose "
+        "another with --metrics-address\n"
+    )
+
+
+def test_a_metrics_address_takes_a_bare_port_or_a_bracketed_ipv6_host() -> None:
+    assert parse_args(["--metrics-address", "9100"]).metrics_address == ("127.0.0.1", 9100)
+    assert parse_args(["--metrics-address", "[::1]:9100"]).metrics_address == ("::1", 9100)
+    assert parse_args(["--metrics-address", "0.0.0.0:0"]).metrics_address == ("0.0.0.0", 0)
+    assert parse_args([]).metrics_address is None
 
 
 def test_an_unknown_host_is_one_line_that_says_what_to_do() -> None:

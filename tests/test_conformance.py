@@ -21,7 +21,7 @@ import pytest
 import trio
 from echo_app import echo_server
 
-from server import Driver, serve
+from connect4proto.driver import Driver, serve
 
 pytestmark = pytest.mark.conformance
 

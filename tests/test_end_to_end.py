@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
-import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from processes import play_a_full_game, receive, start_server, stop_server
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,36 +26,6 @@ def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return str(request.param)
 
 
-def start_server(
-    tmp_path: Path, *options: str, script: str = "server.py"
-) -> tuple[subprocess.Popen[str], str]:
-    """``python server.py`` on a free port; returns the process and the address it printed."""
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, script, "--host", "127.0.0.1", "--port", "0", *options],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    log.close()  # the child has its own copy
-    assert process.stdout is not None
-    line = process.stdout.readline()  # the server prints its address once it listens
-    assert line.startswith("Connect Four is ready: open http://127.0.0.1:"), line
-    return process, line.split("open ", 1)[1].split()[0]
-
-
-def stop_server(process: subprocess.Popen[str], tmp_path: Path) -> str:
-    """SIGTERM, a clean exit 0, and the logs."""
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=10) == 0
-    assert process.stdout is not None
-    process.stdout.close()
-    logs = (tmp_path / "server.log").read_text()
-    assert "Traceback" not in logs
-    return logs
-
-
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
     process, url = start_server(tmp_path)
@@ -65,11 +34,6 @@ def server_url(tmp_path: Path) -> Iterator[str]:
     finally:
         logs = stop_server(process, tmp_path)
     assert "SIGTERM: shutting down" in logs
-
-
-def receive(websocket: ClientConnection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(websocket.recv(timeout=5))
-    return message
 
 
 def test_full_game_with_two_players_and_a_spectator(server_url: str) -> None:
@@ -89,35 +53,6 @@ def test_without_epoll_and_resource_as_on_macos_and_windows(
     assert "open files" not in logs  # no resource module: no limit to raise
 
 
-def play_a_full_game(server_url: str) -> None:
-    """Red, yellow and a spectator, to red's win: every event checked."""
-    ws_url = server_url.replace("http://", "ws://")
-    with connect(ws_url) as red, connect(ws_url) as yellow, connect(ws_url) as spectator:
-        red.send(json.dumps({"type": "init"}))
-        keys = receive(red)
-        assert keys["type"] == "init"
-        assert keys["join"] != keys["watch"]
-        assert len(keys["join"]) >= 22  # 128 bits, URL-safe base64
-        yellow.send(json.dumps({"type": "init", "join": keys["join"]}))
-        assert [receive(yellow)["player"] for _ in range(2)] == ["red", "yellow"]
-        assert receive(red) == {"type": "joined", "player": "yellow"}
-        spectator.send(json.dumps({"type": "init", "watch": keys["watch"]}))
-        assert [receive(spectator)["player"] for _ in range(2)] == ["red", "yellow"]
-
-        for index, column in enumerate([0, 1, 0, 1, 0, 1, 0]):
-            mover = red if index % 2 == 0 else yellow
-            mover.send(json.dumps({"type": "play", "column": column}))
-            expected = {
-                "type": "play",
-                "player": "red" if index % 2 == 0 else "yellow",
-                "column": column,
-                "row": index // 2,
-            }
-            assert receive(red) == receive(yellow) == receive(spectator) == expected
-        win = {"type": "win", "player": "red", "cells": [[0, 0], [0, 1], [0, 2], [0, 3]]}
-        assert receive(red) == receive(yellow) == receive(spectator) == win
-
-
 def test_http_page_and_health_check(server_url: str) -> None:
     with urllib.request.urlopen(server_url, timeout=5) as response:
         assert response.status == 200
@@ -125,6 +60,47 @@ def test_http_page_and_health_check(server_url: str) -> None:
         assert b'<script type="module"' in response.read()
     with urllib.request.urlopen(server_url + "healthz", timeout=5) as response:
         assert response.read() == b"OK\n"
+    with urllib.request.urlopen(server_url + "metrics", timeout=5) as response:
+        assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        assert b"connect4_connections_open " in response.read()
+
+
+def scrape(url: str) -> dict[str, float]:
+    """``/metrics`` at ``url``, parsed by prometheus_client's own parser."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_on_a_private_address_count_a_game(tmp_path: Path) -> None:
+    process, url = start_server(tmp_path, "--metrics-address", "127.0.0.1:0")
+    try:
+        logged = (tmp_path / "server.log").read_text()
+        private = logged.split("metrics: ", 1)[1].split()[0]
+        assert private.startswith("http://127.0.0.1:")
+        assert private.endswith("/metrics")
+        with pytest.raises(urllib.error.HTTPError) as public:
+            urllib.request.urlopen(url + "metrics", timeout=5)
+        public.value.close()
+        assert public.value.code == 404  # not on the public path
+        before = scrape(private)
+        play_a_full_game(url)
+        after = scrape(private)
+        with urllib.request.urlopen(private.replace("/metrics", "/healthz"), timeout=5) as ok:
+            assert ok.read() == b"OK\n"
+    finally:
+        stop_server(process, tmp_path)
+    assert before["connect4_moves_total"] == 0
+    assert after["connect4_moves_total"] == 7
+    assert after["connect4_handshakes_total"] == 3
+    assert after["connect4_games|phase=over"] == 1
+    assert after["connect4_messages_received_total"] == 3 + 7
+    assert after["connect4_processing_seconds_count|kind=message"] >= 10
+    assert after["process_resident_memory_bytes"] > 0
 
 
 def test_allowed_origin_refuses_other_sites_with_403(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import pytest
 import trio
 import trio.testing
 from peers import SITE, counting_keys
+from prometheus_client.parser import text_string_to_metric_families
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -31,19 +32,13 @@ from wsproto.events import (
     TextMessage,
 )
 
-from connect4proto import Config, ConnectionId, GameServer
+from connect4proto import Config, ConnectionId, GameServer, Site
+from connect4proto.driver import Driver, load_site, serve
+from connect4proto.driver.cli import LIMIT_FLAGS, config_from_args, new_key, parse_args
+from connect4proto.driver.metrics import METRICS_PATH, ServerMetrics
+from connect4proto.driver.pump import ACCEPT_PAUSE
+from connect4proto.driver.thinkers import offer_perfect_level
 from connect4proto.solver.bots import Level
-from server import (
-    ACCEPT_PAUSE,
-    LIMIT_FLAGS,
-    Driver,
-    config_from_args,
-    load_site,
-    new_key,
-    offer_perfect_level,
-    parse_args,
-    serve,
-)
 
 
 class Client:
@@ -238,6 +233,59 @@ async def test_http_over_the_driver_serves_the_real_static_files() -> None:
         assert received.endswith(b"\r\n\r\nOK\n")
 
 
+async def scrape(connect: Callable[..., Client]) -> dict[str, float]:
+    """``GET /metrics`` over the driver, parsed by prometheus_client's own parser: every
+    sample's value by its name and labels (``name{label="value"}``)."""
+    client = connect()
+    await client.stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    received = await client.read_to_end()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Type: text/plain; version=0.0.4; charset=utf-8" in head
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+async def test_metrics_follow_a_game_played_over_the_driver() -> None:
+    metrics = ServerMetrics()
+    site = SITE.with_pages({METRICS_PATH: metrics.page()})
+    core = GameServer(site=site, new_key=counting_keys())
+    async with running(core, metrics=metrics) as (_, connect):
+        before = await scrape(connect)
+        assert before["connect4_moves_total"] == 0
+        assert before["connect4_connections_open"] == 1  # the scrape's own
+        red, yellow = await start_game(connect)
+        after_start = await scrape(connect)
+        assert after_start['connect4_games{phase="playing"}'] == 1
+        for index, column in enumerate([0, 1, 0, 1, 0, 1, 0]):
+            await (red if index % 2 == 0 else yellow).send({"type": "play", "column": column})
+            for player in (red, yellow):
+                await player.receive()
+        assert (await red.receive())["type"] == "win"
+        await yellow.receive()
+        samples = await scrape(connect)
+    assert samples["connect4_moves_total"] == 7
+    assert samples["connect4_handshakes_total"] == 2
+    assert samples["connect4_connections_open"] == 3  # red, yellow, the scrape
+    assert samples['connect4_games{phase="over"}'] == 1
+    assert samples['connect4_games{phase="playing"}'] == 0
+    assert samples["connect4_messages_received_total"] == 2 + 7
+    assert samples["connect4_messages_sent_total"] == 4 + 7 * 2 + 2
+    assert samples['connect4_connections_closed_total{reason="normal"}'] == 2  # the scrapes
+    assert samples['connect4_processing_seconds_count{kind="handshake"}'] == 2
+    assert samples['connect4_processing_seconds_count{kind="message"}'] >= 9
+    assert samples['connect4_processing_seconds_count{kind="http"}'] == 2  # earlier scrapes
+    assert samples['connect4_processing_seconds_bucket{kind="message",le="+Inf"}'] >= 9
+    assert 0 < samples['connect4_processing_seconds_sum{kind="message"}'] < 1
+    assert samples['connect4_computer_moves_total{how="searched",level="strong"}'] == 0
+    assert samples["connect4_output_overflows_total"] == 0
+    assert samples["process_cpu_seconds_total"] > 0  # prometheus_client's own, from /proc
+
+
 DRAW = [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2,
         4, 5, 4, 5, 4, 5, 5, 4, 5, 4, 5, 4, 6, 6, 6, 6, 6, 6]  # fmt: skip
 
@@ -273,6 +321,7 @@ async def test_a_spectator_who_does_not_read_is_cut_off_with_1013_and_the_game_g
         assert event.code == 1013
         assert seen == DRAW[: len(seen)]
         assert len(seen) < len(DRAW)
+        assert server.metrics.overflows == 1
 
 
 async def test_beyond_max_connections_a_new_connection_gets_503() -> None:
@@ -364,11 +413,11 @@ class _FailsOnSecondOpen(GameServer):
 
     opened = 0
 
-    def open_connection(self, now: float) -> ConnectionId:
+    def open_connection(self, now: float, site: Site | None = None) -> ConnectionId:
         self.opened += 1
         if self.opened == 2:
             raise RuntimeError("bug in open_connection")
-        return super().open_connection(now)
+        return super().open_connection(now, site)
 
 
 async def test_an_error_while_opening_a_connection_costs_only_that_connection(
@@ -515,7 +564,7 @@ async def test_the_computer_moves_from_a_worker_process_that_may_die(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
-    async with running(core) as (_, connect):
+    async with running(core) as (server, connect):
         page = connect()
         await page.connect()
         # The casual level thinks in the worker process, started by the first move.
@@ -545,6 +594,9 @@ async def test_the_computer_moves_from_a_worker_process_that_may_die(
         assert (await page.receive())["player"] == "yellow"
         (new_worker,) = multiprocessing.active_children()
         assert new_worker.pid != worker.pid
+        computed = server.metrics.computed
+        assert (computed["casual", "searched"], computed["casual", "failed"]) == (2, 1)
+        assert sum(server.metrics.thinking["casual"].counts) == 3
 
 
 async def test_the_perfect_computer_thinks_in_the_worker_process_from_the_first_move() -> None:
@@ -564,7 +616,7 @@ async def test_a_full_queue_of_the_computers_moves_plays_quick_ones(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     core = GameServer(site=SITE, new_key=counting_keys(), config=Config(bot_delay=0.0))
-    async with running(core, max_thinking=0) as (_, connect):
+    async with running(core, max_thinking=0) as (server, connect):
         page = connect()
         await page.connect()
         with caplog.at_level(logging.WARNING):
@@ -573,6 +625,7 @@ async def test_a_full_queue_of_the_computers_moves_plays_quick_ones(
         assert events[-1]["type"] == "play"
         assert events[-1]["player"] == "red"
         assert "moves of the computer wait to be worked out; it plays a quick one" in caplog.text
+        assert server.metrics.computed["strong", "hurried"] == 1
 
 
 def test_without_numba_the_perfect_level_is_off_and_said_so(

@@ -1,0 +1,290 @@
+"""The command line: ``python server.py``, ``python -m connect4proto``, ``connect4-server``.
+
+Every mistake is said in one line with exit status 2, before anything slow starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import secrets
+import socket
+import sys
+from functools import partial
+from typing import NoReturn
+
+import trio
+
+from connect4proto import Config, GameServer, Site
+from connect4proto.web import HEALTH_PATH
+
+from .metrics import METRICS_PATH, ServerMetrics
+from .pollers import EpollPoller, make_poller
+from .pump import Driver
+from .serving import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    browser_address,
+    open_listeners,
+    raise_open_file_limit,
+    serve,
+)
+from .thinkers import offer_perfect_level
+from .web_ui import load_site
+
+__all__ = ["COMMAND", "LIMIT_FLAGS", "config_from_args", "main", "new_key", "parse_args", "run"]
+
+log = logging.getLogger("connect4proto")
+
+
+#: The name messages go by when nobody says otherwise: the console command's.
+COMMAND = "connect4-server"
+
+
+def new_key() -> str:
+    """A join or watch key: 128 bits from the OS CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(16)
+
+
+class _HelpWithDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Every default in ``--help``, but for options whose help says it (a default of None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes in one line (``server.py: ... (see --help)``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: 0 to 65535 (0 picks a free one)")
+    return port
+
+
+def _address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or a bare ``PORT`` (on 127.0.0.1: private)."""
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host, port = "127.0.0.1", text
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif not host or ":" in host:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (an IPv6 address goes in brackets: [::1]:9100)"
+        )
+    return host, _port(port)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds, 0 or more")
+    return seconds
+
+
+def parse_args(argv: list[str] | None = None, prog: str = COMMAND) -> argparse.Namespace:
+    """The options, validated; ``prog`` is how the user started us (``server.py``, ...)."""
+    defaults = Config()
+    parser = _Parser(
+        prog=prog,
+        description="Play Connect Four in the browser.",
+        epilog="environment: PORT, the port when --port is not given; CONNECT4_POLLER, how "
+        "sockets are watched: epoll (Linux), portable (trio's own waits: macOS, Windows) or "
+        "auto, the default: epoll where there is one",
+        formatter_class=_HelpWithDefaults,
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 or :: for every address of the machine)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="port to listen on, 0 for a free one (default: $PORT, else 8000)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=_seconds,
+        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        help="seconds to wait for clients to close on shutdown (a second Ctrl-C stops waiting)",
+    )
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="accept WebSocket handshakes only from pages of this origin, e.g. "
+        "https://games.example.org (repeat for several; none: any origin, for local play)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        type=_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="serve GET /metrics (Prometheus) there, and only there, e.g. 127.0.0.1:9100 "
+        "(default: at /metrics on the game's own address)",
+    )
+    limits = parser.add_argument_group("limits")
+    for name, help_text in LIMIT_FLAGS.items():
+        default = getattr(defaults, name)
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float if isinstance(default, float) else int,
+            default=default,
+            help=help_text,
+        )
+    args = parser.parse_args(argv)
+    if args.port is None:  # read only now, so that a bad $PORT never breaks --help
+        from_environment = os.environ.get("PORT", "8000")
+        try:
+            args.port = _port(from_environment)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"PORT={from_environment} in the environment: {exc}")
+    try:
+        args.config = config_from_args(args)
+    except ValueError as exc:
+        name, _, rest = str(exc).partition(" ")  # "max_headers must be ...": say the flag
+        flag = "--" + name.replace("_", "-") if name in LIMIT_FLAGS else name
+        parser.error(f"{flag} {rest}")
+    return args
+
+
+#: A flag for every limit of ``Config`` (``allowed_origins`` has its own, repeatable one).
+LIMIT_FLAGS = {
+    "max_connections": "most connections open at once (HTTP 503 beyond)",
+    "max_message_size": "largest WebSocket message in bytes (close 1009 beyond)",
+    "max_fragments": "most frames per WebSocket message (close 1009 beyond)",
+    "max_head_size": "largest HTTP request head in bytes (431 beyond)",
+    "max_line_size": "longest HTTP request line or header in bytes (414/431 beyond)",
+    "max_headers": "most HTTP header fields (431 beyond)",
+    "max_output_buffer": "bytes queued for one slow reader (close 1013 beyond)",
+    "max_messages_per_second": "messages per connection per second (error, then 1008; 0: no limit)",
+    "request_timeout": "seconds for an HTTP request head to arrive (408 beyond)",
+    "ping_interval": "seconds of WebSocket silence before a ping",
+    "ping_timeout": "seconds to wait for the pong before dropping the peer",
+    "close_timeout": "seconds to wait for the peer's close frame",
+    "seat_grace": "seconds a dropped player keeps the seat before the opponent may claim the win",
+    "away_delay": "seconds before a page that closed with 1001 (a reload) is announced as away",
+    "offer_interval": "seconds before a player may make the same offer (draw, rematch) again",
+    "watchers_interval": "least seconds between two spectator counts told to a game",
+    "bot_delay": "seconds the computer waits before it plays (a natural pause)",
+    "max_log_events": "events of a game's log kept for resuming (a snapshot beyond)",
+}
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The validated limits from the command line (ValueError says which is wrong)."""
+    limits = {name: getattr(args, name) for name in LIMIT_FLAGS}
+    if limits["max_messages_per_second"] == 0:
+        limits["max_messages_per_second"] = None
+    return Config(**limits, allowed_origins=tuple(args.allowed_origin))
+
+
+def listen_or_exit(
+    host: str, port: int, prog: str = COMMAND, flag: str | None = None
+) -> list[socket.socket]:
+    """``open_listeners``, or the reason it failed and what to do in one line, exit 2;
+    ``flag``: the one option that gave both host and port (else ``--host`` and ``--port``)."""
+    host_flag, port_flag = (flag, flag) if flag is not None else ("--host", "--port")
+    try:
+        return open_listeners(host, port)
+    except socket.gaierror:
+        reason = (
+            f"cannot find the address of {host_flag} {host}: check it "
+            "(127.0.0.1 for this machine only, 0.0.0.0 for every address)"
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (
+                f"port {port} is in use on {host} (another server?): stop it, or choose "
+                f"another with {port_flag}"
+            )
+        elif exc.errno == errno.EACCES:
+            reason = (
+                f"not allowed to listen on port {port}: ports below 1024 need privileges; "
+                f"choose {port_flag} {8000 if flag is None else 9100}, for example"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = f"{host_flag} {host} is not an address of this machine: check it"
+        else:
+            reason = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+    sys.stderr.write(f"{prog}: {reason}\n")
+    sys.exit(2)
+
+
+async def main(argv: list[str] | None = None, prog: str = COMMAND) -> None:
+    """Serve until stopped, as the command line says."""
+    args = parse_args(argv, prog)
+    config = args.config
+    try:
+        poller = make_poller()
+    except ValueError as exc:
+        sys.stderr.write(f"{prog}: {exc}\n")
+        sys.exit(2)
+    listeners = listen_or_exit(args.host, args.port, prog)  # before anything slow: fail fast
+    private: list[socket.socket] = []
+    if args.metrics_address is not None:
+        host, port = args.metrics_address
+        private = listen_or_exit(host, port, prog, flag="--metrics-address")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    open_files = raise_open_file_limit()
+    if open_files is not None:
+        log.info("open files: at most %d (each connection takes one)", open_files)
+    config = offer_perfect_level(config)
+    log.info("polling: %s", "epoll" if isinstance(poller, EpollPoller) else "portable (trio)")
+    metrics = ServerMetrics()
+    pages = {METRICS_PATH: metrics.page()}
+    site = load_site()
+    if not private:
+        site = site.with_pages(pages)  # else only on the private address
+    core = GameServer(site=site, new_key=new_key, config=config)
+    driver = Driver(core, poller=poller, metrics=metrics)
+    for listener in private:
+        driver.add_listener(listener, Site(pages=pages, websocket=False))
+    if private:
+        address = browser_address(private[0].getsockname())
+        log.info("metrics: %s%s (and %s)", address, METRICS_PATH[1:], HEALTH_PATH)
+    driver.start_thinking()
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(
+            partial(
+                serve,
+                driver,
+                args.host,
+                args.port,
+                shutdown_timeout=args.shutdown_timeout,
+                listeners=listeners,
+            )
+        )
+        print(f"Connect Four is ready: open {address} in your browser.", flush=True)
+
+
+def run(prog: str = COMMAND) -> None:
+    """Serve until stopped: the entry point of ``server.py``, ``python -m connect4proto``
+    and the ``connect4-server`` command, each passing the name it goes by."""
+    trio.run(main, None, prog)

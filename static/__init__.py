@@ -1,0 +1,1 @@
+"""The web UI's files (not Python): installed as the package data ``connect4proto.static``."""
