@@ -43,6 +43,10 @@ def run_server(
         (["--port", "-1"], "argument --port: -1 is not a port: 0 to 65535"),
         (["--port", "http"], "argument --port: 'http' is not a port number"),
         (
+            ["--shutdown-timeout", "soon"],
+            "argument --shutdown-timeout: 'soon' is not a number of seconds",
+        ),
+        (
             ["--shutdown-timeout", "-1"],
             "argument --shutdown-timeout: -1 is not a number of seconds",
         ),
@@ -230,3 +234,26 @@ def test_a_poller_that_does_not_exist_is_one_line(poller: str, message: str) -> 
     done = run_server(env={**os.environ, "CONNECT4_POLLER": poller})
     assert done.returncode == 2
     assert done.stderr == message
+
+
+def test_epoll_asked_for_where_there_is_none_is_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "tests/without_epoll.py", "--port", "0"],  # as on macOS
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CONNECT4_POLLER": "epoll"},
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "server.py: CONNECT4_POLLER=epoll: there is no epoll here (it is Linux's)\n"
+    )
+
+
+def test_a_host_that_is_not_this_machines_is_one_line() -> None:
+    done = run_server("--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: nobody's
+    assert done.returncode == 2
+    assert done.stderr == (
+        "server.py: --host 192.0.2.1 is not an address of this machine: check it\n"
+    )
