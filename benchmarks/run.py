@@ -604,6 +604,47 @@ def beside_rows(report: Report, settings: Settings) -> None:
             )
 
 
+def redis_rows(report: Report, settings: Settings) -> None:
+    try:
+        import redis_client  # benchmarks/redis_client.py: starts its own redis-server
+
+        quick = settings is QUICK
+        figures = redis_client.measure(
+            1 if quick else 3, 200 if quick else 2000, 200 if quick else 2000
+        )
+    except Exception as exc:  # no redis-server here: say so, keep the other rows
+        report.failures.append(f"Redis client benchmark (benchmarks/redis_client.py): {exc!r}")
+        return
+    progress(
+        f"  [redis] GET {figures['get'] * 1e6:.1f} us, floor {figures['floor_get'] * 1e6:.1f} us"
+    )
+    report.add(
+        Row(
+            "GET, one at a time (us; right: blocking socket + hiredis floor)",
+            figures["get"] * 1e6,
+            figures["floor_get"] * 1e6,
+            reference_label=" (floor)",
+        )
+    )
+    report.add(
+        Row(
+            "10,000 pipelined INCR (ms; right: floor)",
+            figures["pipelined"] * 1e3,
+            figures["floor_pipelined"] * 1e3,
+            reference_label=" (floor)",
+        )
+    )
+    report.add(
+        Row(
+            "append of one move, one at a time (us; right: 50 games at once, us each)",
+            figures["append"] * 1e6,
+            figures["append_concurrent"] * 1e6,
+            reference_label=" (50 at once)",
+            show_ratio=False,
+        )
+    )
+
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -684,6 +725,12 @@ def main(argv: list[str] | None = None) -> int:
         f" {settings.beside_bots} bot games in every other phase of {settings.beside_seconds:g} s"
     )
     beside_rows(report, settings)
+
+    progress("the Redis client")
+    report.section(
+        "The Redis client (benchmarks/redis_client.py, in this process, one redis-server)"
+    )
+    redis_rows(report, settings)
 
     elapsed = time.perf_counter() - started
     print(machine_line())

@@ -3,13 +3,16 @@ persistence a test asks for, stopped (or killed, frozen, restarted) by its pid."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +21,17 @@ REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(
     REDIS_SERVER is None, reason="no redis-server (Debian: apt install redis-server)"
 )
+
+
+@contextlib.contextmanager
+def running(directory: Path, **options: Any) -> Iterator[RedisServer]:
+    """A started ``RedisServer`` (``options``: its own), stopped at the end."""
+    server = RedisServer(directory, **options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def free_port() -> int:

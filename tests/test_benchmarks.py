@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import core as core_benchmark
+from redis_servers import needs_redis
 
 
 def test_core_benchmark_plays_whole_games_to_every_participant() -> None:
@@ -40,3 +41,14 @@ def test_the_computers_benchmark_scores_positions_and_plays_a_tournament() -> No
     assert len(table) == 6  # every pair of the four levels
     assert all(sum(outcome) == 1 for outcome in table.values())
     assert all(times.values())
+
+
+@needs_redis
+def test_the_redis_client_benchmark_measures_ours_and_the_floor() -> None:
+    import redis_client
+
+    figures = redis_client.measure(rounds=1, sequential=20, appends=100)
+    assert set(figures) == {
+        "get", "pipelined", "append", "append_concurrent", "floor_get", "floor_pipelined",
+    }  # fmt: skip
+    assert all(value > 0 for value in figures.values())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from redis_servers import RedisServer, needs_redis
+from redis_servers import RedisServer, needs_redis, running
 
 from connect4proto.clock import Clocks
 from connect4proto.driver.redis_log import Appended, Follower, GameGone, RedisLog
@@ -73,12 +73,8 @@ def test_bytes_that_are_no_event_are_refused() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
-    started = RedisServer(tmp_path, durable=True)
-    started.start()
-    try:
+    with running(tmp_path, durable=True) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

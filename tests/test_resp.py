@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from redis_servers import RedisServer, free_port, needs_redis
+from redis_servers import RedisServer, free_port, needs_redis, running
 
 from connect4proto.driver.resp import (
     Ambiguous,
@@ -28,12 +28,8 @@ from connect4proto.driver.resp import (
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
-    started = RedisServer(tmp_path)
-    started.start()
-    try:
+    with running(tmp_path) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
