@@ -104,6 +104,7 @@ async def test_appends_at_the_expected_version_and_a_conflict_otherwise(log: Red
     ]  # fmt: skip
     assert await log.since(game, 2) == [Logged(3, move(1))]
     assert await log.since(game, 3) == []
+    assert await log.since(game, 4) is None  # ahead of the log: a snapshot, as in memory
     with pytest.raises(GameGone):
         await log.append(GameId(999), 0, [move(0)], "i4")
     with pytest.raises(GameGone):

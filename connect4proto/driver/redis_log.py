@@ -138,14 +138,18 @@ class RedisLog:
         first = version - len(events) + 1
         return Appended(tuple(Logged(first + i, event) for i, event in enumerate(events)))
 
-    async def since(self, game: GameId, version: int) -> list[Logged]:
-        """Every event after ``version``, in order."""
+    async def since(self, game: GameId, version: int) -> list[Logged] | None:
+        """Every event after ``version``, in order; None if ``version`` is ahead of the log
+        (as ``MemoryStore.since`` says it: the client must be sent a snapshot)."""
         meta, log, _, _ = self._keys(game)
-        exists, entries = await self.redis.pipeline(
-            [("EXISTS", meta), ("XRANGE", log, f"0-{version + 1}", "+")], idempotent=True
+        current, entries = await self.redis.pipeline(
+            [("HGET", meta, "version"), ("XRANGE", log, f"0-{version + 1}", "+")],
+            idempotent=True,
         )
-        if not exists:
+        if current is None:
             raise GameGone(f"game {game} is not in Redis")
+        if version > int(current):
+            return None
         logged = []
         for entry_id, fields in entries:
             pairs = dict(zip(fields[::2], fields[1::2], strict=True))
@@ -249,7 +253,7 @@ class Follower:
         last = self._versions.get(game)
         if last is None:
             return []
-        missed = await self._log.since(game, last)
+        missed = await self._log.since(game, last) or []  # (never ahead: it gave them all)
         if missed:
             self._versions[game] = missed[-1].version
         return missed
