@@ -338,6 +338,16 @@ class Game:
         self.client_cpu_start = 0.0
 
     def play(self, conn: Conn, index: int) -> None:
+        pause = self.load.config.pause
+        if pause is None:
+            self.send(conn, index)
+        else:  # a person thinks first; the latency counts from the real send
+            delay = self.load.random.uniform(*pause)
+            asyncio.get_running_loop().call_later(delay, self.send, conn, index)
+
+    def send(self, conn: Conn, index: int) -> None:
+        if conn.closing:
+            return  # the run ended while this player was thinking
         self.sent_at[index] = time.perf_counter()
         conn.send(PLAY_PAYLOADS[DRAW[index]])
 
@@ -355,6 +365,10 @@ class LoadConfig:
     lockstep: bool = False
     connect_concurrency: int = 64
     drain_timeout: float = 20.0
+    #: Human pace: each move after a pause drawn uniformly from this range (seconds), so
+    #: that a wake-up of the server handles about one move; None: at once (saturation).
+    pause: tuple[float, float] | None = None
+    seed: int = 7
 
 
 @dataclass
@@ -451,6 +465,7 @@ class Load:
         #: Payloads already checked, by move index: the same bytes need no second decoding.
         self.checked: list[bytes] = [b""] * MOVES
         self.everyone: set[Conn] = set()
+        self.random = random.Random(config.seed)  # the pauses of human pace
 
     # The hot path: one call per text frame received.
     def on_text(self, conn: Conn, payload: bytes) -> None:
@@ -1226,6 +1241,13 @@ def main() -> None:
     parser.add_argument("--spectators", type=int, default=0)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--lockstep", action="store_true")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="human pace: each move after a pause from LOW to HIGH seconds",
+    )
     parser.add_argument("--idle", type=int, default=0, help="measure N idle connections instead")
     parser.add_argument("--strace", action="store_true", help="count system calls instead")
     parser.add_argument(
@@ -1240,6 +1262,8 @@ def main() -> None:
     pin_client()
     kind = SERVERS[args.server]
     config = LoadConfig(args.games, args.spectators, args.duration, args.lockstep)
+    if args.pause:
+        config.pause = (args.pause[0], args.pause[1])
     if args.beside:
         beside = BesideConfig(args.games, args.bots, args.beside, args.duration, args.rounds)
         print(measure_beside_bots(beside).summary())

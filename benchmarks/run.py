@@ -79,6 +79,13 @@ class Settings:
     beside_seconds: float = 5.0
     beside_rounds: int = 2
     beside_levels: tuple[str, ...] = ("perfect", "strong")
+    #: Human pace (ours against the reference): the loads (games, spectators), each move
+    #: after a pause drawn from ``human_pause``; seconds of new games per run (the games under
+    #: way then finish, about 8 s at this pace), rounds of A B.
+    human_loads: tuple[tuple[int, int], ...] = ((50, 0), (500, 0), (5, 20))
+    human_pause: tuple[float, float] = (0.1, 0.3)
+    human_seconds: float = 3.0
+    human_rounds: int = 2
 
 
 FULL = Settings()
@@ -98,6 +105,10 @@ QUICK = Settings(
     beside_bots=2,
     beside_seconds=0.3,
     beside_levels=("perfect",),
+    human_loads=((2, 0),),
+    human_pause=(0.001, 0.003),
+    human_seconds=0.3,
+    human_rounds=1,
 )
 
 
@@ -188,18 +199,23 @@ def combine(values: Sequence[float], how: str = "best") -> float:
 
 
 def alternate_loads(
-    settings: Settings, config: LoadConfig, report: Report, label: str
+    settings: Settings,
+    config: LoadConfig,
+    report: Report,
+    label: str,
+    rounds: int | None = None,
 ) -> dict[str, list[LoadResult]]:
     """A B A B: a fresh server per run; failures recorded in the report."""
     results: dict[str, list[LoadResult]] = {kind.name: [] for kind in KINDS}
-    for round_number in range(settings.rounds):
+    rounds = settings.rounds if rounds is None else rounds
+    for round_number in range(rounds):
         for kind in KINDS:
             try:
                 result = live.measure_load(kind, config)
             except RuntimeError as exc:  # it did not start: say so, run the rest
                 report.failures.append(f"{label}, {kind.name}: {exc}")
                 continue
-            progress(f"  [{label} {round_number + 1}/{settings.rounds}] {result.summary()}")
+            progress(f"  [{label} {round_number + 1}/{rounds}] {result.summary()}")
             _record_failures(report, label, result.server, result.failures)
             _record_failures(report, label, result.server, result.server_problems)
             if result.failure_count > len(result.failures):
@@ -694,6 +710,23 @@ def main(argv: list[str] | None = None) -> int:
     report.section(f"Load: 2 games x 300 spectators, {settings.load_seconds:g} s per run")
     results = alternate_loads(settings, crowd, report, "2x300")
     load_rows(report, results, "2x300", target=1.0, goal=0.5, latency_target=None)
+
+    low, high = (round(seconds * 1000) for seconds in settings.human_pause)
+    for games, spectators in settings.human_loads:
+        name = f"human pace {games}x{spectators}"
+        progress(name)
+        report.section(
+            f"Human pace: {games} games x {spectators} spectators, each move after {low}-{high}"
+            f" ms, {settings.human_seconds:g} s of new games per run"
+        )
+        paced = LoadConfig(
+            games=games,
+            spectators=spectators,
+            duration=settings.human_seconds,
+            pause=settings.human_pause,
+        )
+        results = alternate_loads(settings, paced, report, name, settings.human_rounds)
+        load_rows(report, results, name, target=0.8, goal=0.5, latency_target=1.0)
 
     progress("the portable poller")
     report.section(

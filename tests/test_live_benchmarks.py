@@ -45,6 +45,21 @@ def test_load_plays_whole_checked_games(kind: live.ServerKind) -> None:
 
 
 @pytest.mark.parametrize("kind", SERVERS)
+def test_human_pace_waits_before_each_move_and_times_it_from_the_real_send(
+    kind: live.ServerKind,
+) -> None:
+    config = live.LoadConfig(games=2, spectators=1, duration=0.1, pause=(0.002, 0.004))
+    result = live.measure_load(kind, config)
+    assert result.failures == []
+    assert result.server_problems == []
+    assert result.games >= 2
+    assert result.moves == 42 * result.games
+    # 42 pauses of at least 2 ms a game: a game cannot end sooner.
+    assert result.wall >= 42 * 0.002
+    assert max(result.latencies) < 42 * 0.002  # the pause is not in the latency
+
+
+@pytest.mark.parametrize("kind", SERVERS)
 def test_fanout_times_each_move_to_the_last_spectator(kind: live.ServerKind) -> None:
     config = live.LoadConfig(games=1, spectators=5, duration=0.05, lockstep=True)
     result = live.measure_load(kind, config)
