@@ -86,6 +86,20 @@ async def log(server: RedisServer) -> AsyncIterator[RedisLog]:
         await redis.aclose()
 
 
+def listening(
+    follower: Follower, nursery: trio.Nursery
+) -> trio.MemoryReceiveChannel[tuple[GameId, list[Logged]]]:
+    """What ``follower`` gives, as it gives it, from a task in ``nursery``."""
+    send, receive = trio.open_memory_channel[tuple[GameId, list[Logged]]](100)
+
+    async def listen() -> None:
+        async for item in follower.events():
+            await send.send(item)
+
+    nursery.start_soon(listen)
+    return receive
+
+
 def move(index: int) -> Move:
     return Move(player=(Player.RED, Player.YELLOW)[index % 2], column=index % 7, row=index // 7)
 
@@ -227,13 +241,7 @@ async def test_a_follower_gets_every_event_once_in_order_and_reads_what_it_misse
     await follower.follow(game, 0)
     received: list[Logged] = []
     async with trio.open_nursery() as nursery:
-        send, receive = trio.open_memory_channel[tuple[GameId, list[Logged]]](100)
-
-        async def listen() -> None:
-            async for item in follower.events():
-                await send.send(item)
-
-        nursery.start_soon(listen)
+        receive = listening(follower, nursery)
         # Until its subscription is in place, appends are not heard: append until one is;
         # the first heard shows a gap (it followed from 0), which it reads from the log.
         version = 2
@@ -285,13 +293,7 @@ async def test_an_unfollowed_game_is_heard_no_more(server: RedisServer, log: Red
     await follower.follow(dropped, 0)
     follower.seen(GameId(12345), 7)  # a game it does not follow: nothing to remember
     async with trio.open_nursery() as nursery:
-        send, receive = trio.open_memory_channel[tuple[GameId, list[Logged]]](100)
-
-        async def listen() -> None:
-            async for item in follower.events():
-                await send.send(item)
-
-        nursery.start_soon(listen)
+        receive = listening(follower, nursery)
         heard: list[tuple[GameId, int]] = []
         version = 0
         with trio.fail_after(5):

@@ -439,14 +439,21 @@ class Driver:
             else:
                 self._too_slow(link)
 
-    def _send(self, link: _Link, data: bytes) -> None:
-        """Write at once what nothing waits before: the usual case, one ``send`` per output."""
+    def _try_send(self, link: _Link, data: bytes) -> int | None:
+        """What the kernel takes of ``data`` now (0: nothing, it is full); None: the peer is
+        gone (noted, to settle once the output being written is all written)."""
         try:
-            sent = link.sock.send(data)
+            return link.sock.send(data)
         except _WOULD_BLOCK:
-            sent = 0
+            return 0
         except _GONE:
             self._troubled.append((link, True))
+            return None
+
+    def _send(self, link: _Link, data: bytes) -> None:
+        """Write at once what nothing waits before: the usual case, one ``send`` per output."""
+        sent = self._try_send(link, data)
+        if sent is None:
             return
         if sent < len(data):
             link.pending.append(data[sent:] if sent else data)
@@ -507,12 +514,8 @@ class Driver:
         pending = link.pending
         if pending:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
-            try:
-                sent = link.sock.send(data)
-            except _WOULD_BLOCK:
-                sent = 0
-            except _GONE:
-                self._troubled.append((link, True))
+            sent = self._try_send(link, data)
+            if sent is None:
                 return
             if sent == len(data):
                 pending.clear()
