@@ -21,6 +21,12 @@ def test_core_benchmark_plays_whole_games_to_every_participant() -> None:
     assert core_benchmark.floor_run(games=2, spectators=1) > 0
 
 
+def test_the_handshake_table_times_each_way_to_answer_an_upgrade() -> None:
+    timings = core_benchmark.handshakes(repeat=5)
+    assert len(timings) == 4
+    assert all(microseconds > 0 for microseconds in timings.values())
+
+
 def test_core_grid_runs_the_small_cells_and_counts_messages_out() -> None:
     cells = core_benchmark.grid(rounds=1, largest=30)
     assert [(cell["games"], cell["spectators"]) for cell in cells] == [(1, 0), (1, 10)]
