@@ -95,6 +95,7 @@ class Driver:
         self.metrics = metrics = ServerMetrics() if metrics is None else metrics
         metrics.observe(core)
         self._processing = metrics.processing
+        self._statistics = core.statistics  # read around every call into the core
         self._max_thinking = max_thinking
         self._waiting_to_think = 0  # requests for the computer's move not answered yet
         self._thinkers_pool = Thinkers()
@@ -314,7 +315,7 @@ class Driver:
             if not data:
                 self._drop(link)  # draining: the peer closed too
             return  # what the peer sends after we are done is dropped
-        statistics = self.core.statistics
+        statistics = self._statistics
         handshakes = statistics.handshakes
         started = time.perf_counter()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import posixpath
 from collections.abc import Iterator
 from importlib.abc import Traversable
 from pathlib import Path
@@ -33,7 +34,7 @@ def load_site(directory: Traversable | None = None) -> Site:
     is left out, with a warning."""
     files = {}
     for name, entry in sorted(_walk(static_files() if directory is None else directory)):
-        suffix = "." + name.rpartition(".")[2] if "." in name.rpartition("/")[2] else ""
+        suffix = posixpath.splitext(name)[1]
         if suffix.lower() not in CONTENT_TYPES:
             log.warning("static/%s is not served: no known content type for %r", name, suffix)
             continue
