@@ -473,12 +473,10 @@ class Load:
         result.messages += 1
         index = conn.next_index
         if index >= MOVES or payload != self.checked[index]:
-            try:
-                message = _decode(payload)
-                kind = message["type"] if type(message) is dict else None
-            except (msgspec.DecodeError, KeyError):
-                self.fail(conn, f"not a JSON event: {payload[:100]!r}")
+            event = self.decode(conn, payload)
+            if event is None:
                 return
+            message, kind = event
             if kind != "play":
                 self.on_other(conn, kind, message)
                 return
@@ -519,6 +517,16 @@ class Load:
             game.done += 1
             if game.done == game.participants and not game.finished.done():
                 game.finished.set_result(None)
+
+    def decode(self, conn: Conn, payload: bytes) -> tuple[Any, object] | None:
+        """The event and its type (None if it has none); None, the failure recorded, if
+        it is not JSON."""
+        try:
+            message = _decode(payload)
+            return message, (message["type"] if type(message) is dict else None)
+        except (msgspec.DecodeError, KeyError):
+            self.fail(conn, f"not a JSON event: {payload[:100]!r}")
+            return None
 
     def everyone_has(self, game: Game, index: int) -> None:
         """Lockstep: move ``index`` reached everyone; play the next one."""
@@ -1043,12 +1051,10 @@ class PacedLoad(Load):
     # -- the bot games ---------------------------------------------------------------------
 
     def on_bot_text(self, conn: BotConn, payload: bytes) -> None:
-        try:
-            message = _decode(payload)
-            kind = message["type"] if type(message) is dict else None
-        except (msgspec.DecodeError, KeyError):
-            self.fail(conn, f"not a JSON event: {payload[:100]!r}")
+        event = self.decode(conn, payload)
+        if event is None:
             return
+        message, kind = event
         if kind == "play":
             player, column, row = message["player"], message["column"], message["row"]
             ended = conn.placed(player, column, row)

@@ -108,19 +108,25 @@ def test_help_shows_every_default_even_with_a_bad_port_in_the_environment() -> N
     assert "CONNECT4_POLLER, how sockets are watched: epoll (Linux), portable" in text
 
 
-def test_an_address_in_use_is_one_line_that_says_what_to_do() -> None:
+@pytest.mark.parametrize("flag", ["--port", "--metrics-address"])
+def test_an_address_in_use_is_one_line_that_names_the_flag_to_change(flag: str) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
+    options = (
+        ["--host", "127.0.0.1", "--port", str(port)]
+        if flag == "--port"
+        else ["--port", "0", "--metrics-address", f"127.0.0.1:{port}"]
+    )
     try:
-        done = run_server("--host", "127.0.0.1", "--port", str(port))
+        done = run_server(*options)
     finally:
         taken.close()
     assert done.returncode == 2
     assert done.stderr == (
         f"server.py: port {port} is in use on 127.0.0.1 (another server?): stop it, or choose "
-        "another with --port\n"
+        f"another with {flag}\n"
     )
     assert done.stdout == ""
 
@@ -135,22 +141,6 @@ def test_python_m_connect4proto_goes_by_that_name() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("python -m connect4proto: argument --port: 99999 is not a port")
-
-
-def test_a_metrics_address_in_use_names_its_own_flag() -> None:
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    port = taken.getsockname()[1]
-    try:
-        done = run_server("--port", "0", "--metrics-address", f"127.0.0.1:{port}")
-    finally:
-        taken.close()
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"server.py: port {port} is in use on 127.0.0.1 (another server?): stop it, or choose "
-        "another with --metrics-address\n"
-    )
 
 
 def test_a_metrics_address_takes_a_bare_port_or_a_bracketed_ipv6_host() -> None:
