@@ -103,6 +103,13 @@ class Clock:
             self._left[running] = self.left(running, now)
             self._running = None
 
+    def show(self, clocks: Clocks, at: float) -> None:
+        """Set both clocks to what ``clocks`` showed at ``at``: how a node that did not see
+        a move (another process made it) learns the clocks from the move's logged event."""
+        self._left = {Player.RED: clocks.red / 1000, Player.YELLOW: clocks.yellow / 1000}
+        self._running = clocks.running
+        self._since = at
+
     def clocks(self, now: float) -> Clocks:
         """What the clocks show at ``now``, in whole milliseconds (rounded down, so that a
         client never shows time a player does not have)."""

@@ -9,6 +9,9 @@ may still refuse (a draw offer made again too soon) or choose another next phase
 table's (a move that wins ends the game; an offer answered by offering back is accepted).
 
 Handlers return the events to append to the game's log; the lobby appends and publishes them.
+A match that did not decide them (another process did, or it is rebuilt from the log) gets the
+same state by folding the events (``Match.fold``, one entry per kind in ``_FOLDS``): live play
+and the fold are checked against each other on every kind of game by the tests.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -27,11 +30,15 @@ from .game import Ending, Game, IllegalMove, Player
 from .log import (
     GameEvent,
     GameOver,
+    MovePlayed,
     OfferDeclined,
     OfferKind,
     OfferMade,
     OfferWithdrawn,
     RematchStarted,
+    SeatAway,
+    SeatBack,
+    SeatTaken,
     TimedMove,
 )
 from .refusals import (
@@ -166,6 +173,11 @@ class Match:
         else:
             self.phase = next_phase if step.phase is None else step.phase
         return events
+
+    def fold(self, event: GameEvent, at: float) -> None:
+        """Take in ``event``, logged at ``at`` by whoever decided it: the state is then what
+        deciding it here would have left (the clocks to the millisecond the event shows)."""
+        _FOLDS[type(event)](self, event, at)
 
     def flag_due(self, now: float) -> bool:
         """Whether the running clock has run out at ``now`` (then apply ``FLAG``)."""
@@ -396,6 +408,80 @@ _TRANSITIONS: dict[tuple[Phase, Action], tuple[_Handler, Phase]] = {
     (_R, _A.DECLINE_REMATCH): (_decline, _O),
     # A rematch offer lapses when its maker leaves (then the phase is over again).
     (_R, _A.LEAVE): (_maker_left, _R),
+}
+
+
+# -- folding what was decided elsewhere ---------------------------------------------------
+
+
+def _fold_seat_taken(match: Match, event: SeatTaken, at: float) -> None:
+    if event.player is Player.YELLOW:  # as ``_join``
+        match.joined = True
+        if match.phase is Phase.WAITING:
+            match.phase = Phase.PLAYING
+        if event.clock is not None and match.clock is not None:
+            match.clock.show(event.clock, at)
+
+
+def _fold_move(match: Match, event: MovePlayed | TimedMove, at: float) -> None:
+    played = match.game.play(event.player, event.column)
+    if played != MovePlayed(player=event.player, column=event.column, row=event.row):
+        raise LocalProtocolError(f"the log's move {event!r} is not the board's: {played!r}")
+    if type(event) is TimedMove and match.clock is not None:
+        match.clock.show(event.clock, at)
+
+
+def _fold_game_over(match: Match, event: GameOver, at: float) -> None:
+    game = match.game
+    if event.by is not None:  # decided off the board (the board has ended it itself)
+        game.end(event.winner, event.ending)
+        match.ended_by = event.by
+    if event.clock is not None and match.clock is not None:
+        match.clock.show(event.clock, at)
+    match.phase = Phase.OVER
+    match.offer_by = None
+
+
+def _fold_offer_made(match: Match, event: OfferMade, at: float) -> None:
+    match.offered_at[event.player, event.offer] = at
+    match.offer_by = event.player
+    match.phase = Phase.DRAW_OFFERED if event.offer is OfferKind.DRAW else Phase.REMATCH_OFFERED
+
+
+def _fold_offer_ended(match: Match, event: OfferDeclined | OfferWithdrawn, at: float) -> None:
+    match.offer_by = None
+    match.phase = Phase.PLAYING if event.offer is OfferKind.DRAW else Phase.OVER
+
+
+def _fold_rematch(match: Match, event: RematchStarted, at: float) -> None:
+    match.round = event.round
+    match.game = Game()
+    match.offer_by = None
+    match.ended_by = None
+    match.offered_at.clear()
+    match.phase = Phase.PLAYING
+    if match.control is not None:
+        match.clock = Clock(match.control)
+        if event.clock is not None:
+            match.clock.show(event.clock, at)
+
+
+def _fold_seat_only(match: Match, event: SeatAway | SeatBack, at: float) -> None:
+    """Seats are the lobby's: the match changes by what an absence made it log (a lapsed
+    offer is an event of its own)."""
+
+
+_FOLDS: dict[type[GameEvent], Callable[[Match, Any, float], None]] = {
+    SeatTaken: _fold_seat_taken,
+    MovePlayed: _fold_move,
+    TimedMove: _fold_move,
+    GameOver: _fold_game_over,
+    OfferMade: _fold_offer_made,
+    OfferDeclined: _fold_offer_ended,
+    OfferWithdrawn: _fold_offer_ended,
+    RematchStarted: _fold_rematch,
+    SeatAway: _fold_seat_only,
+    SeatBack: _fold_seat_only,
 }
 
 
