@@ -247,8 +247,10 @@ class Lobby:
         bot_delay: float = 0.0,
         computer_levels: frozenset[Level] = frozenset(Level),
         statistics: Statistics | None = None,
+        new_game_id: Callable[[], GameId] | None = None,
     ) -> None:
         self._new_key = new_key
+        self._new_game_id = self._count_games if new_game_id is None else new_game_id
         self._statistics = Statistics() if statistics is None else statistics
         self._store = store
         self._grace = seat_grace
@@ -268,6 +270,12 @@ class Lobby:
         self._greeted: set[ConnectionId] = set()
         self._hot_seats = HotSeats()
         self._timers: Timers[GameId] = Timers()
+
+    def _count_games(self) -> GameId:
+        """Game ids of one process: 1, 2, 3... (processes sharing a store give their own)."""
+        game = GameId(self._next_id)
+        self._next_id += 1
+        return game
 
     # -- read-only views, for the core, tests, metrics and health checks ---------------
 
@@ -497,13 +505,12 @@ class Lobby:
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         match = Match(control=control, offer_interval=self._offer_interval)
         room = _Room(
-            id=GameId(self._next_id),
+            id=self._new_game_id(),
             join_key=join_key,
             watch_key=watch_key,
             match=match,
             watchers=SpectatorCount(self._watchers_interval),
         )
-        self._next_id += 1
         self._store.create(room.id)
         self._store.add_secret(_digest(room.join_key), room.id, Credential.JOIN)
         self._store.add_secret(_digest(room.watch_key), room.id, Credential.WATCH)
@@ -536,7 +543,10 @@ class Lobby:
         if player is Player.YELLOW:  # both are here: a timed game's clocks start
             self._apply(room, Action.JOIN, MatchRequest(player=player, now=now), outbox)
             clock = room.match.clocks(now)
-        self._append(room, SeatTaken(player=player, clock=clock, bot=bot), outbox)
+        # The first seat taken carries the time control: the log then says all of the game.
+        control = room.match.control if room.version == 0 else None
+        taken = SeatTaken(player=player, clock=clock, bot=bot, control=control)
+        self._append(room, taken, now, outbox)
 
     def _join(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
         room = self._find(key, (Credential.JOIN,))
@@ -750,7 +760,7 @@ class Lobby:
             # What the computer works out is for a position gone by.
             room.bot_asked = room.bot_at = room.bot_answer = None
         for event in events:
-            self._append(room, event, outbox)
+            self._append(room, event, now, outbox)
         last = events[-1] if events else None  # an ending or a rematch is always the last
         if type(last) is GameOver:
             game = room.match.game
@@ -814,13 +824,12 @@ class Lobby:
         """
         red, yellow = room.seats[Player.RED], room.seats[Player.YELLOW]
         control = room.match.control
+        self._store.swap_seats(room.id)
         for player, seat in ((Player.RED, yellow), (Player.YELLOW, red)):
             room.seats[player] = seat
             if type(seat) is Computer:
                 continue
             assert type(seat) is Held  # both accepted being here
-            self._store.drop_secret(seat.token)
-            self._store.add_secret(seat.token, room.id, _SEAT_CREDENTIAL[player])
             self._members[seat.connection].role = _ROLE_OF_PLAYER[player]
             outbox.send(seat.connection, Seat(player=player, v=room.version, control=control))
         room.creator = _OPPONENT[room.creator]
@@ -918,14 +927,14 @@ class Lobby:
         elif logged is SeatEvent.AWAY:
             seat = change.seat
             assert type(seat) is Away
-            self._append(room, SeatAway(player=player, since=seat.since), outbox)
+            self._append(room, SeatAway(player=player, since=seat.since), now, outbox)
             # The others know it left: an offer it made lapses.
             self._apply(room, Action.LEAVE, MatchRequest(player=player, now=now), outbox)
         elif logged is SeatEvent.BACK:
-            self._append(room, SeatBack(player=player), outbox)
+            self._append(room, SeatBack(player=player), now, outbox)
 
-    def _append(self, room: _Room, event: GameEvent, outbox: Outbox) -> None:
-        logged = self._store.append(room.id, room.version, event)
+    def _append(self, room: _Room, event: GameEvent, now: float, outbox: Outbox) -> None:
+        logged = self._store.append(room.id, room.version, event, now)
         if type(logged) is not Logged:
             # One process owns its games in memory: nobody else appends.
             assert type(logged) is Conflict

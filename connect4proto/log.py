@@ -16,7 +16,7 @@ from typing import TypeAlias
 
 import msgspec
 
-from .clock import Clocks
+from .clock import Clocks, TimeControl
 from .game import Ending, Move, Player
 
 __all__ = [
@@ -49,12 +49,14 @@ class SeatTaken(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``player``'s seat got its owner: the creator (red), or the first to open the join link.
 
     In a timed game, yellow's arrival starts the clocks: ``clock`` says how they stand.
-    ``bot``: the level of the computer, if it took the seat.
+    ``bot``: the level of the computer, if it took the seat. ``control``: the game's time
+    control, on the first seat taken (a process that folds the log learns it there).
     """
 
     player: Player
     clock: Clocks | None = None
     bot: str | None = None
+    control: TimeControl | None = None
 
 
 class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -144,7 +146,10 @@ GameEvent: TypeAlias = (
 
 
 class Logged(msgspec.Struct, frozen=True, gc=False):
-    """An event at its place in its game's log: ``version`` 1 is the first event."""
+    """An event at its place in its game's log: ``version`` 1 is the first event; ``at``
+    when it was decided, in the core's time (what a process that folds the log needs to
+    know when a clock started running or an offer was made)."""
 
     version: int
     event: GameEvent
+    at: float = 0.0

@@ -32,6 +32,12 @@ class Credential(enum.Enum):
     __hash__ = object.__hash__
 
 
+_OTHER_SEAT = {
+    Credential.RED_SEAT: Credential.YELLOW_SEAT,
+    Credential.YELLOW_SEAT: Credential.RED_SEAT,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Conflict:
     """Somebody appended first: the log is at ``version`` now (reread, then decide again)."""
@@ -45,8 +51,9 @@ class GameStore(Protocol):
     def create(self, game: GameId) -> None:
         """Start an empty log for a new ``game``."""
 
-    def append(self, game: GameId, expected: int, event: GameEvent) -> Logged | Conflict:
-        """Append ``event`` if the log is at version ``expected`` (it is then one more)."""
+    def append(self, game: GameId, expected: int, event: GameEvent, at: float) -> Logged | Conflict:
+        """Append ``event``, decided at ``at``, if the log is at version ``expected`` (it is
+        then one more)."""
 
     def since(self, game: GameId, version: int) -> Sequence[Logged] | None:
         """The events after ``version``, in order; None if they cannot all be given (the
@@ -58,8 +65,9 @@ class GameStore(Protocol):
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         """The game and credential a secret's digest leads to."""
 
-    def drop_secret(self, digest: bytes) -> None:
-        """``digest`` leads nowhere any more (a seat's token, replaced at a rematch)."""
+    def swap_seats(self, game: GameId) -> None:
+        """A rematch: each seat's token leads to the other colour now (it stays with its
+        person, who plays the other colour)."""
 
     def drop(self, game: GameId) -> None:
         """Forget ``game``: its log and every secret that led to it."""
@@ -84,13 +92,13 @@ class MemoryStore:
         self._logs[game] = _Log()
         self._secrets_of[game] = []
 
-    def append(self, game: GameId, expected: int, event: GameEvent) -> Logged | Conflict:
+    def append(self, game: GameId, expected: int, event: GameEvent, at: float) -> Logged | Conflict:
         log = self._logs[game]
         events = log.events
         version = log.first + len(events) - 1
         if version != expected:
             return Conflict(version)
-        logged = Logged(version + 1, event)
+        logged = Logged(version + 1, event, at)
         events.append(logged)
         if len(events) > self._max_events:
             del events[0]
@@ -113,9 +121,12 @@ class MemoryStore:
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         return self._secrets.get(digest)
 
-    def drop_secret(self, digest: bytes) -> None:
-        game, _ = self._secrets.pop(digest)
-        self._secrets_of[game].remove(digest)
+    def swap_seats(self, game: GameId) -> None:
+        secrets = self._secrets
+        for digest in self._secrets_of[game]:
+            credential = _OTHER_SEAT.get(secrets[digest][1])
+            if credential is not None:
+                secrets[digest] = (game, credential)
 
     def drop(self, game: GameId) -> None:
         del self._logs[game]

@@ -596,10 +596,10 @@ def test_the_memory_store_appends_at_the_expected_version_only() -> None:
         store.create(game)
     assert store.since(game, 0) == []
     taken = SeatTaken(player=Player.RED)
-    assert store.append(game, 0, taken) == Logged(1, taken)
-    assert store.append(game, 0, taken) == Conflict(1)
+    assert store.append(game, 0, taken, 2.5) == Logged(1, taken, 2.5)
+    assert store.append(game, 0, taken, 3.0) == Conflict(1)
     for version in range(1, 5):
-        store.append(game, version, MovePlayed(player=Player.RED, column=0, row=0))
+        store.append(game, version, MovePlayed(player=Player.RED, column=0, row=0), 4.0)
     # Five events, three kept: 3, 4 and 5.
     assert [logged.version for logged in store.since(game, 2) or []] == [3, 4, 5]
     assert store.since(game, 1) is None  # version 2 is gone
@@ -609,7 +609,13 @@ def test_the_memory_store_appends_at_the_expected_version_only() -> None:
     with pytest.raises(LocalProtocolError):
         store.add_secret(b"digest", game, Credential.JOIN)
     assert store.find(b"digest") == (game, Credential.WATCH)
-    assert (store.game_count, store.secret_count) == (1, 1)
+    store.add_secret(b"red", game, Credential.RED_SEAT)
+    store.add_secret(b"yellow", game, Credential.YELLOW_SEAT)
+    store.swap_seats(game)  # a rematch: each token leads to the other colour
+    assert store.find(b"red") == (game, Credential.YELLOW_SEAT)
+    assert store.find(b"yellow") == (game, Credential.RED_SEAT)
+    assert store.find(b"digest") == (game, Credential.WATCH)
+    assert (store.game_count, store.secret_count) == (1, 3)
     store.drop(game)
     assert store.find(b"digest") is None
     assert (store.game_count, store.secret_count) == (0, 0)
@@ -618,10 +624,10 @@ def test_the_memory_store_appends_at_the_expected_version_only() -> None:
 class _RacingStore(MemoryStore):
     """A shared store where another process appended first (as Redis may say)."""
 
-    def append(self, game: GameId, expected: int, event: GameEvent) -> Logged | Conflict:
+    def append(self, game: GameId, expected: int, event: GameEvent, at: float) -> Logged | Conflict:
         if isinstance(event, MovePlayed):
             return Conflict(expected + 1)
-        return super().append(game, expected, event)
+        return super().append(game, expected, event, at)
 
 
 def test_a_conflict_from_the_store_is_a_local_error_while_one_process_owns_its_games() -> None:
