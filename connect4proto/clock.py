@@ -103,6 +103,14 @@ class Clock:
             self._left[running] = self.left(running, now)
             self._running = None
 
+    def copy(self) -> Clock:
+        other = Clock.__new__(Clock)
+        other._control = self._control
+        other._left = dict(self._left)
+        other._running = self._running
+        other._since = self._since
+        return other
+
     def show(self, clocks: Clocks, at: float) -> None:
         """Set both clocks to what ``clocks`` showed at ``at``: how a node that did not see
         a move (another process made it) learns the clocks from the move's logged event."""

@@ -8,7 +8,7 @@ keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, cast
 
 import msgspec
@@ -32,6 +32,7 @@ from .messages import (
 )
 from .projection import Profile, project
 from .refusals import invalid_message, too_many_messages
+from .shared import Found, StoreIntent
 from .statistics import NORMAL_CLOSE, Statistics
 from .store import GameStore, MemoryStore
 from .timers import Timers
@@ -54,6 +55,9 @@ class Output(msgspec.Struct, frozen=True, kw_only=True):
     #: The computer's moves to work out, off the event loop: give each answer to
     #: ``GameServer.computed``.
     compute: tuple[ComputeMove, ...] = ()
+    #: Games shared with other processes: what to ask of the store outside, each answer to
+    #: be given back (``appended``, ``conflicted``, ``store_unavailable``, ``looked_up``).
+    store: tuple[StoreIntent, ...] = ()
 
 
 _NOTHING = Output(data={}, close=frozenset(), events=())
@@ -92,6 +96,7 @@ class _Batch:
         "events",
         "now",
         "sent",
+        "storing",
         "touched",
     )
 
@@ -111,6 +116,7 @@ class _Batch:
         self.touched: dict[ConnectionId, None] = {}
         self.events: list[Event] = []
         self.computing: list[ComputeMove] = []
+        self.storing: list[StoreIntent] = []
         self.sent = 0  # messages, one per recipient
 
     def _frame(self, message: ServerMessage) -> bytes:
@@ -127,8 +133,12 @@ class _Batch:
         # wsproto frames text given as str; the JSON is ASCII-safe UTF-8, so this is exact.
         return bytes(self._framer.send_data(encode_server_message(message).decode()))
 
+    # A connection may be gone by the time its message is sent: in a game shared with other
+    # processes, what a decision sends waits for the store outside to log it.
+
     def send(self, connection: ConnectionId, message: ServerMessage) -> None:
-        if self._connections[connection].send_frame(self._frame(message)):
+        client = self._connections.get(connection)
+        if client is not None and client.send_frame(self._frame(message)):
             self.touched[connection] = None
             self.sent += 1
 
@@ -140,7 +150,8 @@ class _Batch:
             if profile is not _TUTORIAL:
                 if frame is None:
                     frame = self._frame(message)
-                if connections[member].send_frame(frame):
+                client = connections.get(member)
+                if client is not None and client.send_frame(frame):
                     self.touched[member] = None
                     self.sent += 1
 
@@ -162,8 +173,8 @@ class _Batch:
                 frame = versioned
             if frame is None:
                 continue
-            client = connections[member]
-            if client.state is _OPEN:  # ``send_frame``, inlined: this loop is the fan-out
+            client = connections.get(member)
+            if client is not None and client.state is _OPEN:  # ``send_frame``, inlined
                 client.queued.append(frame)
                 touched[member] = None
                 sent += 1
@@ -184,14 +195,19 @@ class _Batch:
         self.touched[connection] = None
 
     def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
-        self._connections[connection].close(code, reason, now=self.now)
-        self.touched[connection] = None
+        client = self._connections.get(connection)
+        if client is not None:
+            client.close(code, reason, now=self.now)
+            self.touched[connection] = None
 
     def report(self, event: Event) -> None:
         self.events.append(event)
 
     def compute(self, request: ComputeMove) -> None:
         self.computing.append(request)
+
+    def store(self, intent: StoreIntent) -> None:
+        self.storing.append(intent)
 
 
 class GameServer:
@@ -209,6 +225,7 @@ class GameServer:
         config: Config | None = None,
         store: GameStore | None = None,
         application: Application | None = None,
+        new_game_id: Callable[[], GameId] | None = None,
     ) -> None:
         self._site = site
         self._config = config = config if config is not None else Config()
@@ -226,6 +243,7 @@ class GameServer:
             bot_delay=config.bot_delay,
             computer_levels=config.computer_levels,
             statistics=self._statistics,
+            new_game_id=new_game_id,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application
@@ -390,6 +408,46 @@ class GameServer:
         self._lobby.computed(request, column, now, batch)
         return self._finish(batch)
 
+    # -- games shared with other processes (a ``SharedStore``) -----------------------------
+
+    def appended(self, intent: int, now: float) -> Output:
+        """The store outside logged ``intent`` (an ``Append`` of ``Output.store``)."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.appended(intent, batch, now)
+        return self._finish(batch)
+
+    def conflicted(self, intent: int, events: Sequence[Logged], now: float) -> Output:
+        """The store outside refused ``intent``: its game's log was no longer at the version
+        expected. ``events``: what it holds after that version."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.conflicted(intent, events, batch, now)
+        return self._finish(batch)
+
+    def store_unavailable(self, intent: int, now: float) -> Output:
+        """The store outside could not be reached for ``intent``, or gave no answer in time:
+        it is undone (the driver gives a late answer to no one; the log, read again when the
+        store is back, says whether it was appended after all)."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.store_unavailable(intent, batch, now)
+        return self._finish(batch)
+
+    def remote(self, game: GameId, events: Sequence[Logged], now: float) -> Output:
+        """Events appended to a game followed here (``Follow``), in order of version."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.remote(game, events, batch, now)
+        return self._finish(batch)
+
+    def looked_up(self, digest: bytes, found: Found | None, now: float) -> Output:
+        """The answer to a ``Lookup``."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.looked_up(digest, found, batch, now)
+        return self._finish(batch)
+
     def shutdown(self, now: float) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
         self._tick(now)
@@ -443,10 +501,13 @@ class GameServer:
                 client.queued = []
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
         compute = tuple(batch.computing)
+        store = tuple(batch.storing) if batch.storing else ()
         statistics = self._statistics
         statistics.messages_sent += batch.sent
         if not ended:
-            return Output(data=data, close=_NOBODY, events=tuple(batch.events), compute=compute)
+            return Output(
+                data=data, close=_NOBODY, events=tuple(batch.events), compute=compute, store=store
+            )
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:
             self._timers.cancel(connection)
@@ -459,7 +520,9 @@ class GameServer:
                 batch.events.append(
                     ConnectionEnded(connection=connection, reason=reason, fault=client.close_fault)
                 )
-        return Output(data=data, close=close, events=tuple(batch.events), compute=compute)
+        return Output(
+            data=data, close=close, events=tuple(batch.events), compute=compute, store=store
+        )
 
 
 #: Close codes of a page that is most likely back at once: 1001, its page goes away (a

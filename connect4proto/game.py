@@ -144,6 +144,18 @@ class Game:
     def is_over(self) -> bool:
         return self._ending is not None
 
+    def copy(self) -> Game:
+        """An independent copy (what a process sharing its games keeps to undo a move the
+        shared store did not take)."""
+        other = Game.__new__(Game)
+        other._boards = dict(self._boards)
+        other._heights = list(self._heights)
+        other._moves = list(self._moves)
+        other._winner = self._winner
+        other._winning_cells = self._winning_cells
+        other._ending = self._ending
+        return other
+
     def can_play(self, column: int) -> bool:
         """Whether ``column`` (0-6) still has room."""
         return 0 <= column < COLUMNS and self._heights[column] - column * _HEIGHT < ROWS

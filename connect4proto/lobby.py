@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, Protocol
 
 from .clock import TimeControl
 from .errors import LocalProtocolError
@@ -86,6 +88,7 @@ from .refusals import (
     SPECTATORS_CANNOT_ACT,
     SPECTATORS_CANNOT_CLAIM,
     SPECTATORS_CANNOT_PLAY,
+    STORE_UNAVAILABLE,
     TOKEN_ALONE,
     UNKNOWN_TOKEN,
     Refusal,
@@ -97,6 +100,7 @@ from .refusals import (
 from .seats import (
     Away,
     Computer,
+    Elsewhere,
     Held,
     SeatChange,
     SeatEvent,
@@ -107,6 +111,7 @@ from .seats import (
     transition,
 )
 from .seats import Seat as SeatState
+from .shared import Follow, Found, Lookup, SharedStore, StoreIntent, Unfollow, Writes
 from .solver.bots import Level
 from .statistics import Statistics
 from .store import Conflict, Credential, GameStore
@@ -161,6 +166,44 @@ class Outbox(Protocol):
     def report(self, event: Event) -> None:
         """Something to log or count."""
 
+    def store(self, intent: StoreIntent) -> None:
+        """Ask the store outside the process (games shared with other processes)."""
+
+
+class _HeldOutbox:
+    """An ``Outbox`` that keeps what it is given, to pass it on once the shared store has
+    taken the decision it came from (or to drop it if the store did not)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def send(self, connection: ConnectionId, message: ServerMessage) -> None:
+        self.calls.append(("send", (connection, message)))
+
+    def publish(self, game: GameId, logged: Logged) -> None:
+        self.calls.append(("publish", (game, logged)))
+
+    def announce(self, game: GameId, message: ServerMessage) -> None:
+        self.calls.append(("announce", (game, message)))
+
+    def compute(self, request: ComputeMove) -> None:
+        self.calls.append(("compute", (request,)))
+
+    def disconnect(self, connection: ConnectionId, code: int, reason: str) -> None:
+        self.calls.append(("disconnect", (connection, code, reason)))
+
+    def report(self, event: Event) -> None:
+        self.calls.append(("report", (event,)))
+
+    def store(self, intent: StoreIntent) -> None:
+        self.calls.append(("store", (intent,)))
+
+    def release(self, outbox: Outbox) -> None:
+        for method, arguments in self.calls:
+            getattr(outbox, method)(*arguments)
+
 
 @dataclass(slots=True, kw_only=True)
 class _Room:
@@ -190,6 +233,55 @@ class _Room:
     bot_asked: ComputeMove | None = None
     bot_at: float | None = None
     bot_answer: int | None = None
+    #: Shared games: the decision the store outside has not answered yet, the work waiting
+    #: behind it (in order), and when to try again after the store could not be reached.
+    pending: _Pending | None = None
+    parked: list[_Work] = field(default_factory=list)
+    retry_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Work:
+    """Something to do in one shared game, that can be done again (after a conflict: on the
+    log as it is now). ``actor``: the connection whose message it is, told if the store
+    cannot be reached; without one, the work is tried again later, or ``fallback`` is done
+    instead. ``cancelled``: its connection left before it could be done."""
+
+    run: Callable[[Outbox, float], None]
+    actor: ConnectionId | None = None
+    fallback: Callable[[Outbox, float], None] | None = None
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """What a shared game was before a decision, to go back to if it is not logged."""
+
+    match: Match
+    seats: dict[Player, SeatState]
+    members: dict[ConnectionId, Profile]
+    roles: dict[ConnectionId, Role]
+    version: int
+    forget_at: float | None
+    watchers: SpectatorCount
+    creator: Player
+    bot: tuple[ComputeMove | None, float | None, int | None]
+    moves: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A decision sent to the store outside: what it wrote, what it held back, how to undo
+    it, and the members it let go of (``left``: those of them whose connection ended
+    meanwhile, not to be brought back)."""
+
+    intent: int
+    writes: Writes
+    snapshot: _Snapshot | None
+    held: _HeldOutbox
+    work: _Work
+    removed: list[ConnectionId]
+    left: set[ConnectionId] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -225,6 +317,7 @@ _ACTIONS: dict[tuple[type[ClientMessage], OfferKind | None], Action] = {
 _POSITION_CHANGES = frozenset({MovePlayed, TimedMove, GameOver, RematchStarted})
 #: The logged events that are a move (counted for the metrics).
 _MOVES = frozenset({MovePlayed, TimedMove})
+_NOBODY: Mapping[ConnectionId, Profile] = {}
 _SPECTATOR_REFUSALS = {Action.MOVE: SPECTATORS_CANNOT_PLAY, Action.CLAIM: SPECTATORS_CANNOT_CLAIM}
 
 
@@ -248,6 +341,7 @@ class Lobby:
         computer_levels: frozenset[Level] = frozenset(Level),
         statistics: Statistics | None = None,
         new_game_id: Callable[[], GameId] | None = None,
+        store_retry: float = 1.0,
     ) -> None:
         self._new_key = new_key
         self._new_game_id = self._count_games if new_game_id is None else new_game_id
@@ -270,6 +364,16 @@ class Lobby:
         self._greeted: set[ConnectionId] = set()
         self._hot_seats = HotSeats()
         self._timers: Timers[GameId] = Timers()
+        # Games shared with other processes (``shared``): the decisions the store outside
+        # has not answered, by intent; the ``init``s waiting for a secret to be looked up;
+        # the members let go of by a decision not answered yet.
+        self._replica = store if isinstance(store, SharedStore) else None
+        self._intents = itertools.count(1)
+        self._in_flight: dict[int, _Room] = {}
+        self._lookups: dict[bytes, list[_Work]] = {}
+        self._waiting_inits: dict[ConnectionId, list[_Work]] = {}
+        self._removed: dict[ConnectionId, _Room] = {}
+        self._store_retry = store_retry
 
     def _count_games(self) -> GameId:
         """Game ids of one process: 1, 2, 3... (processes sharing a store give their own)."""
@@ -297,8 +401,10 @@ class Lobby:
         return Counter(room.match.phase for room in self._rooms.values())
 
     def members(self, game: GameId) -> Mapping[ConnectionId, Profile]:
-        """Every connection in ``game``, in arrival order, with the protocol it speaks."""
-        return self._rooms[game].members
+        """Every connection in ``game``, in arrival order, with the protocol it speaks (none:
+        a shared game forgotten here before what was held back for it was sent)."""
+        room = self._rooms.get(game)
+        return _NOBODY if room is None else room.members
 
     def game(self, game: GameId) -> Game:
         """The game on ``game``'s board now (a rematch puts a new one there)."""
@@ -335,6 +441,35 @@ class Lobby:
         self, connection: ConnectionId, message: ClientMessage, outbox: Outbox, now: float
     ) -> None:
         """Act on one valid message from ``connection``."""
+        if self._replica is None:
+            self._receive(connection, message, outbox, now)
+            return
+        # A shared game: the message is a decision in its game, done once the game can take
+        # one (the store outside has answered the last), and undone if the store refuses it.
+        work = _Work(partial(self._receive, connection, message), actor=connection)
+        member = self._members.get(connection)
+        if member is not None:
+            self._in_room(member.room, work, outbox, now)
+        elif type(message) is Init and connection not in self._hot_seats:
+            digest = _init_digest(message)
+            if digest is None:  # a new game (or a refused init)
+                self._transact(None, work, outbox, now)
+                return
+            self._waiting_inits.setdefault(connection, []).append(work)
+            found = self._replica.find(digest)
+            if found is None:  # not known here: ask the store outside
+                waiting = self._lookups.setdefault(digest, [])
+                if not waiting:
+                    outbox.store(Lookup(digest))
+                waiting.append(work)
+            else:
+                self._in_room(self._rooms[found[0]], work, outbox, now)
+        else:
+            self._receive(connection, message, outbox, now)
+
+    def _receive(
+        self, connection: ConnectionId, message: ClientMessage, outbox: Outbox, now: float
+    ) -> None:
         kind = type(message)
         if kind is Play:
             assert type(message) is Play
@@ -368,6 +503,28 @@ class Lobby:
         self._versioned.discard(connection)
         self._greeted.discard(connection)
         self._hot_seats.end(connection)
+        if self._replica is None:
+            self._leave_game(connection, quietly, outbox, now)
+            return
+        for work in self._waiting_inits.pop(connection, ()):
+            work.cancelled = True  # it will not join a game now
+        member = self._members.get(connection)
+        if member is None:
+            room = self._removed.get(connection)
+            if room is not None and room.pending is not None:
+                room.pending.left.add(connection)  # not to be brought back if undone
+            return
+        # If the store cannot be reached, the seat is left quietly, as by a reload: the
+        # others are told when the store can log it.
+        work = _Work(
+            partial(self._leave_game, connection, quietly),
+            fallback=partial(self._leave_game, connection, True),
+        )
+        self._in_room(member.room, work, outbox, now)
+
+    def _leave_game(
+        self, connection: ConnectionId, quietly: bool, outbox: Outbox, now: float
+    ) -> None:
         member = self._members.pop(connection, None)
         if member is None:
             return
@@ -399,21 +556,35 @@ class Lobby:
         # A game's deadline is cancelled when it is forgotten: every game due is in play.
         for game in self._timers.pop_due(now):
             room = self._rooms[game]
-            self._settle_clock(room, now, outbox)
-            if room.bot_at is not None and room.bot_at <= now:
-                room.bot_at = None
-                if room.bot_answer is not None:
-                    self._computer_plays(room, now, outbox)
-            for player, seat in room.seats.items():
-                tell_at = self._tell_at(seat)
-                if tell_at is not None and tell_at <= now:
-                    request = SeatRequest(now=now)
-                    self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
-            self._tell(room, room.watchers.due(now), outbox)
-            if room.forget_at is not None:
-                self._schedule_forget(room, now, outbox)
-            else:
-                self._reschedule(room)
+            if self._replica is None:
+                self._timer_due(room, outbox, now)
+                continue
+            if room.pending is not None:
+                continue  # it is rescheduled when the store answers
+            if room.retry_at is not None and room.retry_at <= now:
+                room.retry_at = None
+                self._drain(room, outbox, now)
+            self._in_room(room, _Work(partial(self._timer_due, room)), outbox, now)
+
+    def _timer_due(self, room: _Room, outbox: Outbox, now: float) -> None:
+        """Whatever of ``room``'s is due at ``now``."""
+        if self._rooms.get(room.id) is not room:
+            return  # forgotten meanwhile (a shared game's timer work waited)
+        self._settle_clock(room, now, outbox)
+        if room.bot_at is not None and room.bot_at <= now:
+            room.bot_at = None
+            if room.bot_answer is not None:
+                self._computer_plays(room, now, outbox)
+        for player, seat in room.seats.items():
+            tell_at = self._tell_at(seat)
+            if tell_at is not None and tell_at <= now:
+                request = SeatRequest(now=now)
+                self._change_seat(room, player, SeatInput.ANNOUNCE, request, outbox)
+        self._tell(room, room.watchers.due(now), outbox)
+        if room.forget_at is not None:
+            self._schedule_forget(room, now, outbox)
+        else:
+            self._reschedule(room)
 
     def _tell_at(self, seat: SeatState) -> float | None:
         """When the others are to be told of a quiet absence (None: nothing to tell)."""
@@ -429,6 +600,8 @@ class Lobby:
         ]
         if room.forget_at is not None:
             deadlines.append(room.forget_at)
+        if room.retry_at is not None:
+            deadlines.append(room.retry_at)
         flag_at = room.match.deadline
         if flag_at is not None:
             deadlines.append(flag_at)
@@ -447,13 +620,20 @@ class Lobby:
             (seat.since + self._grace for seat in room.seats.values() if type(seat) is Away),
             default=now,
         )
-        if forget_at > now:
-            room.forget_at = forget_at
+        replica = self._replica
+        if forget_at > now or (replica is not None and room.id in replica.written()):
+            # (A shared game is not forgotten with a decision on its way to the store: once
+            # it is logged, the timer forgets it.)
+            room.forget_at = max(forget_at, now)
             self._reschedule(room)
             return
         del self._rooms[room.id]
         self._timers.cancel(room.id)
         self._store.drop(room.id)
+        if replica is not None:
+            # Forgotten here only: the store outside keeps it for the other processes and
+            # for whoever comes back (until it expires).
+            outbox.store(Unfollow(room.id))
         outbox.report(GameClosed(game=room.id))
 
     # -- messages ------------------------------------------------------------------------
@@ -616,16 +796,25 @@ class Lobby:
         self._catch_up(arrival, room, outbox)
         displaced = change.displaced
         if displaced is not None:
-            del self._members[displaced]
-            del room.members[displaced]
-            room.watchers.forget(displaced)
-            outbox.disconnect(
-                displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
-            )
-            outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
+            self._displace(room, player, displaced, outbox)
         self._enter(arrival, room, _ROLE_OF_PLAYER[player], outbox, returning=True)
         self._apply_seat_change(room, player, change, outbox, arrival.now)
         outbox.report(PlayerReturned(game=room.id, player=player, connection=connection))
+        # Against the computer, in a game this process holds since it came back: its move
+        # was asked for elsewhere, if at all.
+        self._computer_turn(room, arrival.now, outbox)
+
+    def _displace(
+        self, room: _Room, player: Player, displaced: ConnectionId, outbox: Outbox
+    ) -> None:
+        """``displaced`` holds ``player``'s seat no more: a newer connection took it over."""
+        del self._members[displaced]
+        del room.members[displaced]
+        room.watchers.forget(displaced)
+        outbox.disconnect(
+            displaced, SEAT_REPLACED, "This seat was taken over by a newer connection."
+        )
+        outbox.report(SeatReplaced(game=room.id, player=player, connection=displaced))
 
     def _play(self, connection: ConnectionId, column: int, outbox: Outbox, now: float) -> None:
         member = self._members.get(connection)
@@ -682,7 +871,18 @@ class Lobby:
         it was asked at (a resignation, a rematch or a flag meanwhile make it stale), once
         its pause is over (the thinking is done within the pause, not after it)."""
         room = self._rooms.get(request.game)
-        if room is None or room.bot_asked != request:
+        if room is None:
+            return
+        if self._replica is not None:
+            work = _Work(partial(self._computer_answered, room, request, column))
+            self._in_room(room, work, outbox, now)
+        else:
+            self._computer_answered(room, request, column, outbox, now)
+
+    def _computer_answered(
+        self, room: _Room, request: ComputeMove, column: int, outbox: Outbox, now: float
+    ) -> None:
+        if room.bot_asked != request:
             return
         if type(column) is not int or not room.match.game.can_play(column):
             raise LocalProtocolError(f"game {room.id}: the computer cannot play {column!r}")
@@ -822,24 +1022,293 @@ class Lobby:
         protocol cannot tell one game from the next, so it is let go (its page shows the
         result it has).
         """
-        red, yellow = room.seats[Player.RED], room.seats[Player.YELLOW]
-        control = room.match.control
         self._store.swap_seats(room.id)
-        for player, seat in ((Player.RED, yellow), (Player.YELLOW, red)):
-            room.seats[player] = seat
-            if type(seat) is Computer:
-                continue
-            assert type(seat) is Held  # both accepted being here
+        _swap_seats(room)
+        self._rematch_here(room, now, outbox)
+        outbox.report(RematchBegun(game=room.id, round=number))
+
+    def _rematch_here(self, room: _Room, now: float, outbox: Outbox) -> None:
+        """The next game, for the members connected here (the seats have swapped)."""
+        control = room.match.control
+        for player, seat in room.seats.items():
+            if type(seat) is not Held:
+                continue  # the computer, or a player connected elsewhere (or reconnecting)
             self._members[seat.connection].role = _ROLE_OF_PLAYER[player]
             outbox.send(seat.connection, Seat(player=player, v=room.version, control=control))
-        room.creator = _OPPONENT[room.creator]
         let_go = [c for c, profile in room.members.items() if profile is Profile.TUTORIAL]
         for connection in let_go:
             del room.members[connection]
             del self._members[connection]
             outbox.disconnect(connection, 1000, "The game is over.")
         self._tell(room, room.watchers.left(let_go, now), outbox)
-        outbox.report(RematchBegun(game=room.id, round=number))
+
+    # -- games shared with other processes ---------------------------------------------------
+    #
+    # With a ``SharedStore``, a decision is made on this process's replica of its game, and
+    # what it would send is held back until the store outside has logged what it wrote: one
+    # decision at a time per game, the work that comes meanwhile waiting behind it in order.
+    # A conflict (another process appended first) undoes the decision, takes in what the
+    # other appended, and does the work again on that; a store that cannot be reached undoes
+    # it and says so (a message's sender is told to try again; the lobby's own work is tried
+    # again later). Nothing is ever sent that the log does not have.
+
+    def appended(self, intent: int, outbox: Outbox, now: float) -> None:
+        """The store outside logged the decision sent as ``intent``."""
+        room, pending = self._answered(intent)
+        assert self._replica is not None
+        self._replica.commit(pending.writes)
+        if pending.writes.created:
+            outbox.store(Follow(room.id, room.version))
+        pending.held.release(outbox)
+        self._drain(room, outbox, now)
+
+    def conflicted(self, intent: int, events: Sequence[Logged], outbox: Outbox, now: float) -> None:
+        """Another process appended to the game first: ``events`` are what it appended
+        since the version the decision was made at. The decision is made again on them."""
+        room, pending = self._answered(intent)
+        if pending.snapshot is None:
+            raise LocalProtocolError(f"game {room.id} is new, yet its log is not empty")
+        self._undo(room, pending)
+        for logged in events:
+            self._fold_remote(room, logged, outbox, now)
+        room.parked.insert(0, pending.work)
+        self._drain(room, outbox, now)
+
+    def store_unavailable(self, intent: int, outbox: Outbox, now: float) -> None:
+        """The store outside could not log the decision sent as ``intent`` (it cannot be
+        reached, or did not answer in time and the driver gave up on it)."""
+        room, pending = self._answered(intent)
+        work = pending.work
+        if pending.snapshot is None:  # a new game: it never was
+            self._unmake(room, pending)
+        else:
+            self._undo(room, pending)
+        if work.actor is not None:
+            self.refuse(work.actor, STORE_UNAVAILABLE, outbox)
+        elif work.fallback is not None:
+            self._transact(room, _Work(work.fallback), outbox, now)
+        else:
+            room.parked.insert(0, work)
+            room.retry_at = now + self._store_retry
+            self._reschedule(room)
+        if pending.snapshot is not None:
+            self._drain(room, outbox, now)
+
+    def remote(self, game: GameId, events: Sequence[Logged], outbox: Outbox, now: float) -> None:
+        """``events`` were appended to ``game``'s log (by another process, or this one: what
+        this process has already is skipped)."""
+        room = self._rooms.get(game)
+        if room is None:
+            return  # forgotten here meanwhile
+        work = _Work(partial(self._fold_all, room, tuple(events)))
+        self._in_room(room, work, outbox, now)
+
+    def looked_up(self, digest: bytes, found: Found | None, outbox: Outbox, now: float) -> None:
+        """What the secret of ``digest`` leads to, as the store outside says (None: nothing):
+        the ``init``s that wait for it go on."""
+        assert self._replica is not None
+        works = self._lookups.pop(digest, [])
+        room = None
+        if found is not None:
+            room = self._rooms.get(found.game)
+            if room is None:
+                room = self._install(found, outbox, now)
+            self._replica.learn_secret(digest, found.game, found.credential)
+        for work in works:
+            if room is None:
+                self._transact(None, work, outbox, now)  # it finds nothing: "not found"
+            else:
+                self._in_room(room, work, outbox, now)
+
+    def _in_room(self, room: _Room, work: _Work, outbox: Outbox, now: float) -> None:
+        """Do ``work`` in ``room`` now, or after what waits there already."""
+        if room.pending is not None or room.parked:
+            room.parked.append(work)
+        else:
+            self._transact(room, work, outbox, now)
+
+    def _drain(self, room: _Room, outbox: Outbox, now: float) -> None:
+        """Do the work that waited in ``room``, until a decision must wait for the store."""
+        while room.pending is None and room.parked:
+            if room.retry_at is not None:
+                return  # the store could not be reached: try again at ``retry_at``
+            self._transact(room, room.parked.pop(0), outbox, now)
+
+    def _transact(self, room: _Room | None, work: _Work, outbox: Outbox, now: float) -> None:
+        """Do ``work`` (in ``room``; None: it may create a game), holding back what it sends
+        until the store outside has logged what it wrote, if it wrote anything."""
+        replica = self._replica
+        assert replica is not None
+        if work.cancelled:
+            return
+        if work.actor is not None:
+            waiting = self._waiting_inits.get(work.actor)
+            if waiting is not None and work in waiting:
+                waiting.remove(work)
+                if not waiting:
+                    del self._waiting_inits[work.actor]
+        snapshot = None if room is None else self._snapshot(room)
+        held = _HeldOutbox()
+        work.run(held, now)
+        written = replica.written()
+        writes = None
+        if written:
+            if len(written) != 1 or (room is not None and written[0] != room.id):
+                raise LocalProtocolError(f"one decision wrote to games {written}")
+            writes = replica.take(written[0])
+        if writes is None:
+            held.release(outbox)
+            return
+        target = self._rooms[writes.game]
+        removed = (
+            [] if snapshot is None else [c for c in snapshot.members if c not in target.members]
+        )
+        intent = next(self._intents)
+        target.pending = _Pending(intent, writes, snapshot, held, work, removed)
+        self._in_flight[intent] = target
+        for connection in removed:
+            self._removed[connection] = target
+        keys = (target.join_key, target.watch_key) if writes.created else None
+        outbox.store(writes.intent(intent, keys))
+
+    def _answered(self, intent: int) -> tuple[_Room, _Pending]:
+        room = self._in_flight.pop(intent, None)
+        if room is None or room.pending is None:
+            raise LocalProtocolError(f"no decision is waiting for the store as intent {intent}")
+        pending, room.pending = room.pending, None
+        for connection in pending.removed:
+            self._removed.pop(connection, None)
+        return room, pending
+
+    def _snapshot(self, room: _Room) -> _Snapshot:
+        members = self._members
+        return _Snapshot(
+            match=room.match.copy(),
+            seats=dict(room.seats),
+            members=dict(room.members),
+            roles={connection: members[connection].role for connection in room.members},
+            version=room.version,
+            forget_at=room.forget_at,
+            watchers=replace(room.watchers, stale=dict(room.watchers.stale)),
+            creator=room.creator,
+            bot=(room.bot_asked, room.bot_at, room.bot_answer),
+            moves=self._statistics.moves,
+        )
+
+    def _undo(self, room: _Room, pending: _Pending) -> None:
+        """Back to what ``room`` was before the decision the store did not log."""
+        assert self._replica is not None
+        assert pending.snapshot is not None
+        self._replica.discard(pending.writes)
+        snapshot = pending.snapshot
+        for connection in room.members:
+            if connection not in snapshot.members:
+                del self._members[connection]  # came in by the decision
+        room.members = {
+            connection: profile
+            for connection, profile in snapshot.members.items()
+            if connection not in pending.left
+        }
+        for connection in room.members:
+            member = self._members.get(connection)
+            if member is None:  # let go of by the decision: back
+                self._members[connection] = _Member(room, snapshot.roles[connection])
+            else:
+                member.role = snapshot.roles[connection]
+        room.match = snapshot.match
+        room.seats = snapshot.seats
+        room.version = snapshot.version
+        room.forget_at = snapshot.forget_at
+        room.watchers = snapshot.watchers
+        room.creator = snapshot.creator
+        room.bot_asked, room.bot_at, room.bot_answer = snapshot.bot
+        self._statistics.moves = snapshot.moves
+        self._rooms[room.id] = room  # if it was forgotten by the decision
+        self._reschedule(room)
+
+    def _unmake(self, room: _Room, pending: _Pending) -> None:
+        """A new game the store did not log: it never was."""
+        assert self._replica is not None
+        self._replica.discard(pending.writes)
+        for connection in room.members:
+            self._members.pop(connection, None)
+        self._rooms.pop(room.id, None)
+        self._timers.cancel(room.id)
+
+    def _install(self, found: Found, outbox: Outbox, now: float) -> _Room:
+        """A game held elsewhere until now, built from its log."""
+        assert self._replica is not None
+        first = found.events[0].event if found.events else None
+        control = first.control if type(first) is SeatTaken else None
+        join_key, watch_key = found.keys or ("", "")
+        room = _Room(
+            id=found.game,
+            join_key=join_key,
+            watch_key=watch_key,
+            match=Match(control=control, offer_interval=self._offer_interval),
+            watchers=SpectatorCount(self._watchers_interval),
+        )
+        if type(first) is SeatTaken and first.bot is not None:
+            room.creator = _OPPONENT[first.player]  # the computer took its seat first
+        self._replica.install(found.game, ())
+        for logged in found.events:
+            self._fold_state(room, logged)
+        self._rooms[room.id] = room
+        # Nobody is here yet: forgotten at the next timer unless the ``init`` that looked
+        # it up enters it.
+        room.forget_at = now
+        self._reschedule(room)
+        outbox.store(Follow(room.id, room.version))
+        return room
+
+    def _fold_all(
+        self, room: _Room, events: tuple[Logged, ...], outbox: Outbox, now: float
+    ) -> None:
+        for logged in events:
+            self._fold_remote(room, logged, outbox, now)
+
+    def _fold_remote(self, room: _Room, logged: Logged, outbox: Outbox, now: float) -> None:
+        """Take in an event another process decided, and tell it to the members here."""
+        if logged.version <= room.version:
+            return  # known here already (this process appended it)
+        event = logged.event
+        kind = type(event)
+        if type(event) is SeatBack:
+            seat = room.seats[event.player]
+            if type(seat) is Held:  # the seat was brought to another process
+                self._displace(room, event.player, seat.connection, outbox)
+        self._fold_state(room, logged)
+        if room.bot_asked is not None and kind in _POSITION_CHANGES:
+            room.bot_asked = room.bot_at = room.bot_answer = None
+        outbox.publish(room.id, logged)
+        if kind is RematchStarted:
+            assert self._replica is not None
+            self._replica.swapped(room.id)
+            self._rematch_here(room, now, outbox)
+        self._reschedule(room)
+
+    def _fold_state(self, room: _Room, logged: Logged) -> None:
+        """What ``logged`` changes in ``room``, whoever decided it."""
+        assert self._replica is not None
+        if logged.version != room.version + 1:
+            raise LocalProtocolError(f"game {room.id}: event {logged.version} after {room.version}")
+        self._replica.remember(room.id, logged)
+        event = logged.event
+        room.match.fold(event, logged.at)
+        room.version = logged.version
+        kind = type(event)
+        if kind is SeatTaken:
+            assert type(event) is SeatTaken
+            bot = event.bot
+            room.seats[event.player] = Elsewhere() if bot is None else Computer(level=bot)
+        elif kind is SeatAway:
+            assert type(event) is SeatAway
+            room.seats[event.player] = Away(token=b"", since=event.since)
+        elif kind is SeatBack:
+            assert type(event) is SeatBack
+            room.seats[event.player] = Elsewhere()
+        elif kind is RematchStarted:
+            _swap_seats(room)
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -943,6 +1412,19 @@ class Lobby:
         if type(event) in _MOVES:
             self._statistics.moves += 1
         outbox.publish(room.id, logged)
+
+
+def _swap_seats(room: _Room) -> None:
+    """A rematch: the colours swap, and so does whose page shows the invite links."""
+    seats = room.seats
+    seats[Player.RED], seats[Player.YELLOW] = seats[Player.YELLOW], seats[Player.RED]
+    room.creator = _OPPONENT[room.creator]
+
+
+def _init_digest(message: Init) -> bytes | None:
+    """The digest of the secret an ``init`` presents (None: it creates a game)."""
+    secret = message.token or message.join or message.watch
+    return None if secret is None else _digest(secret)
 
 
 def _digest(secret: str) -> bytes:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import msgspec
@@ -173,6 +173,12 @@ class Match:
         else:
             self.phase = next_phase if step.phase is None else step.phase
         return events
+
+    def copy(self) -> Match:
+        """An independent copy, to go back to if what was decided is not logged."""
+        other = replace(self, game=self.game.copy(), offered_at=dict(self.offered_at))
+        other.clock = None if self.clock is None else self.clock.copy()
+        return other
 
     def fold(self, event: GameEvent, at: float) -> None:
         """Take in ``event``, logged at ``at`` by whoever decided it: the state is then what

@@ -36,6 +36,7 @@ __all__ = [
     "SPECTATORS_CANNOT_ACT",
     "SPECTATORS_CANNOT_CLAIM",
     "SPECTATORS_CANNOT_PLAY",
+    "STORE_UNAVAILABLE",
     "TOKEN_ALONE",
     "TOO_LATE_TO_ABORT",
     "UNKNOWN_TOKEN",
@@ -69,6 +70,12 @@ TOKEN_ALONE = Refusal(code="bad_init", message="Send a seat token alone, without
 UNKNOWN_TOKEN = Refusal(
     code="unknown_token",
     message="This game cannot be resumed: it has ended and expired, or the seat token is wrong.",
+)
+#: Processes that share their games cannot reach the store that holds them: nothing was done
+#: (nothing is accepted into one process's memory only), and the server reconnects by itself.
+STORE_UNAVAILABLE = Refusal(
+    code="reconnecting",
+    message="The server is reconnecting to its database: try again in a moment.",
 )
 #: The rules' own refusal, for a claim as for a move.
 GAME_OVER = Refusal(code=game.GAME_OVER.code, message=game.GAME_OVER.reason)

@@ -1,7 +1,8 @@
 """A seat belongs to a person (the holder of its token), not to a socket.
 
 ``Vacant`` until somebody takes it; ``Held`` while its holder is connected; ``Away`` when that
-connection drops, until the token comes back. Every (seat, input) pair that can happen is in
+connection drops, until the token comes back; ``Elsewhere`` while its holder is connected to
+another process serving the same game. Every (seat, input) pair that can happen is in
 ``_TRANSITIONS``; a pair missing from it is the lobby's mistake (``LocalProtocolError``), and
 a refused pair is a ``Refusal`` to send back, never a forgotten branch.
 """
@@ -21,6 +22,7 @@ from .refusals import SEAT_TAKEN, UNKNOWN_TOKEN, Refusal
 __all__ = [
     "Away",
     "Computer",
+    "Elsewhere",
     "Held",
     "Seat",
     "SeatChange",
@@ -46,12 +48,20 @@ class Held:
     token: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """The holder is connected to another process (as the game's log says): its token,
+    presented here, brings the seat here."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Away:
     """The holder's connection dropped at ``since``; the token may bring them back.
 
     Not ``announced`` yet when the page went away on purpose (a reload, a navigation): it is
     most likely back within a moment, and the others need not see it leave and return.
+    ``token`` is empty when the seat was left on another process: the shared store, which
+    found the game by the token's digest, vouches for it then.
     """
 
     token: bytes
@@ -67,14 +77,16 @@ class Computer:
     level: str
 
 
-Seat: TypeAlias = Vacant | Held | Away | Computer
+Seat: TypeAlias = Vacant | Held | Away | Computer | Elsewhere
 
 
 def present(seat: Seat) -> bool:
     """Held, or away so briefly that nobody was told: as far as the game's log says, here."""
-    return (
-        type(seat) is Held or type(seat) is Computer or (type(seat) is Away and not seat.announced)
-    )
+    kind = type(seat)
+    if kind is Away:
+        assert type(seat) is Away
+        return not seat.announced
+    return kind is Held or kind is Computer or kind is Elsewhere
 
 
 class SeatInput(enum.Enum):
@@ -155,11 +167,22 @@ def _take_over(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
 def _come_back(seat: Seat, request: SeatRequest) -> SeatChange | Refusal:
     assert isinstance(seat, Away)
     assert request.connection is not None
-    if not hmac.compare_digest(seat.token, request.token):
+    if seat.token and not hmac.compare_digest(seat.token, request.token):
         return UNKNOWN_TOKEN
     # Back before anybody was told it had gone: nothing happened, as far as the log goes.
     logged = SeatEvent.BACK if seat.announced else None
-    return SeatChange(seat=Held(connection=request.connection, token=seat.token), logged=logged)
+    # An empty token: the seat was left on another process, and the store found it by this one.
+    token = seat.token or request.token
+    return SeatChange(seat=Held(connection=request.connection, token=token), logged=logged)
+
+
+def _bring_here(seat: Seat, request: SeatRequest) -> SeatChange:
+    # The store found the seat by this token. The log says the seat came back, so that the
+    # process that held it lets its connection go (as a second tab's would be).
+    assert request.connection is not None
+    return SeatChange(
+        seat=Held(connection=request.connection, token=request.token), logged=SeatEvent.BACK
+    )
 
 
 _Handler: TypeAlias = Callable[[Seat, SeatRequest], "SeatChange | Refusal"]
@@ -172,6 +195,8 @@ _TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
     (Held, SeatInput.TAKE): _refuse_taken,
     (Away, SeatInput.TAKE): _refuse_taken,
     (Computer, SeatInput.TAKE): _refuse_taken,
+    (Elsewhere, SeatInput.TAKE): _refuse_taken,
+    (Elsewhere, SeatInput.RESUME): _bring_here,
     (Held, SeatInput.DROP): _drop,
     (Held, SeatInput.RESUME): _take_over,
     (Away, SeatInput.RESUME): _come_back,
