@@ -448,6 +448,13 @@ class GameServer:
         self._lobby.looked_up(digest, found, batch, now)
         return self._finish(batch)
 
+    def lookup_unavailable(self, digest: bytes, now: float) -> Output:
+        """The store outside could not be reached for a ``Lookup``."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.lookup_unavailable(digest, batch, now)
+        return self._finish(batch)
+
     def shutdown(self, now: float) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
         self._tick(now)

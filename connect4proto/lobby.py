@@ -1120,6 +1120,23 @@ class Lobby:
             else:
                 self._in_room(room, work, outbox, now)
 
+    def lookup_unavailable(self, digest: bytes, outbox: Outbox, now: float) -> None:
+        """The store outside could not be reached to look ``digest`` up: the ``init``s that
+        wait for it are refused (their pages try again)."""
+        for work in self._lookups.pop(digest, []):
+            if not work.cancelled and work.actor is not None:
+                self._forget_init(work)
+                self.refuse(work.actor, STORE_UNAVAILABLE, outbox)
+
+    def _forget_init(self, work: _Work) -> None:
+        """``work`` (an ``init``) waits no more."""
+        assert work.actor is not None
+        waiting = self._waiting_inits.get(work.actor)
+        if waiting is not None and work in waiting:
+            waiting.remove(work)
+            if not waiting:
+                del self._waiting_inits[work.actor]
+
     def _in_room(self, room: _Room, work: _Work, outbox: Outbox, now: float) -> None:
         """Do ``work`` in ``room`` now, or after what waits there already."""
         if room.pending is not None or room.parked:
@@ -1142,11 +1159,7 @@ class Lobby:
         if work.cancelled:
             return
         if work.actor is not None:
-            waiting = self._waiting_inits.get(work.actor)
-            if waiting is not None and work in waiting:
-                waiting.remove(work)
-                if not waiting:
-                    del self._waiting_inits[work.actor]
+            self._forget_init(work)
         snapshot = None if room is None else self._snapshot(room)
         held = _HeldOutbox()
         work.run(held, now)

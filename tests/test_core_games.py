@@ -167,6 +167,7 @@ def test_second_joiner_is_refused_while_yellow_is_seated(network: Network) -> No
     assert red.take() == yellow.take() == []
 
 
+@pytest.mark.memory_store  # shared, a game stays in the store outside until it expires there
 def test_game_and_keys_are_forgotten_once_everyone_left_and_the_grace_is_over(
     network: Network,
 ) -> None:
@@ -232,6 +233,7 @@ def test_many_games_are_independent() -> None:
         assert red.take() == yellow.take() == expected
 
 
+@pytest.mark.memory_store  # shared, the store outside holds the secrets
 def test_key_factory_that_repeats_a_key_is_a_local_error() -> None:
     network = Network(new_key=lambda: "same")
     red = network.websocket()

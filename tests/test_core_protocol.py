@@ -237,6 +237,7 @@ def test_handshake_and_messages_in_one_read_are_all_handled() -> None:
     assert [m["type"] for m in peer.take()] == ["init", "play"]
 
 
+@pytest.mark.memory_store  # shared, replies wait for the store; the close is answered first
 def test_replies_before_a_close_frame_are_sent_before_it() -> None:
     network, red = started()
     data = red.ws.send(Message(data='{"type": "play", "column": 0}'))

@@ -294,6 +294,7 @@ def test_a_wrong_or_other_games_token_is_refused_and_the_seat_stays(token: str) 
     assert log_of(red) == log_of(observer)
 
 
+@pytest.mark.memory_store  # shared, a game stays in the store outside until it expires there
 def test_an_expired_games_token_is_refused() -> None:
     network = Network()
     red, yellow, observer = new_game(network)
@@ -457,6 +458,7 @@ def test_claims_that_cannot_be_granted_say_why() -> None:
 # -- forgetting ---------------------------------------------------------------------------
 
 
+@pytest.mark.memory_store  # shared, a game stays in the store outside until it expires there
 def test_a_game_is_forgotten_once_everyones_grace_is_over() -> None:
     network = Network()
     red, yellow, observer = new_game(network)
