@@ -6,7 +6,7 @@ from pathlib import Path
 # The in-memory peers live beside the tests.
 sys.path.insert(0, str(Path(__file__).parent))
 
-import pytest  # noqa: E402
+import pytest
 
 #: The core's suites that run twice: with the in-memory store, and as one process whose games
 #: are shared through a store outside it (``shared_log.SharedLog``, answering at once). A
