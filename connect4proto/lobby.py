@@ -318,6 +318,8 @@ _POSITION_CHANGES = frozenset({MovePlayed, TimedMove, GameOver, RematchStarted})
 #: The logged events that are a move (counted for the metrics).
 _MOVES = frozenset({MovePlayed, TimedMove})
 _NOBODY: Mapping[ConnectionId, Profile] = {}
+#: Seats whose holder is connected, here or to another process sharing the game.
+_CONNECTED = (Held, Elsewhere)
 _SPECTATOR_REFUSALS = {Action.MOVE: SPECTATORS_CANNOT_PLAY, Action.CLAIM: SPECTATORS_CANNOT_CLAIM}
 
 
@@ -451,6 +453,8 @@ class Lobby:
         if member is not None:
             self._in_room(member.room, work, outbox, now)
         elif type(message) is Init and connection not in self._hot_seats:
+            # Its protocol is chosen now: a refusal before the init is done shows it.
+            self._choose_profile(connection, message)
             digest = _init_digest(message)
             if digest is None:  # a new game (or a refused init)
                 self._transact(None, work, outbox, now)
@@ -568,8 +572,6 @@ class Lobby:
 
     def _timer_due(self, room: _Room, outbox: Outbox, now: float) -> None:
         """Whatever of ``room``'s is due at ``now``."""
-        if self._rooms.get(room.id) is not room:
-            return  # forgotten meanwhile (a shared game's timer work waited)
         self._settle_clock(room, now, outbox)
         if room.bot_at is not None and room.bot_at <= now:
             room.bot_at = None
@@ -645,10 +647,7 @@ class Lobby:
             self.refuse(connection, ALREADY_IN_GAME, outbox)
             return
         self._greeted.add(connection)
-        if message.v is not None or token is not None or clock is not None or bot is not None:
-            self._versioned.add(connection)
-        else:
-            self._versioned.discard(connection)
+        self._choose_profile(connection, message)
         arrival = _Arrival(connection, self.profile(connection), message.v or 0, now)
         keys = message.join is not None or message.watch is not None
         if message.join is not None and message.watch is not None:
@@ -672,6 +671,14 @@ class Lobby:
             self._watch(arrival, message.watch, outbox)
         else:
             self._create(arrival, clock, outbox, bot, color or Player.RED)
+
+    def _choose_profile(self, connection: ConnectionId, message: Init) -> None:
+        """An ``init`` chooses its connection's protocol (see PROTOCOL.md)."""
+        asks = (message.v, message.token, message.clock, message.bot)
+        if any(field is not None for field in asks):
+            self._versioned.add(connection)
+        else:
+            self._versioned.discard(connection)
 
     def _create(
         self,
@@ -1006,7 +1013,7 @@ class Lobby:
         opponent = _OPPONENT[player]
         offer = room.match.offer
         accepting = offer is not None and offer[1] is opponent  # offering back accepts, too
-        if accepting and type(room.seats[opponent]) is not Held:
+        if accepting and type(room.seats[opponent]) not in _CONNECTED:
             # Its maker is reconnecting (quietly): the next game waits for it to be here.
             return opponent_reconnecting(opponent.value.capitalize())
         return None
@@ -1060,14 +1067,14 @@ class Lobby:
         if pending.writes.created:
             outbox.store(Follow(room.id, room.version))
         pending.held.release(outbox)
+        self._reschedule(room)  # a timer that came due meanwhile waited for this
         self._drain(room, outbox, now)
 
     def conflicted(self, intent: int, events: Sequence[Logged], outbox: Outbox, now: float) -> None:
         """Another process appended to the game first: ``events`` are what it appended
         since the version the decision was made at. The decision is made again on them."""
         room, pending = self._answered(intent)
-        if pending.snapshot is None:
-            raise LocalProtocolError(f"game {room.id} is new, yet its log is not empty")
+        assert pending.snapshot is not None  # a new game's id is its own: nobody else appends
         self._undo(room, pending)
         for logged in events:
             self._fold_remote(room, logged, outbox, now)
@@ -1156,22 +1163,21 @@ class Lobby:
         until the store outside has logged what it wrote, if it wrote anything."""
         replica = self._replica
         assert replica is not None
-        if work.cancelled:
-            return
+        if work.cancelled or (room is not None and self._rooms.get(room.id) is not room):
+            return  # its connection left, or its game was forgotten here while it waited
         if work.actor is not None:
             self._forget_init(work)
         snapshot = None if room is None else self._snapshot(room)
         held = _HeldOutbox()
         work.run(held, now)
         written = replica.written()
-        writes = None
-        if written:
-            if len(written) != 1 or (room is not None and written[0] != room.id):
-                raise LocalProtocolError(f"one decision wrote to games {written}")
-            writes = replica.take(written[0])
-        if writes is None:
+        if not written:
             held.release(outbox)
             return
+        # A decision is made in one game (a new one, if ``room`` is None).
+        assert len(written) == 1
+        assert room is None or written[0] == room.id
+        writes = replica.take(written[0])
         target = self._rooms[writes.game]
         removed = (
             [] if snapshot is None else [c for c in snapshot.members if c not in target.members]
@@ -1236,7 +1242,6 @@ class Lobby:
         room.creator = snapshot.creator
         room.bot_asked, room.bot_at, room.bot_answer = snapshot.bot
         self._statistics.moves = snapshot.moves
-        self._rooms[room.id] = room  # if it was forgotten by the decision
         self._reschedule(room)
 
     def _unmake(self, room: _Room, pending: _Pending) -> None:
@@ -1263,7 +1268,7 @@ class Lobby:
         )
         if type(first) is SeatTaken and first.bot is not None:
             room.creator = _OPPONENT[first.player]  # the computer took its seat first
-        self._replica.install(found.game, ())
+        self._replica.install(found.game)
         for logged in found.events:
             self._fold_state(room, logged)
         self._rooms[room.id] = room
@@ -1303,9 +1308,7 @@ class Lobby:
     def _fold_state(self, room: _Room, logged: Logged) -> None:
         """What ``logged`` changes in ``room``, whoever decided it."""
         assert self._replica is not None
-        if logged.version != room.version + 1:
-            raise LocalProtocolError(f"game {room.id}: event {logged.version} after {room.version}")
-        self._replica.remember(room.id, logged)
+        self._replica.remember(room.id, logged)  # (checks that nothing is missing before it)
         event = logged.event
         room.match.fold(event, logged.at)
         room.version = logged.version

@@ -136,8 +136,7 @@ class SharedStore:
     def append(self, game: GameId, expected: int, event: GameEvent, at: float) -> Logged | Conflict:
         writes = self._writing(game)
         version = self._versions[game] + len(writes.events)
-        if expected != version:
-            raise LocalProtocolError(f"game {game}: appending at {expected}, not {version}")
+        assert expected == version  # one decision at a time: the lobby's version is this one
         logged = Logged(version + 1, event, at)
         writes.events.append(logged)
         return logged
@@ -161,19 +160,9 @@ class SharedStore:
 
     # -- between the lobby and the store outside -----------------------------------------
 
-    def holds(self, game: GameId) -> bool:
-        return game in self._versions
-
-    def version(self, game: GameId) -> int:
-        """The version of ``game``'s log as known here (what was committed)."""
-        return self._versions[game]
-
-    def take(self, game: GameId) -> Writes | None:
-        """What was written to ``game`` since the last ``take`` (None: nothing)."""
-        writes = self._writes.pop(game, None)
-        if writes is None or not (writes.events or writes.secrets or writes.swap_seats):
-            return None
-        return writes
+    def take(self, game: GameId) -> Writes:
+        """What was written to ``game`` since the last ``take``."""
+        return self._writes.pop(game)
 
     def written(self) -> list[GameId]:
         """The games written to since their last ``take``."""
@@ -194,12 +183,10 @@ class SharedStore:
         if writes.created:
             self.drop(writes.game)
 
-    def install(self, game: GameId, events: Sequence[Logged]) -> None:
-        """``game``, held elsewhere until now, with its log as the store outside gave it."""
+    def install(self, game: GameId) -> None:
+        """``game``, held elsewhere until now: its log is remembered next."""
         self._replica.create(game)
         self._versions[game] = 0
-        for logged in events:
-            self.remember(game, logged)
 
     def remember(self, game: GameId, logged: Logged) -> None:
         """``logged`` is in the store outside (appended here, or by another process)."""
@@ -215,9 +202,7 @@ class SharedStore:
 
     def learn_secret(self, digest: bytes, game: GameId, credential: Credential) -> None:
         """``digest`` leads to ``game`` as ``credential`` (as the store outside said)."""
-        if self._replica.find(digest) != (game, credential):
-            self._replica.forget_secret(digest)
-            self._replica.add_secret(digest, game, credential)
+        self._replica.add_secret(digest, game, credential)
 
     def _writing(self, game: GameId) -> Writes:
         writes = self._writes.get(game)

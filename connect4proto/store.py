@@ -121,12 +121,6 @@ class MemoryStore:
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         return self._secrets.get(digest)
 
-    def forget_secret(self, digest: bytes) -> None:
-        """``digest`` leads nowhere (if it led somewhere)."""
-        found = self._secrets.pop(digest, None)
-        if found is not None:
-            self._secrets_of[found[0]].remove(digest)
-
     def swap_seats(self, game: GameId) -> None:
         secrets = self._secrets
         for digest in self._secrets_of[game]:
