@@ -141,8 +141,7 @@ class Role(enum.Enum):
 _PLAYER_OF_ROLE = {Role.RED: Player.RED, Role.YELLOW: Player.YELLOW}
 _ROLE_OF_PLAYER = {Player.RED: Role.RED, Player.YELLOW: Role.YELLOW}
 _OPPONENT = {Player.RED: Player.YELLOW, Player.YELLOW: Player.RED}
-_SEAT_CREDENTIAL = {Player.RED: Credential.RED_SEAT, Player.YELLOW: Credential.YELLOW_SEAT}
-_PLAYER_OF_CREDENTIAL = {Credential.RED_SEAT: Player.RED, Credential.YELLOW_SEAT: Player.YELLOW}
+_SEAT_CREDENTIALS = (Credential.CREATOR, Credential.JOINER)
 
 
 class Outbox(Protocol):
@@ -753,7 +752,8 @@ class Lobby:
         request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.TAKE, request)
         assert isinstance(change, SeatChange)  # the caller saw the seat vacant
-        self._store.add_secret(digest, room.id, _SEAT_CREDENTIAL[player])
+        credential = Credential.CREATOR if player is room.creator else Credential.JOINER
+        self._store.add_secret(digest, room.id, credential)
         if arrival.profile is Profile.VERSIONED:
             control = room.match.control
             outbox.send(
@@ -784,11 +784,13 @@ class Lobby:
         connection = arrival.connection
         digest = _digest(token)
         found = self._store.find(digest)
-        player = None if found is None else _PLAYER_OF_CREDENTIAL.get(found[1])
         room = None if found is None else self._rooms.get(found[0])
-        if player is None or room is None:
+        if found is None or room is None or found[1] not in _SEAT_CREDENTIALS:
             self.refuse(connection, UNKNOWN_TOKEN, outbox)
             return
+        # The token is its person's: their colour is the creator's now, or the other one.
+        creator = found[1] is Credential.CREATOR
+        player = room.creator if creator else _OPPONENT[room.creator]
         self._settle_clock(room, arrival.now, outbox)
         request = SeatRequest(connection=connection, token=digest, now=arrival.now)
         change = transition(room.seats[player], SeatInput.RESUME, request)
@@ -1029,7 +1031,6 @@ class Lobby:
         protocol cannot tell one game from the next, so it is let go (its page shows the
         result it has).
         """
-        self._store.swap_seats(room.id)
         _swap_seats(room)
         self._rematch_here(room, now, outbox)
         outbox.report(RematchBegun(game=room.id, round=number))
@@ -1300,8 +1301,6 @@ class Lobby:
             room.bot_asked = room.bot_at = room.bot_answer = None
         outbox.publish(room.id, logged)
         if kind is RematchStarted:
-            assert self._replica is not None
-            self._replica.swapped(room.id)
             self._rematch_here(room, now, outbox)
         self._reschedule(room)
 

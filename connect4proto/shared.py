@@ -41,7 +41,8 @@ __all__ = [
 
 class Append(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Append ``events`` (versions ``expected + 1`` on) to ``game``'s log if it is still at
-    ``expected``, add ``secrets``, swap the seats' tokens if ``swap_seats``: all or nothing.
+    ``expected``, and add ``secrets`` (the secrets first: one that leads to a game whose
+    events did not make it in leads to nothing anyone was given).
 
     ``intent`` is unique in this process: a retry of the same intent (after a timeout) must
     not append twice. ``keys``: a new game's join and watch keys, which the creator's page
@@ -53,7 +54,6 @@ class Append(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     expected: int
     events: tuple[Logged, ...]
     secrets: tuple[tuple[bytes, Credential], ...] = ()
-    swap_seats: bool = False
     keys: tuple[str, str] | None = None
 
 
@@ -97,7 +97,6 @@ class Writes:
     expected: int
     events: list[Logged] = field(default_factory=list)
     secrets: list[tuple[bytes, Credential]] = field(default_factory=list)
-    swap_seats: bool = False
     created: bool = False
 
     def intent(self, intent: int, keys: tuple[str, str] | None) -> Append:
@@ -107,7 +106,6 @@ class Writes:
             expected=self.expected,
             events=tuple(self.events),
             secrets=tuple(self.secrets),
-            swap_seats=self.swap_seats,
             keys=keys if self.created else None,
         )
 
@@ -150,9 +148,6 @@ class SharedStore:
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         return self._replica.find(digest)
 
-    def swap_seats(self, game: GameId) -> None:
-        self._writing(game).swap_seats = True
-
     def drop(self, game: GameId) -> None:
         self._writes.pop(game, None)
         self._replica.drop(game)
@@ -175,8 +170,6 @@ class SharedStore:
             self.remember(game, logged)
         for digest, credential in writes.secrets:
             self.learn_secret(digest, game, credential)
-        if writes.swap_seats:
-            self._replica.swap_seats(game)
 
     def discard(self, writes: Writes) -> None:
         """The store outside did not take ``writes``: a game they created is no more."""
@@ -195,10 +188,6 @@ class SharedStore:
             raise LocalProtocolError(f"game {game}: version {logged.version} after {version}")
         self._replica.append(game, version, logged.event, logged.at)
         self._versions[game] = logged.version
-
-    def swapped(self, game: GameId) -> None:
-        """Another process started a rematch of ``game``: the seats' tokens swapped."""
-        self._replica.swap_seats(game)
 
     def learn_secret(self, digest: bytes, game: GameId, credential: Credential) -> None:
         """``digest`` leads to ``game`` as ``credential`` (as the store outside said)."""

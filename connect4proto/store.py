@@ -26,16 +26,13 @@ class Credential(enum.Enum):
 
     JOIN = "join"  # the yellow seat while it is vacant; watching once it is taken
     WATCH = "watch"
-    RED_SEAT = "red"  # a seat token
-    YELLOW_SEAT = "yellow"
+    #: A seat token: the creator's, or that of whoever took the seat by the join link. A
+    #: token stays with its person, whose colour swaps at each rematch: a token leads to a
+    #: person's seat, and the game says which colour that is now (nothing is rewritten).
+    CREATOR = "creator"
+    JOINER = "joiner"
 
     __hash__ = object.__hash__
-
-
-_OTHER_SEAT = {
-    Credential.RED_SEAT: Credential.YELLOW_SEAT,
-    Credential.YELLOW_SEAT: Credential.RED_SEAT,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +61,6 @@ class GameStore(Protocol):
 
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         """The game and credential a secret's digest leads to."""
-
-    def swap_seats(self, game: GameId) -> None:
-        """A rematch: each seat's token leads to the other colour now (it stays with its
-        person, who plays the other colour)."""
 
     def drop(self, game: GameId) -> None:
         """Forget ``game``: its log and every secret that led to it."""
@@ -120,13 +113,6 @@ class MemoryStore:
 
     def find(self, digest: bytes) -> tuple[GameId, Credential] | None:
         return self._secrets.get(digest)
-
-    def swap_seats(self, game: GameId) -> None:
-        secrets = self._secrets
-        for digest in self._secrets_of[game]:
-            credential = _OTHER_SEAT.get(secrets[digest][1])
-            if credential is not None:
-                secrets[digest] = (game, credential)
 
     def drop(self, game: GameId) -> None:
         del self._logs[game]

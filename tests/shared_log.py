@@ -25,11 +25,6 @@ from connect4proto.store import Credential
 
 __all__ = ["SharedLog", "SharedNetwork"]
 
-_OTHER_SEAT = {
-    Credential.RED_SEAT: Credential.YELLOW_SEAT,
-    Credential.YELLOW_SEAT: Credential.RED_SEAT,
-}
-
 
 class SharedLog:
     """Games' logs and secrets shared by several ``SharedNetwork``s."""
@@ -108,10 +103,6 @@ class SharedLog:
         for digest, credential in intent.secrets:
             assert digest not in self.secrets
             self.secrets[digest] = (intent.game, credential)
-        if intent.swap_seats:
-            for digest, (game, credential) in list(self.secrets.items()):
-                if game == intent.game and credential in _OTHER_SEAT:
-                    self.secrets[digest] = (game, _OTHER_SEAT[credential])
         self._later(node, server.appended, intent.intent)
         for follower in self.followers.get(intent.game, []):
             self._later(follower, follower.server.remote, intent.game, intent.events)

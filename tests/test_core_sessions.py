@@ -611,13 +611,9 @@ def test_the_memory_store_appends_at_the_expected_version_only() -> None:
     with pytest.raises(LocalProtocolError):
         store.add_secret(b"digest", game, Credential.JOIN)
     assert store.find(b"digest") == (game, Credential.WATCH)
-    store.add_secret(b"red", game, Credential.RED_SEAT)
-    store.add_secret(b"yellow", game, Credential.YELLOW_SEAT)
-    store.swap_seats(game)  # a rematch: each token leads to the other colour
-    assert store.find(b"red") == (game, Credential.YELLOW_SEAT)
-    assert store.find(b"yellow") == (game, Credential.RED_SEAT)
-    assert store.find(b"digest") == (game, Credential.WATCH)
-    assert (store.game_count, store.secret_count) == (1, 3)
+    store.add_secret(b"creator", game, Credential.CREATOR)
+    assert store.find(b"creator") == (game, Credential.CREATOR)
+    assert (store.game_count, store.secret_count) == (1, 2)
     store.drop(game)
     assert store.find(b"digest") is None
     assert (store.game_count, store.secret_count) == (0, 0)

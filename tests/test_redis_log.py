@@ -200,10 +200,10 @@ async def test_secrets_lead_to_their_game_and_expire_with_it(log: RedisLog) -> N
     join, watch, seat = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
     await log.add_secret(join, game, Credential.JOIN)
     await log.add_secret(watch, game, Credential.WATCH)
-    await log.add_secret(seat, game, Credential.RED_SEAT)
-    await log.add_secret(seat, game, Credential.RED_SEAT)  # a retry: the same, accepted
+    await log.add_secret(seat, game, Credential.CREATOR)
+    await log.add_secret(seat, game, Credential.CREATOR)  # a retry: the same, accepted
     assert await log.find(join) == (game, Credential.JOIN)
-    assert await log.find(seat) == (game, Credential.RED_SEAT)
+    assert await log.find(seat) == (game, Credential.CREATOR)
     assert await log.find(b"\x04" * 32) is None
     other = await log.new_game()
     with pytest.raises(ValueError, match="already in use"):
