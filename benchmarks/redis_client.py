@@ -31,7 +31,10 @@ from redis_servers import REDIS_SERVER, RedisServer
 
 from connect4proto.driver.redis_log import RedisLog
 from connect4proto.driver.resp import Redis, RedisAddress
+from connect4proto.events import GameId
 from connect4proto.game import Move, Player
+from connect4proto.log import Logged
+from connect4proto.shared import Append
 
 
 def floor_sequential(port: int, count: int) -> float:
@@ -77,19 +80,26 @@ async def ours(url: str, sequential: int, appends: int) -> dict[str, float]:
     await redis.pipeline([("INCR", "ours")] * 10_000)
     pipelined = time.perf_counter() - started
 
-    game = await log.new_game()
+    def intent(game: int, version: int, move: Move, keys: tuple[str, str] | None) -> Append:
+        logged = (Logged(version + 1, move, float(version)),)
+        return Append(intent=0, game=GameId(game), expected=version, events=logged, keys=keys)
+
+    ids = await log.reserve_ids(51)
+    game = ids[0]
     started = time.perf_counter()
     for version in range(appends):
         move = Move(player=(Player.RED, Player.YELLOW)[version % 2], column=version % 7, row=0)
-        await log.append(game, version, [move], f"a{version}")
+        keys = ("j", "w") if version == 0 else None
+        await log.append(intent(game, version, move, keys), f"a{version}")
     per_append = (time.perf_counter() - started) / appends
 
-    games = [await log.new_game() for _ in range(50)]
+    games = list(ids[1:])
 
     async def player(game: int) -> None:
         for version in range(appends // 50):
             move = Move(player=Player.RED, column=version % 7, row=0)
-            await log.append(game, version, [move], f"b{version}")
+            keys = ("j", "w") if version == 0 else None
+            await log.append(intent(game, version, move, keys), f"b{version}")
 
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
