@@ -215,6 +215,12 @@ class GameServer:
 
     Every call takes ``now``: the time in seconds on a monotonic clock (any epoch), which must
     never go backwards. It drives the timers: pings, timeouts, a seat's grace period.
+
+    ``store``: where games are kept, this process's memory by default. A ``SharedStore``
+    shares them with other processes through a store outside (Redis): then ``Output.store``
+    says what to ask of it, and every process's ``now`` must be on one time base (the logged
+    times of one are read by the others: the driver's clock follows the wall clock).
+    ``new_game_id``: ids of new games (None: none can be had now, and the game is refused).
     """
 
     def __init__(
@@ -225,7 +231,7 @@ class GameServer:
         config: Config | None = None,
         store: GameStore | None = None,
         application: Application | None = None,
-        new_game_id: Callable[[], GameId] | None = None,
+        new_game_id: Callable[[], GameId | None] | None = None,
     ) -> None:
         self._site = site
         self._config = config = config if config is not None else Config()

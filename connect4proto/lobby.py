@@ -341,11 +341,13 @@ class Lobby:
         bot_delay: float = 0.0,
         computer_levels: frozenset[Level] = frozenset(Level),
         statistics: Statistics | None = None,
-        new_game_id: Callable[[], GameId] | None = None,
+        new_game_id: Callable[[], GameId | None] | None = None,
         store_retry: float = 1.0,
     ) -> None:
         self._new_key = new_key
-        self._new_game_id = self._count_games if new_game_id is None else new_game_id
+        self._new_game_id: Callable[[], GameId | None] = (
+            self._count_games if new_game_id is None else new_game_id
+        )
         self._statistics = Statistics() if statistics is None else statistics
         self._store = store
         self._grace = seat_grace
@@ -373,6 +375,7 @@ class Lobby:
         self._in_flight: dict[int, _Room] = {}
         self._lookups: dict[bytes, list[_Work]] = {}
         self._waiting_inits: dict[ConnectionId, list[_Work]] = {}
+        self._behind_init: dict[ConnectionId, list[ClientMessage]] = {}
         self._removed: dict[ConnectionId, _Room] = {}
         self._store_retry = store_retry
 
@@ -447,6 +450,10 @@ class Lobby:
             return
         # A shared game: the message is a decision in its game, done once the game can take
         # one (the store outside has answered the last), and undone if the store refuses it.
+        if connection in self._waiting_inits:
+            # Its init waits for the store outside: what it sends next waits behind it.
+            self._behind_init.setdefault(connection, []).append(message)
+            return
         work = _Work(partial(self._receive, connection, message), actor=connection)
         member = self._members.get(connection)
         if member is not None:
@@ -511,6 +518,7 @@ class Lobby:
             return
         for work in self._waiting_inits.pop(connection, ()):
             work.cancelled = True  # it will not join a game now
+        self._behind_init.pop(connection, None)
         member = self._members.get(connection)
         if member is None:
             room = self._removed.get(connection)
@@ -687,11 +695,15 @@ class Lobby:
         bot: Level | None = None,
         color: Player = Player.RED,
     ) -> None:
+        game = self._new_game_id()
+        if game is None:  # processes sharing games take ids from the store outside
+            self.refuse(arrival.connection, STORE_UNAVAILABLE, outbox)
+            return
         # Every secret first: a factory that fails leaves nothing half made.
         join_key, watch_key, token = self._new_key(), self._new_key(), self._new_key()
         match = Match(control=control, offer_interval=self._offer_interval)
         room = _Room(
-            id=self._new_game_id(),
+            id=game,
             join_key=join_key,
             watch_key=watch_key,
             match=match,
@@ -1132,18 +1144,30 @@ class Lobby:
         """The store outside could not be reached to look ``digest`` up: the ``init``s that
         wait for it are refused (their pages try again)."""
         for work in self._lookups.pop(digest, []):
-            if not work.cancelled and work.actor is not None:
+            actor = work.actor
+            if not work.cancelled and actor is not None:
                 self._forget_init(work)
-                self.refuse(work.actor, STORE_UNAVAILABLE, outbox)
+                self._greeted.add(actor)  # it sent an init: a play now is no hot-seat game
+                self.refuse(actor, STORE_UNAVAILABLE, outbox)
+                self._after_init(actor, outbox, now)
 
-    def _forget_init(self, work: _Work) -> None:
-        """``work`` (an ``init``) waits no more."""
+    def _forget_init(self, work: _Work) -> bool:
+        """``work`` waits no more; whether it was an ``init`` that waited."""
         assert work.actor is not None
         waiting = self._waiting_inits.get(work.actor)
-        if waiting is not None and work in waiting:
-            waiting.remove(work)
-            if not waiting:
-                del self._waiting_inits[work.actor]
+        if waiting is None or work not in waiting:
+            return False
+        waiting.remove(work)
+        if not waiting:
+            del self._waiting_inits[work.actor]
+        return True
+
+    def _after_init(self, connection: ConnectionId, outbox: Outbox, now: float) -> None:
+        """Its init is done (or refused): what ``connection`` sent meanwhile, in order."""
+        if connection in self._waiting_inits:
+            return  # another init of its waits still
+        for message in self._behind_init.pop(connection, ()):
+            self.receive(connection, message, outbox, now)
 
     def _in_room(self, room: _Room, work: _Work, outbox: Outbox, now: float) -> None:
         """Do ``work`` in ``room`` now, or after what waits there already."""
@@ -1162,12 +1186,19 @@ class Lobby:
     def _transact(self, room: _Room | None, work: _Work, outbox: Outbox, now: float) -> None:
         """Do ``work`` (in ``room``; None: it may create a game), holding back what it sends
         until the store outside has logged what it wrote, if it wrote anything."""
-        replica = self._replica
-        assert replica is not None
         if work.cancelled or (room is not None and self._rooms.get(room.id) is not room):
             return  # its connection left, or its game was forgotten here while it waited
-        if work.actor is not None:
-            self._forget_init(work)
+        actor = work.actor
+        was_init = actor is not None and self._forget_init(work)
+        self._decide(room, work, outbox, now)
+        if was_init:
+            assert actor is not None
+            self._after_init(actor, outbox, now)
+
+    def _decide(self, room: _Room | None, work: _Work, outbox: Outbox, now: float) -> None:
+        """``_transact``'s decision: done, and either sent, or held back for the store."""
+        replica = self._replica
+        assert replica is not None
         snapshot = None if room is None else self._snapshot(room)
         held = _HeldOutbox()
         work.run(held, now)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 
 import h11
@@ -73,10 +73,17 @@ class Site:
     files: Mapping[str, StaticFile] = field(default_factory=dict)
     pages: Mapping[str, Page] = field(default_factory=dict)
     websocket: bool = True
+    #: What the health check says: None, healthy (200); else why not (503, so that a load
+    #: balancer sends newcomers elsewhere). The driver's function, as a page's ``render``.
+    health: Callable[[], str | None] | None = None
 
     def with_pages(self, pages: Mapping[str, Page]) -> Site:
         """This site, with ``pages`` too (a page hides a file of the same path)."""
-        return Site(self.files, {**self.pages, **pages}, self.websocket)
+        return replace(self, pages={**self.pages, **pages})
+
+    def with_health(self, health: Callable[[], str | None]) -> Site:
+        """This site, with its health check answered by ``health``."""
+        return replace(self, health=health)
 
     @classmethod
     def from_files(cls, files: Mapping[str, bytes]) -> Site:
@@ -116,7 +123,16 @@ class Site:
             )
             extra: tuple[tuple[bytes, bytes], ...] = ((b"Allow", b"GET, HEAD"),)
         elif path == HEALTH_PATH:
-            status, content_type, body = HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n"
+            sick = None if self.health is None else self.health()
+            status, content_type, body = (
+                (HTTPStatus.OK, "text/plain; charset=utf-8", b"OK\n")
+                if sick is None
+                else (
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    f"{sick}\n".encode(),
+                )
+            )
             extra = ()
         elif (page := self.pages.get(path)) is not None:
             status, content_type, body = HTTPStatus.OK, page.content_type, page.render()

@@ -23,10 +23,11 @@ def start_server(
     command: Sequence[str] | None = None,
     cwd: Path = ROOT,
     env: dict[str, str] | None = None,
+    name: str = "server",
 ) -> tuple[subprocess.Popen[str], str]:
     """``python server.py`` (``script``, or ``command``: how else to start it) on a free
-    port; returns the process and the address it printed."""
-    log = (tmp_path / "server.log").open("w")
+    port; returns the process and the address it printed. Its log: ``tmp_path/NAME.log``."""
+    log = (tmp_path / f"{name}.log").open("w")
     start = [sys.executable, script] if command is None else list(command)
     process = subprocess.Popen(
         [*start, "--host", "127.0.0.1", "--port", "0", *options],
@@ -43,13 +44,13 @@ def start_server(
     return process, line.split("open ", 1)[1].split()[0]
 
 
-def stop_server(process: subprocess.Popen[str], tmp_path: Path) -> str:
+def stop_server(process: subprocess.Popen[str], tmp_path: Path, name: str = "server") -> str:
     """SIGTERM, a clean exit 0, and the logs."""
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert process.stdout is not None
     process.stdout.close()
-    logs = (tmp_path / "server.log").read_text()
+    logs = (tmp_path / f"{name}.log").read_text()
     assert "Traceback" not in logs
     return logs
 

@@ -475,3 +475,42 @@ def test_an_init_whose_connection_closed_is_not_refused_when_the_lookup_fails() 
     b.lose(gone)
     log.deliver()
     assert [m["code"] for m in waiting.take()] == ["reconnecting"]
+
+
+def test_no_new_game_without_a_game_id_from_the_store_outside() -> None:
+    log = SharedLog()
+    network = SharedNetwork(log, new_game_id=lambda: None)
+    red = Tab(network)
+    assert red.keys is None
+    assert red.errors[-1]["code"] == "reconnecting"
+
+
+def test_what_a_page_sends_while_its_init_is_looked_up_comes_after_the_init() -> None:
+    log = SharedLog()
+    a, b = nodes(2, log)
+    red, yellow, _ = cross_node_game(a, a, a)
+    assert red.seat is not None
+    log.automatic = False
+    red.peer = b.websocket()  # red's page reloads onto b, and plays at once
+    red.peer.send({"type": "init", "token": red.seat["token"], "v": red.v})
+    red.play(3)
+    log.automatic = True
+    log.deliver()
+    read_all(red, yellow)
+    assert red.errors == []
+    assert log_of(yellow)[-1]["type"] == "play"
+    assert log_of(yellow)[-1]["column"] == 3
+
+
+def test_a_play_behind_an_init_the_store_could_not_look_up_is_no_hot_seat_game() -> None:
+    log = SharedLog()
+    a, b = nodes(2, log)
+    red = Tab(a)
+    assert red.keys is not None
+    log.automatic = False
+    log.down = True
+    peer = b.websocket()
+    peer.send({"type": "init", "join": red.keys["join"], "v": 0})
+    peer.send({"type": "play", "column": 3})
+    log.deliver()
+    assert [m["code"] for m in peer.take()] == ["reconnecting", "init_first"]

@@ -10,21 +10,24 @@ import errno
 import logging
 import os
 import secrets
+import signal
 import socket
 import sys
-from functools import partial
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import trio
 
 from connect4proto import Config, GameServer, Site
+from connect4proto.shared import SharedStore
 from connect4proto.web import HEALTH_PATH
 
 from .metrics import METRICS_PATH, ServerMetrics
 from .pollers import EpollPoller, make_poller
 from .pump import Driver
+from .redis_address import RedisAddress
 from .serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
+    WallClock,
     browser_address,
     open_listeners,
     raise_open_file_limit,
@@ -32,6 +35,10 @@ from .serving import (
 )
 from .thinkers import offer_perfect_level
 from .web_ui import load_site
+from .workers import supervise
+
+if TYPE_CHECKING:
+    from .sharing import SharedGames
 
 __all__ = ["COMMAND", "LIMIT_FLAGS", "config_from_args", "main", "new_key", "parse_args", "run"]
 
@@ -87,6 +94,23 @@ def _address(text: str) -> tuple[str, int]:
     return host, _port(port)
 
 
+def _redis_url(text: str) -> RedisAddress:
+    try:
+        return RedisAddress.from_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return count
+
+
 def _seconds(text: str) -> float:
     try:
         seconds = float(text)
@@ -103,9 +127,10 @@ def parse_args(argv: list[str] | None = None, prog: str = COMMAND) -> argparse.N
     parser = _Parser(
         prog=prog,
         description="Play Connect Four in the browser.",
-        epilog="environment: PORT, the port when --port is not given; CONNECT4_POLLER, how "
-        "sockets are watched: epoll (Linux), portable (trio's own waits: macOS, Windows) or "
-        "auto, the default: epoll where there is one",
+        epilog="environment: PORT, the port when --port is not given; REDIS_URL, the Redis "
+        "when --redis is not given; CONNECT4_POLLER, how sockets are watched: epoll (Linux), "
+        "portable (trio's own waits: macOS, Windows) or auto, the default: epoll where there "
+        "is one",
         formatter_class=_HelpWithDefaults,
     )
     parser.add_argument(
@@ -147,6 +172,31 @@ def parse_args(argv: list[str] | None = None, prog: str = COMMAND) -> argparse.N
         help="serve GET /metrics (Prometheus) there, and only there, e.g. 127.0.0.1:9100 "
         "(default: at /metrics on the game's own address)",
     )
+    sharing = parser.add_argument_group("many processes")
+    sharing.add_argument(
+        "--redis",
+        type=_redis_url,
+        default=None,
+        metavar="URL",
+        help="share every game through Redis with any number of processes, here and on "
+        "other machines: redis://[:PASSWORD@]HOST[:PORT][/DB][?timeout=SECONDS], or rediss:// "
+        "for TLS (default: $REDIS_URL; none: games live in this process only)",
+    )
+    sharing.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="serve the port from N processes (Linux: SO_REUSEPORT), one per core; needs --redis",
+    )
+    sharing.add_argument(
+        "--game-ttl",
+        type=_seconds,
+        default=24 * 3600.0,
+        metavar="SECONDS",
+        help="with --redis, how long Redis keeps a game nobody plays any more",
+    )
+    sharing.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)
     limits = parser.add_argument_group("limits")
     for name, help_text in LIMIT_FLAGS.items():
         default = getattr(defaults, name)
@@ -157,6 +207,23 @@ def parse_args(argv: list[str] | None = None, prog: str = COMMAND) -> argparse.N
             help=help_text,
         )
     args = parser.parse_args(argv)
+    if args.redis is None and os.environ.get("REDIS_URL"):
+        try:
+            args.redis = _redis_url(os.environ["REDIS_URL"])
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"REDIS_URL in the environment: {exc}")
+    if args.workers > 1:
+        if args.redis is None:
+            parser.error(
+                f"--workers {args.workers} needs --redis URL: processes share games through "
+                "Redis (without it, a friend's connection could land on a process that does "
+                "not have the game)"
+            )
+        if not hasattr(socket, "SO_REUSEPORT") or sys.platform != "linux":
+            parser.error(
+                f"--workers {args.workers} needs Linux's SO_REUSEPORT to share one port: here, "
+                "start one process per port behind a load balancer (each with --redis)"
+            )
     if args.port is None:  # read only now, so that a bad $PORT never breaks --help
         from_environment = os.environ.get("PORT", "8000")
         try:
@@ -204,13 +271,19 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def listen_or_exit(
-    host: str, port: int, prog: str = COMMAND, flag: str | None = None
+    host: str,
+    port: int,
+    prog: str = COMMAND,
+    flag: str | None = None,
+    *,
+    reuse_port: bool = False,
+    listen: bool = True,
 ) -> list[socket.socket]:
     """``open_listeners``, or the reason it failed and what to do in one line, exit 2;
     ``flag``: the one option that gave both host and port (else ``--host`` and ``--port``)."""
     host_flag, port_flag = (flag, flag) if flag is not None else ("--host", "--port")
     try:
-        return open_listeners(host, port)
+        return open_listeners(host, port, reuse_port=reuse_port, listen=listen)
     except socket.gaierror:
         reason = (
             f"cannot find the address of {host_flag} {host}: check it "
@@ -235,22 +308,24 @@ def listen_or_exit(
     sys.exit(2)
 
 
-async def main(argv: list[str] | None = None, prog: str = COMMAND) -> None:
-    """Serve until stopped, as the command line says."""
-    args = parse_args(argv, prog)
+async def main(args: argparse.Namespace, prog: str = COMMAND) -> None:
+    """Serve until stopped, as the command line (``parse_args``) says."""
     config = args.config
     try:
         poller = make_poller()
     except ValueError as exc:
         sys.stderr.write(f"{prog}: {exc}\n")
         sys.exit(2)
-    listeners = listen_or_exit(args.host, args.port, prog)  # before anything slow: fail fast
+    # Before anything slow: fail fast. A worker of ``--workers`` shares the port.
+    listeners = listen_or_exit(args.host, args.port, prog, reuse_port=args.worker_of is not None)
     private: list[socket.socket] = []
     if args.metrics_address is not None:
         host, port = args.metrics_address
         private = listen_or_exit(host, port, prog, flag="--metrics-address")
+    worker = "" if args.worker_of is None else f" worker {os.getpid()}"
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level,
+        format=f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
     )
     open_files = raise_open_file_limit()
     if open_files is not None:
@@ -262,29 +337,90 @@ async def main(argv: list[str] | None = None, prog: str = COMMAND) -> None:
     site = load_site()
     if not private:
         site = site.with_pages(pages)  # else only on the private address
-    core = GameServer(site=site, new_key=new_key, config=config)
-    driver = Driver(core, poller=poller, metrics=metrics)
+    private_site = Site(pages=pages, websocket=False)
+    shared = store = new_game_id = None
+    if args.redis is not None:
+        shared, store = _share_through(args, prog, config)
+        new_game_id = shared.new_game_id
+        site = site.with_health(shared.health)
+        private_site = private_site.with_health(shared.health)
+    core = GameServer(
+        site=site, new_key=new_key, config=config, store=store, new_game_id=new_game_id
+    )
+    driver = Driver(core, poller=poller, metrics=metrics, outside=shared)
     for listener in private:
-        driver.add_listener(listener, Site(pages=pages, websocket=False))
+        driver.add_listener(listener, private_site)
     if private:
         address = browser_address(private[0].getsockname())
         log.info("metrics: %s%s (and %s)", address, METRICS_PATH[1:], HEALTH_PATH)
     driver.start_thinking()
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(
-            partial(
-                serve,
+        if shared is not None:
+            await nursery.start(shared.run)  # once Redis answers
+
+        async def serving(task_status: trio.TaskStatus[str]) -> None:
+            await serve(
                 driver,
                 args.host,
                 args.port,
                 shutdown_timeout=args.shutdown_timeout,
                 listeners=listeners,
+                task_status=task_status,
             )
+            nursery.cancel_scope.cancel()  # what shares the games stops with it
+
+        address = await nursery.start(serving)
+        if args.worker_of is not None:
+            nursery.start_soon(_stop_with_parent, args.worker_of)
+        else:
+            print(f"Connect Four is ready: open {address} in your browser.", flush=True)
+
+
+def _share_through(
+    args: argparse.Namespace, prog: str, config: Config
+) -> tuple[SharedGames, SharedStore]:
+    """What shares this process's games through the Redis of ``--redis``."""
+    try:
+        from .redis_log import RedisLog
+        from .resp import Redis, Subscription
+        from .sharing import SharedGames
+    except ImportError as exc:  # hiredis, the client's parser, is an extra
+        sys.stderr.write(
+            f"{prog}: --redis needs the Redis client's parser ({exc.name}): "
+            'pip install "connect4proto[redis]"\n'
         )
-        print(f"Connect Four is ready: open {address} in your browser.", flush=True)
+        sys.exit(2)
+    address = args.redis
+    redis_log = RedisLog(Redis(address), ttl=args.game_ttl)
+    # An append not answered is sent again for a few of Redis' timeouts, then refused.
+    shared = SharedGames(
+        redis_log, Subscription(address), give_up_after=max(1.0, 5 * address.timeout)
+    )
+    return shared, SharedStore(max_events=config.max_log_events)
 
 
-def run(prog: str = COMMAND) -> None:
+async def _stop_with_parent(parent: int) -> None:
+    """A worker of ``--workers`` stops (as on SIGTERM) if the process that started it is
+    gone, however it went (a kill -9 included)."""
+    while True:  # (nothing to wait on: the parent's end is seen as a new parent id)
+        await trio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    log.warning("the supervising process %d is gone: stopping", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run(prog: str = COMMAND, argv: list[str] | None = None) -> None:
     """Serve until stopped: the entry point of ``server.py``, ``python -m connect4proto``
     and the ``connect4-server`` command, each passing the name it goes by."""
-    trio.run(main, None, prog)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv, prog)
+    if args.workers > 1:
+        sys.exit(supervise(argv, args, prog))
+    # Processes that share games read each other's logged times: one time base for all of
+    # them, the wall clock's (yet never going backwards within a process).
+    clock = WallClock() if args.redis is not None else None
+    try:
+        trio.run(main, args, prog, clock=clock)
+    except KeyboardInterrupt:  # Ctrl-C before the server was up (waiting for Redis)
+        sys.exit(130)

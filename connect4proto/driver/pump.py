@@ -17,10 +17,13 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import trio
 
 from connect4proto import ComputeMove, ConnectionId, GameServer, Output, Site
+from connect4proto.shared import StoreIntent
 from connect4proto.solver.bots import Level
 
 from .event_log import log_event
@@ -42,6 +45,16 @@ ACCEPT_PAUSE = 0.1
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+class StoreOutside(Protocol):
+    """Where a core that shares its games sends its store intents (``SharedGames``)."""
+
+    def attach(self, core: GameServer, answer: Callable[[Callable[[float], Output]], None]) -> None:
+        """Give the answers to ``core`` through ``answer``."""
+
+    def submit(self, intents: Sequence[StoreIntent]) -> None:
+        """Carry ``intents`` out."""
 
 
 class _Link:
@@ -89,8 +102,13 @@ class Driver:
         max_thinking: int = MAX_THINKING,
         poller: Poller | None = None,
         metrics: ServerMetrics | None = None,
+        outside: StoreOutside | None = None,
     ) -> None:
         self.core = core
+        #: Where the store intents of a core that shares its games go (``SharedGames``).
+        self._outside = outside
+        if outside is not None:
+            outside.attach(core, self.from_outside)
         #: What ``/metrics`` shows (where the core's site has the page: see ``cli.main``).
         self.metrics = metrics = ServerMetrics() if metrics is None else metrics
         metrics.observe(core)
@@ -380,6 +398,9 @@ class Driver:
             self._close_link(link)
         for event in output.events:
             log_event(event)
+        if output.store:
+            assert self._outside is not None  # only a core that shares its games asks
+            self._outside.submit(output.store)
         if output.compute:
             assert self._thinkers is not None  # the core asks only while the pump runs
             for request in output.compute:
@@ -413,6 +434,13 @@ class Driver:
         metrics.computed[request.level, how] += 1
         self._now = max(self._now, trio.current_time())
         self._apply(self.core.computed(request, column, self._now))
+        self._poke()  # the deadlines may have moved
+
+    def from_outside(self, call: Callable[[float], Output]) -> None:
+        """Give the core something from outside the pump (the store's answer to one of its
+        intents), at the time it came: ``call`` is the core's method, given the time."""
+        self._now = max(self._now, trio.current_time())
+        self._apply(call(self._now))
         self._poke()  # the deadlines may have moved
 
     async def _work_out(self, request: ComputeMove, seed: int) -> tuple[int, str]:

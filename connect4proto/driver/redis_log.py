@@ -167,9 +167,7 @@ class RedisLog:
             return Conflict(version)
         return Appended(version)
 
-    async def _add_secrets(
-        self, game: GameId, secrets: Sequence[tuple[bytes, Credential]]
-    ) -> None:
+    async def _add_secrets(self, game: GameId, secrets: Sequence[tuple[bytes, Credential]]) -> None:
         commands = [
             ("SET", self._secret(digest), f"{game} {credential.value}", "NX", "EX", self.ttl)
             for digest, credential in secrets

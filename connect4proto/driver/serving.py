@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 try:
@@ -22,6 +23,7 @@ from .pump import Driver
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "STOP_SIGNALS",
+    "WallClock",
     "browser_address",
     "open_listeners",
     "raise_open_file_limit",
@@ -39,8 +41,31 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM) + (
 MACOS_OPEN_MAX = 10240
 
 
-def open_listeners(host: str, port: int) -> list[socket.socket]:
-    """Listening sockets for ``host``:``port`` (every address it resolves to)."""
+class WallClock(trio.abc.Clock):
+    """trio's clock on the wall clock's time base: the monotonic clock, set once at start to
+    read as ``time.time()``. Processes that share games (through Redis) log the time of each
+    event; another process folding it reads it on its own clock, so they share a time base
+    (as closely as the machines' clocks agree), and none ever goes backwards."""
+
+    def __init__(self) -> None:
+        self._offset = time.time() - time.perf_counter()
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return time.perf_counter() + self._offset
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - self.current_time()
+
+
+def open_listeners(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True
+) -> list[socket.socket]:
+    """Listening sockets for ``host``:``port`` (every address it resolves to); ``reuse_port``:
+    shared with other processes listening on it (``--workers``: the kernel spreads the
+    connections between them); not ``listen``: bound only (the port is held for them)."""
     listeners: list[socket.socket] = []
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     try:
@@ -51,10 +76,13 @@ def open_listeners(host: str, port: int) -> list[socket.socket]:
                 # Restart at once on a port whose last connections linger in TIME_WAIT.
                 # Not on Windows: there it lets a second server bind a port in use.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(socket.SOMAXCONN)
+            if listen:
+                sock.listen(socket.SOMAXCONN)
             if port == 0:  # one free port for every address: the first one chosen
                 port = sock.getsockname()[1]
                 break

@@ -1,0 +1,250 @@
+"""Games shared through Redis: the core's store intents carried out, and what comes back
+handed to the core.
+
+The core decides on its replica and emits intents (``connect4proto.shared``); ``SharedGames``
+runs each against Redis in a task of its own and gives the outcome back through the driver
+(``Driver.from_outside``), as the computer's moves are. What an outcome means for the core:
+
+- an append Redis took is ``appended``; one at a version that is gone is ``conflicted``, with
+  what the other process appended (read from the log);
+- an append that could not be sent, or that Redis refused, is ``store_unavailable`` at once:
+  the player is told to try again, and nothing is accepted into this process alone;
+- an append sent and not answered (a timeout, a connection lost) may have been applied: it
+  is sent again with the same intent id, which appends nothing twice, for ``give_up_after``
+  seconds; after that it is ``store_unavailable``, and if it was applied after all, the
+  log says so and every process follows it (the player sees the move come back).
+
+The games this process holds are followed (``Follower``); ``reachable`` is what the health
+check says, from every round trip and a ``PING`` each second.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+
+import trio
+
+from connect4proto import GameServer, Output
+from connect4proto.events import GameId
+from connect4proto.log import Logged
+from connect4proto.shared import Append, Follow, Lookup, StoreIntent, Unfollow
+from connect4proto.store import Conflict
+
+from .redis_log import Follower, GameGone, RedisLog
+from .resp import Ambiguous, RedisError, Subscription
+
+__all__ = ["SharedGames"]
+
+log = logging.getLogger("connect4proto")
+
+#: Game ids taken from Redis at a time (one ``INCRBY``); more are taken when half are used.
+ID_BLOCK = 1000
+
+
+class SharedGames:
+    """This process's side of the games it shares with others through Redis."""
+
+    def __init__(
+        self,
+        redis_log: RedisLog,
+        subscription: Subscription,
+        *,
+        give_up_after: float = 5.0,
+        retry: float = 0.25,
+        ping_interval: float = 1.0,
+    ) -> None:
+        self.log = redis_log
+        self._follower = Follower(redis_log, subscription, self._remote, retry=retry)
+        self._give_up_after = give_up_after
+        self._retry = retry
+        self._ping_interval = ping_interval
+        # Intent ids are the core's, unique in this process: with this prefix, everywhere.
+        self._process = secrets.token_hex(8)
+        self._ids: collections.deque[int] = collections.deque()
+        self._refilling = False
+        self._answer: Callable[[Callable[[float], Output]], None] | None = None
+        self._core: GameServer | None = None
+        self._nursery: trio.Nursery | None = None
+        self._following: trio.MemorySendChannel[Follow | Unfollow] | None = None
+        #: Whether Redis answered the last round trip (for ``/healthz``).
+        self.reachable = False
+        #: Round trips by outcome, for the metrics.
+        self.outcomes: collections.Counter[str] = collections.Counter()
+
+    # -- wiring -------------------------------------------------------------------------
+
+    def attach(self, core: GameServer, answer: Callable[[Callable[[float], Output]], None]) -> None:
+        """Hand outcomes to ``core`` through ``answer`` (``Driver.from_outside``)."""
+        self._core = core
+        self._answer = answer
+
+    def health(self) -> str | None:
+        """None while Redis answers; else why this process should get no new players."""
+        return None if self.reachable else "Redis cannot be reached: reconnecting"
+
+    def new_game_id(self) -> GameId | None:
+        """An id for a new game (None: none reserved, Redis is away)."""
+        if len(self._ids) < ID_BLOCK // 2 and not self._refilling and self._nursery is not None:
+            self._refilling = True
+            self._nursery.start_soon(self._refill)
+        return GameId(self._ids.popleft()) if self._ids else None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the intents until cancelled; started (``task_status``) once Redis has
+        answered and the first game ids are reserved (waiting for it meanwhile)."""
+        await self._wait_for_redis()
+        send, receive = trio.open_memory_channel[Follow | Unfollow](float("inf"))
+        self._following = send
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._follower.run)
+            nursery.start_soon(self._follow, receive)
+            nursery.start_soon(self._ping)
+            task_status.started()
+
+    def submit(self, intents: Sequence[StoreIntent]) -> None:
+        """Carry out ``intents`` (from ``Output.store``), each in a task of its own; follows
+        and unfollows in order, in one."""
+        nursery, following = self._nursery, self._following
+        assert nursery is not None
+        assert following is not None
+        for intent in intents:
+            if type(intent) is Append:
+                nursery.start_soon(self._append, intent)
+            elif type(intent) is Lookup:
+                nursery.start_soon(self._lookup, intent)
+            else:
+                assert type(intent) is Follow or type(intent) is Unfollow
+                following.send_nowait(intent)
+
+    # -- the intents ----------------------------------------------------------------------
+
+    async def _append(self, intent: Append) -> None:
+        key = f"{self._process}-{intent.intent}"
+        give_up = trio.current_time() + self._give_up_after
+        core = self._core
+        assert core is not None
+        while True:
+            try:
+                result = await self.log.append(intent, key)
+            except Ambiguous as exc:
+                self._failed("ambiguous")
+                if trio.current_time() < give_up:
+                    log.warning(
+                        "game %d: append not answered (%s): sending it again", intent.game, exc
+                    )
+                    await trio.sleep(self._retry)
+                    continue  # the same intent id: appended at most once
+                log.warning("game %d: no answer from Redis in time: refused", intent.game)
+                self._give(lambda now: core.store_unavailable(intent.intent, now))
+                return
+            except (RedisError, GameGone, ValueError) as exc:
+                self._failed("unavailable")
+                log.warning("game %d: cannot append (%s): refused", intent.game, exc)
+                self._give(lambda now: core.store_unavailable(intent.intent, now))
+                return
+            break
+        self._answered("appended")
+        if isinstance(result, Conflict):
+            try:
+                events = await self.log.since(intent.game, intent.expected) or []
+            except (RedisError, GameGone) as exc:
+                self._failed("unavailable")
+                log.warning("game %d: cannot read the log (%s)", intent.game, exc)
+                self._give(lambda now: core.store_unavailable(intent.intent, now))
+                return
+            self.outcomes["conflict"] += 1
+            self._give(lambda now: core.conflicted(intent.intent, events, now))
+            return
+        self._follower.seen(intent.game, result.version)
+        self._give(lambda now: core.appended(intent.intent, now))
+
+    async def _lookup(self, intent: Lookup) -> None:
+        core = self._core
+        assert core is not None
+        try:
+            found = await self.log.lookup(intent.digest)
+        except RedisError as exc:
+            self._failed("unavailable")
+            log.warning("cannot look a secret up (%s): refused", exc)
+            self._give(lambda now: core.lookup_unavailable(intent.digest, now))
+            return
+        self._answered("lookup")
+        self._give(lambda now: core.looked_up(intent.digest, found, now))
+
+    async def _follow(self, intents: trio.MemoryReceiveChannel[Follow | Unfollow]) -> None:
+        async for intent in intents:
+            try:
+                if type(intent) is Follow:
+                    await self._follower.follow(intent.game, intent.version)
+                else:
+                    await self._follower.unfollow(intent.game)
+            except (RedisError, trio.BrokenResourceError) as exc:
+                # The subscription is being opened again: it subscribes to every channel,
+                # and reads what was missed, once it is back.
+                log.warning("game %d: subscription interrupted (%s)", intent.game, exc)
+
+    def _remote(self, game: GameId, events: list[Logged]) -> None:
+        core = self._core
+        assert core is not None
+        self._give(lambda now: core.remote(game, events, now))
+
+    # -- Redis' health, and game ids ----------------------------------------------------------
+
+    async def _wait_for_redis(self) -> None:
+        waited = False
+        while True:
+            try:
+                self._ids.extend(await self.log.reserve_ids(ID_BLOCK))
+            except RedisError as exc:
+                if not waited:
+                    log.warning("waiting for Redis at %s: %s", self.log.redis.address, exc)
+                    waited = True
+                await trio.sleep(self._retry)
+                continue
+            self.reachable = True
+            log.info("games are shared through Redis at %s", self.log.redis.address)
+            return
+
+    async def _refill(self) -> None:
+        try:
+            while True:
+                try:
+                    self._ids.extend(await self.log.reserve_ids(ID_BLOCK))
+                    self._answered("ids")
+                    return
+                except RedisError:
+                    self._failed("unavailable")
+                    await trio.sleep(self._retry)
+        finally:
+            self._refilling = False
+
+    async def _ping(self) -> None:
+        while True:
+            try:
+                await self.log.redis.execute("PING", idempotent=True)
+            except RedisError as exc:
+                if self.reachable:
+                    log.warning("Redis cannot be reached: %s", exc)
+                self._failed("unavailable")
+            else:
+                if not self.reachable:
+                    log.info("Redis is back")
+                self._answered("ping")
+            await trio.sleep(self._ping_interval)
+
+    def _answered(self, what: str) -> None:
+        self.reachable = True
+        self.outcomes[what] += 1
+
+    def _failed(self, why: str) -> None:
+        self.reachable = False
+        self.outcomes[why] += 1
+
+    def _give(self, call: Callable[[float], Output]) -> None:
+        answer = self._answer
+        assert answer is not None
+        answer(call)
