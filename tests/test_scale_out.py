@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import start_server, stop_server
-from redis_servers import RedisServer, needs_redis, running
+from processes import ROOT, start_server, stop_server
+from redis_servers import RedisServer, free_port, needs_redis, running
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -105,6 +107,8 @@ def health(server: str) -> int:
             return status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except urllib.error.URLError:
+        return 0  # not listening (yet)
 
 
 def until_health(server: str, status: int, timeout: float = 10.0) -> None:
@@ -282,3 +286,83 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, redis: RedisSe
     }
     assert len(workers) == 2, logs
     assert logs.count("all workers stopped") == 1
+
+
+HAPROXY = shutil.which("haproxy")
+
+
+def haproxy_config(port: int, servers: list[str]) -> str:
+    """The README's HAProxy configuration, on loopback: its frontend on ``port``, its
+    servers the processes at ``servers``."""
+    text = (ROOT / "README.md").read_text()
+    config = text.split("```haproxy\n", 1)[1].split("```", 1)[0]
+    assert "bind :80" in config
+    config = config.replace("bind :80", f"bind 127.0.0.1:{port}")
+    lines = [line for line in config.splitlines() if not line.strip().startswith("server ")]
+    for index, server in enumerate(servers):
+        host_port = server.removeprefix("http://").rstrip("/")
+        lines.append(f"    server process{index} {host_port}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="no haproxy (Debian: apt install haproxy)")
+def test_behind_haproxy_the_players_of_a_killed_process_come_back_through_the_balancer(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    nodes = [start_server(tmp_path, "--redis", redis.url, name=f"node{i}") for i in range(2)]
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy_config(port, [address for _, address in nodes]))
+    assert HAPROXY is not None
+    balancer = subprocess.Popen(
+        [HAPROXY, "-f", str(config), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    front = f"http://127.0.0.1:{port}/"
+    try:
+        until_health(front, 200)
+        red = Page(front)
+        red.until(lambda page: page.keys is not None and page.seat is not None)
+        assert red.keys is not None
+        yellow = Page(front, join=red.keys["join"])
+        for i, column in enumerate(RED_WINS[:4]):
+            (red if i % 2 == 0 else yellow).play(column)
+            for page in (red, yellow):
+                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        # Kill the process red's game was created on: its connections end with it.
+        created = [
+            index
+            for index in range(2)
+            if "created by connection" in (tmp_path / f"node{index}.log").read_text()
+        ]
+        assert len(created) == 1
+        doomed = nodes[created[0]][0]
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(timeout=10)
+        with pytest.raises(ConnectionClosed):
+            while True:  # what was on its way, then the end
+                red.ws.recv(timeout=5)
+        seen = list(red.applied)
+        red.resume(front)  # through the balancer, to the process that is left
+        red.until(lambda page: page.v >= len(seen))
+        for i, column in enumerate(RED_WINS[4:], start=4):
+            (red if i % 2 == 0 else yellow).play(column)
+            for page in (red, yellow):
+                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        for page in (red, yellow):
+            page.until(lambda page: page.applied[-1]["type"] == "win")
+        assert red.applied[: len(seen)] == seen
+        assert red.moves() == yellow.moves() == RED_WINS
+        red.close()
+        yellow.close()
+    finally:
+        balancer.send_signal(signal.SIGTERM)
+        balancer.wait(timeout=10)
+        if balancer.stderr is not None:
+            balancer.stderr.close()
+        for index, (process, _) in enumerate(nodes):
+            if process.poll() is None:
+                stop_server(process, tmp_path, name=f"node{index}")
+            else:
+                process.wait()
+                if process.stdout is not None:
+                    process.stdout.close()
