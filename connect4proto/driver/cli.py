@@ -342,6 +342,7 @@ async def main(args: argparse.Namespace, prog: str = COMMAND) -> None:
     if args.redis is not None:
         shared, store = _share_through(args, prog, config)
         new_game_id = shared.new_game_id
+        metrics.shared = shared
         site = site.with_health(shared.health)
         private_site = private_site.with_health(shared.health)
     core = GameServer(

@@ -11,7 +11,8 @@ readers) it adds up here in plain integers and lists, because ``prometheus_clien
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -43,6 +44,9 @@ PROCESSING_BUCKETS = (
 )  # fmt: skip
 #: Seconds from the core asking for the computer's move to its answer (the queue included).
 THINKING_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+#: Seconds from a decision sent to Redis to its answer (retries included).
+STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 
 #: How the computer's move was found: its level's search, the casual level's at once (too
 #: many waited), or a safe one (the search failed).
@@ -88,6 +92,9 @@ class ServerMetrics:
         self.computed = {(level.value, how): 0 for level in Level for how in HOW_COMPUTED}
         #: Connections whose backlog outgrew ``Config.max_output_buffer`` (closed 1013).
         self.overflows = 0
+        #: With ``--redis``: whether Redis answers, its round trips by outcome, how long a
+        #: decision waits for it, and the games followed (``SharedGames`` keeps them).
+        self.shared: SharedFigures | None = None
         self._registry = CollectorRegistry(auto_describe=True)
         self._registry.register(_Collector(self))
         ProcessCollector(registry=self._registry)  # CPU, memory, descriptors (Linux: /proc)
@@ -133,6 +140,49 @@ class ServerMetrics:
             "level",
             self.thinking,
         )
+        shared = self.shared
+        if shared is not None:
+            yield _gauge(
+                "connect4_redis_up",
+                "Whether Redis answered the last round trip.",
+                float(shared.reachable),
+            )
+            outcomes = CounterMetricFamily(
+                "connect4_redis_round_trips",
+                "Round trips to Redis, by outcome (appended, conflict, lookup, ping, ids; "
+                "ambiguous: sent, not answered; unavailable: not sent, or refused).",
+                labels=["outcome"],
+            )
+            for outcome, count in sorted(shared.outcomes.items()):
+                outcomes.add_metric([outcome], count)
+            yield outcomes
+            yield _histograms(
+                "connect4_redis_decision_seconds",
+                "From a decision sent to Redis to its answer (retries included).",
+                "intent",
+                shared.waits,
+            )
+            yield _gauge(
+                "connect4_redis_games_followed",
+                "Games this process follows (it has connections in them).",
+                shared.following,
+            )
+
+
+class SharedFigures(Protocol):
+    """What ``SharedGames`` counts, as the metrics read it."""
+
+    @property
+    def reachable(self) -> bool: ...
+
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+
+    @property
+    def waits(self) -> Mapping[str, Histogram]: ...
+
+    @property
+    def following(self) -> int: ...
 
 
 class _Collector:
@@ -198,7 +248,7 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 
 
 def _histograms(
-    name: str, documentation: str, label: str, histograms: dict[str, Histogram]
+    name: str, documentation: str, label: str, histograms: Mapping[str, Histogram]
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=[label])
     for value, histogram in histograms.items():

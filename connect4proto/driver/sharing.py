@@ -33,6 +33,7 @@ from connect4proto.log import Logged
 from connect4proto.shared import Append, Follow, Lookup, StoreIntent, Unfollow
 from connect4proto.store import Conflict
 
+from .metrics import STORE_BUCKETS, Histogram
 from .redis_log import Follower, GameGone, RedisLog
 from .resp import Ambiguous, RedisError, Subscription
 
@@ -71,8 +72,9 @@ class SharedGames:
         self._following: trio.MemorySendChannel[Follow | Unfollow] | None = None
         #: Whether Redis answered the last round trip (for ``/healthz``).
         self.reachable = False
-        #: Round trips by outcome, for the metrics.
+        #: Round trips by outcome, and how long decisions wait for Redis, for the metrics.
         self.outcomes: collections.Counter[str] = collections.Counter()
+        self.waits = {"append": Histogram(STORE_BUCKETS), "lookup": Histogram(STORE_BUCKETS)}
 
     # -- wiring -------------------------------------------------------------------------
 
@@ -80,6 +82,10 @@ class SharedGames:
         """Hand outcomes to ``core`` through ``answer`` (``Driver.from_outside``)."""
         self._core = core
         self._answer = answer
+
+    @property
+    def following(self) -> int:
+        return self._follower.following
 
     def health(self) -> str | None:
         """None while Redis answers; else why this process should get no new players."""
@@ -124,7 +130,8 @@ class SharedGames:
 
     async def _append(self, intent: Append) -> None:
         key = f"{self._process}-{intent.intent}"
-        give_up = trio.current_time() + self._give_up_after
+        asked = trio.current_time()
+        give_up = asked + self._give_up_after
         core = self._core
         assert core is not None
         while True:
@@ -147,6 +154,7 @@ class SharedGames:
                 self._give(lambda now: core.store_unavailable(intent.intent, now))
                 return
             break
+        self.waits["append"].observe(trio.current_time() - asked)
         self._answered("appended")
         if isinstance(result, Conflict):
             try:
@@ -165,6 +173,7 @@ class SharedGames:
     async def _lookup(self, intent: Lookup) -> None:
         core = self._core
         assert core is not None
+        asked = trio.current_time()
         try:
             found = await self.log.lookup(intent.digest)
         except RedisError as exc:
@@ -172,6 +181,7 @@ class SharedGames:
             log.warning("cannot look a secret up (%s): refused", exc)
             self._give(lambda now: core.lookup_unavailable(intent.digest, now))
             return
+        self.waits["lookup"].observe(trio.current_time() - asked)
         self._answered("lookup")
         self._give(lambda now: core.looked_up(intent.digest, found, now))
 
