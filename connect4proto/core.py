@@ -221,6 +221,8 @@ class GameServer:
     says what to ask of it, and every process's ``now`` must be on one time base (the logged
     times of one are read by the others: the driver's clock follows the wall clock).
     ``new_game_id``: ids of new games (None: none can be had now, and the game is refused).
+    ``process``: this process's name among those sharing games (logged with the seats its
+    connections hold, so that the others can tell when they are gone: ``process_gone``).
     """
 
     def __init__(
@@ -232,6 +234,7 @@ class GameServer:
         store: GameStore | None = None,
         application: Application | None = None,
         new_game_id: Callable[[], GameId | None] | None = None,
+        process: str | None = None,
     ) -> None:
         self._site = site
         self._config = config = config if config is not None else Config()
@@ -250,6 +253,7 @@ class GameServer:
             computer_levels=config.computer_levels,
             statistics=self._statistics,
             new_game_id=new_game_id,
+            process=process,
         )
         self._application: Application = (
             _GameMessages(self._lobby) if application is None else application
@@ -452,6 +456,17 @@ class GameServer:
         self._tick(now)
         batch = self._batch()
         self._lobby.looked_up(digest, found, batch, now)
+        return self._finish(batch)
+
+    def held_elsewhere(self) -> set[str]:
+        """The other processes holding seats of games held here (to watch for)."""
+        return self._lobby.held_elsewhere()
+
+    def process_gone(self, process: str, now: float) -> Output:
+        """``process`` is gone: the seats it held are away (its players come back anywhere)."""
+        self._tick(now)
+        batch = self._batch()
+        self._lobby.process_gone(process, batch, now)
         return self._finish(batch)
 
     def lookup_unavailable(self, digest: bytes, now: float) -> Output:

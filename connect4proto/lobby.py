@@ -343,6 +343,7 @@ class Lobby:
         statistics: Statistics | None = None,
         new_game_id: Callable[[], GameId | None] | None = None,
         store_retry: float = 1.0,
+        process: str | None = None,
     ) -> None:
         self._new_key = new_key
         self._new_game_id: Callable[[], GameId | None] = (
@@ -378,6 +379,7 @@ class Lobby:
         self._behind_init: dict[ConnectionId, list[ClientMessage]] = {}
         self._removed: dict[ConnectionId, _Room] = {}
         self._store_retry = store_retry
+        self._process = process
 
     def _count_games(self) -> GameId:
         """Game ids of one process: 1, 2, 3... (processes sharing a store give their own)."""
@@ -743,7 +745,8 @@ class Lobby:
             clock = room.match.clocks(now)
         # The first seat taken carries the time control: the log then says all of the game.
         control = room.match.control if room.version == 0 else None
-        taken = SeatTaken(player=player, clock=clock, bot=bot, control=control)
+        process = self._process if bot is None else None
+        taken = SeatTaken(player=player, clock=clock, bot=bot, control=control, process=process)
         self._append(room, taken, now, outbox)
 
     def _join(self, arrival: _Arrival, key: str, outbox: Outbox) -> None:
@@ -1089,9 +1092,8 @@ class Lobby:
         room, pending = self._answered(intent)
         assert pending.snapshot is not None  # a new game's id is its own: nobody else appends
         self._undo(room, pending)
-        for logged in events:
-            self._fold_remote(room, logged, outbox, now)
-        room.parked.insert(0, pending.work)
+        # What the other appended first (folding it may be a decision too), then this again.
+        room.parked[:0] = [_Work(partial(self._fold_all, room, tuple(events))), pending.work]
         self._drain(room, outbox, now)
 
     def store_unavailable(self, intent: int, outbox: Outbox, now: float) -> None:
@@ -1333,6 +1335,44 @@ class Lobby:
         outbox.publish(room.id, logged)
         if kind is RematchStarted:
             self._rematch_here(room, now, outbox)
+        elif type(event) is SeatAway and type(room.seats[event.player]) is Held:
+            # Another process found this one gone (it could not reach Redis for a while),
+            # yet its player is here: that is logged too (a decision: held back as any).
+            self._still_here(room, event.player, outbox, now)
+        self._reschedule(room)
+
+    def _still_here(self, room: _Room, player: Player, outbox: Outbox, now: float) -> None:
+        if type(room.seats[player]) is Held:
+            self._append(room, SeatBack(player=player, process=self._process), now, outbox)
+
+    def held_elsewhere(self) -> set[str]:
+        """The other processes that hold seats of the games held here."""
+        return {
+            seat.process
+            for room in self._rooms.values()
+            for seat in room.seats.values()
+            if type(seat) is Elsewhere and seat.process is not None
+        }
+
+    def process_gone(self, process: str, outbox: Outbox, now: float) -> None:
+        """``process`` is gone (its heartbeat in Redis expired): the seats it held are away
+        from now on, as after a drop, and the game goes on (decided once, by whichever
+        process logs it first)."""
+        for room in list(self._rooms.values()):
+            players = [
+                player
+                for player, seat in room.seats.items()
+                if type(seat) is Elsewhere and seat.process == process
+            ]
+            if players:
+                work = _Work(partial(self._vanished, room, process))
+                self._in_room(room, work, outbox, now)
+
+    def _vanished(self, room: _Room, process: str, outbox: Outbox, now: float) -> None:
+        for player, seat in list(room.seats.items()):
+            if type(seat) is Elsewhere and seat.process == process:
+                request = SeatRequest(now=now)
+                self._change_seat(room, player, SeatInput.VANISH, request, outbox)
         self._reschedule(room)
 
     def _fold_state(self, room: _Room, logged: Logged) -> None:
@@ -1346,13 +1386,15 @@ class Lobby:
         if kind is SeatTaken:
             assert type(event) is SeatTaken
             bot = event.bot
-            room.seats[event.player] = Elsewhere() if bot is None else Computer(level=bot)
+            seat: SeatState = Elsewhere(event.process) if bot is None else Computer(level=bot)
+            room.seats[event.player] = seat
         elif kind is SeatAway:
             assert type(event) is SeatAway
-            room.seats[event.player] = Away(token=b"", since=event.since)
+            if type(room.seats[event.player]) is not Held:  # (held here: see _fold_remote)
+                room.seats[event.player] = Away(token=b"", since=event.since)
         elif kind is SeatBack:
             assert type(event) is SeatBack
-            room.seats[event.player] = Elsewhere()
+            room.seats[event.player] = Elsewhere(event.process)
         elif kind is RematchStarted:
             _swap_seats(room)
 
@@ -1446,7 +1488,7 @@ class Lobby:
             # The others know it left: an offer it made lapses.
             self._apply(room, Action.LEAVE, MatchRequest(player=player, now=now), outbox)
         elif logged is SeatEvent.BACK:
-            self._append(room, SeatBack(player=player), now, outbox)
+            self._append(room, SeatBack(player=player, process=self._process), now, outbox)
 
     def _append(self, room: _Room, event: GameEvent, now: float, outbox: Outbox) -> None:
         logged = self._store.append(room.id, room.version, event, now)

@@ -51,12 +51,15 @@ class SeatTaken(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     In a timed game, yellow's arrival starts the clocks: ``clock`` says how they stand.
     ``bot``: the level of the computer, if it took the seat. ``control``: the game's time
     control, on the first seat taken (a process that folds the log learns it there).
+    ``process``: processes sharing games, the one whose connection holds the seat (if it
+    dies, another logs the seat away).
     """
 
     player: Player
     clock: Clocks | None = None
     bot: str | None = None
     control: TimeControl | None = None
+    process: str | None = None
 
 
 class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -67,9 +70,11 @@ class SeatAway(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class SeatBack(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """``player`` came back with the seat's token."""
+    """``player`` came back with the seat's token (``process``: on which one, as for
+    ``SeatTaken``)."""
 
     player: Player
+    process: str | None = None
 
 
 #: A checker that landed: the rules' own ``Move`` is the logged event, so that a move costs one

@@ -50,8 +50,10 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class Elsewhere:
-    """The holder is connected to another process (as the game's log says): its token,
-    presented here, brings the seat here."""
+    """The holder is connected to another process (``process``, as the game's log says):
+    its token, presented here, brings the seat here."""
+
+    process: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +96,7 @@ class SeatInput(enum.Enum):
     DROP = "drop"  # the holder's connection ended
     RESUME = "resume"  # somebody presents the seat's token
     ANNOUNCE = "announce"  # a quiet absence lasted: the others are told now
+    VANISH = "vanish"  # the process that held the seat is gone (it died, or was cut off)
 
     __hash__ = object.__hash__
 
@@ -185,6 +188,12 @@ def _bring_here(seat: Seat, request: SeatRequest) -> SeatChange:
     )
 
 
+def _vanish(seat: Seat, request: SeatRequest) -> SeatChange:
+    # Its holder's connection went with its process: away from now, as after a drop (the
+    # token, which only the store outside knows, brings it back anywhere).
+    return SeatChange(seat=Away(token=b"", since=request.now), logged=SeatEvent.AWAY)
+
+
 _Handler: TypeAlias = Callable[[Seat, SeatRequest], "SeatChange | Refusal"]
 
 #: Every pair that can happen. Not here, because the lobby never asks for them: dropping a seat
@@ -197,6 +206,7 @@ _TRANSITIONS: dict[tuple[type[Seat], SeatInput], _Handler] = {
     (Computer, SeatInput.TAKE): _refuse_taken,
     (Elsewhere, SeatInput.TAKE): _refuse_taken,
     (Elsewhere, SeatInput.RESUME): _bring_here,
+    (Elsewhere, SeatInput.VANISH): _vanish,
     (Held, SeatInput.DROP): _drop,
     (Held, SeatInput.RESUME): _take_over,
     (Away, SeatInput.RESUME): _come_back,

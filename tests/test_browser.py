@@ -42,6 +42,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
+from redis_servers import REDIS_SERVER, RedisServer, running
 
 from connect4proto import Game, Move, Player
 
@@ -2164,3 +2165,51 @@ def test_a_reload_during_a_game_against_the_computer_resumes_it(
     assert stranger.sent == []
 
     session.assert_no_problems()
+
+
+# ---------------------------------------------------------------------------
+# Many processes: games shared through Redis
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        pytest.skip("no redis-server (Debian: apt install redis-server)")
+    with running(tmp_path, durable=True) as server:
+        yield server
+
+
+def test_a_game_played_across_two_processes_and_redis_going_away_meanwhile(
+    tmp_path: Path, browser: Browser, redis: RedisServer
+) -> None:
+    shared = ["--redis", redis.url + "?timeout=0.3"]
+    first = Server(tmp_path / "first.log", shared)
+    second = Server(tmp_path / "second.log", shared)
+    session = Session(browser, "a-game-across-two-processes")
+    try:
+        # Red on the first process; yellow and the spectator open their links on the second.
+        red, yellow, watch_url = open_game(session, first, yellow_via=second.url.rstrip("/"))
+        spectator = open_spectator(session, second.url + watch_url.removeprefix(first.url))
+        table = Table(red, yellow, spectator)
+        for column in [0, 1, 0, 1]:
+            table.play(column)
+
+        # Redis stops (everything it answered is on disk): yellow's move is refused, and
+        # the page says why; once Redis is back, the same click plays.
+        redis.kill()
+        yellow.click_column(1)
+        expect(yellow.error).to_contain_text("reconnecting to its database")
+        redis.start()
+        table.play(1)
+        table.play(0)  # red: four in column 0
+        expect(red.page.locator("#banner-title")).to_have_text("You win!")
+        expect(yellow.page.locator("#banner-title")).to_have_text("You lose.")
+        expect(spectator.page.locator("#banner-title")).to_have_text("Red wins!")
+        for client in table.everyone:
+            table.expect_board(client)
+        session.assert_no_problems()
+    finally:
+        session.finish()
+        first.stop_and_check()
+        second.stop_and_check()

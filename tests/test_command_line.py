@@ -65,6 +65,15 @@ def run_server(
             "brackets: [::1]:9100)",
         ),
         (["--metrics-address", ":9100"], "argument --metrics-address: ':9100' is not HOST:PORT"),
+        (["--redis", "http://x"], "argument --redis: 'http://x' is not a redis:// or rediss://"),
+        (["--redis", "redis://h:99999"], "argument --redis: 'redis://h:99999': the port is not"),
+        (["--workers", "0"], "argument --workers: '0' is not a number of processes (1 or more)"),
+        (["--workers", "two"], "argument --workers: 'two' is not a number of processes"),
+        (
+            ["--workers", "2"],
+            "--workers 2 needs --redis URL: processes share games through Redis",
+        ),
+        (["--game-ttl", "-5"], "argument --game-ttl: -5 is not a number of seconds"),
     ],
 )
 def test_a_bad_value_is_said_in_one_line_with_status_2(
@@ -94,6 +103,25 @@ def test_port_comes_from_the_environment_checked_the_same_way(
     )
     monkeypatch.delenv("PORT")
     assert parse_args([]).port == 8000
+
+
+def test_redis_comes_from_the_environment_checked_the_same_way(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6380/2")
+    address = parse_args([]).redis
+    assert (address.host, address.port, address.db) == ("cache", 6380, 2)
+    assert parse_args(["--redis", "redis://other"]).redis.host == "other"  # the flag wins
+    assert parse_args(["--workers", "2"]).workers == 2  # with Redis, workers may be several
+    monkeypatch.setenv("REDIS_URL", "mysql://db")
+    with pytest.raises(SystemExit) as stopped:
+        parse_args([], "server.py")
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith(
+        "server.py: REDIS_URL in the environment: 'mysql://db' is not a redis:// or rediss:// URL"
+    )
+    monkeypatch.delenv("REDIS_URL")
+    assert parse_args([]).redis is None
 
 
 def test_help_shows_every_default_even_with_a_bad_port_in_the_environment() -> None:

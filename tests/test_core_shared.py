@@ -30,7 +30,7 @@ def nodes(count: int, log: SharedLog | None = None, **config: Any) -> list[Share
     """``count`` processes on ``log``, each with keys of its own (as random ones would be)."""
     log = SharedLog() if log is None else log
     return [
-        SharedNetwork(log, config=Config(**config), new_key=prefixed_keys(f"p{i}"))
+        SharedNetwork(log, config=Config(**config), new_key=prefixed_keys(f"p{i}"), process=f"p{i}")
         for i in range(count)
     ]
 
@@ -514,3 +514,43 @@ def test_a_play_behind_an_init_the_store_could_not_look_up_is_no_hot_seat_game()
     peer.send({"type": "play", "column": 3})
     log.deliver()
     assert [m["code"] for m in peer.take()] == ["reconnecting", "init_first"]
+
+
+def test_the_seats_of_a_process_that_is_gone_are_away_and_can_be_claimed() -> None:
+    log = SharedLog()
+    a, b, c = nodes(3, log, seat_grace=10.0)
+    red, yellow, observer = cross_node_game(a, b, c)
+    red.play(3)
+    read_all(red, yellow, observer)
+    # a dies: nothing more from it; b and c find its heartbeat gone.
+    log.followers[1].remove(a)
+    assert b.server.held_elsewhere() == {"p0"}
+    assert c.server.held_elsewhere() == {"p0", "p1"}
+    for network in (b, c):  # both find it: the absence is logged once
+        network.apply(network.server.process_gone("p0", network.now))
+    read_all(yellow, observer)
+    assert [m["type"] for m in log_of(yellow)].count("away") == 1
+    assert log_of(yellow)[-1]["player"] == "red"
+    assert b.server.held_elsewhere() == set()
+    at(10.5, b, c)
+    yellow.send("claim")
+    read_all(yellow, observer)
+    assert log_of(yellow)[-1]["type"] == "win"
+    assert log_of(yellow)[-1]["reason"] == "claim"
+    assert log_of(yellow) == log_of(observer)
+
+
+def test_a_process_thought_gone_says_again_that_its_player_is_here() -> None:
+    log = SharedLog()
+    a, b = nodes(2, log)
+    red, yellow, _ = cross_node_game(a, b, b)
+    # b lost sight of a for a while (a could not renew its heartbeat), and logs red away;
+    # a, which still holds red's connection, logs red back.
+    b.apply(b.server.process_gone("p0", b.now))
+    read_all(red, yellow)
+    kinds = [(m["type"], m.get("player")) for m in log_of(yellow)][-2:]
+    assert kinds == [("away", "red"), ("joined", "red")]
+    assert log_of(red) == log_of(yellow)
+    red.play(3)
+    read_all(red, yellow)
+    assert log_of(yellow)[-1]["type"] == "play"

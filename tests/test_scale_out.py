@@ -190,6 +190,9 @@ def test_players_of_a_process_killed_mid_game_resume_elsewhere_and_finish(
         doomed.send_signal(signal.SIGKILL)  # no shutdown, nothing more from it
         doomed.wait(timeout=10)
         red.until_closed()
+        # The survivor finds the dead process's heartbeat gone: red is away for yellow.
+        yellow.until(lambda page: page.applied[-1]["type"] == "away", timeout=15)
+        assert yellow.applied[-1]["player"] == "red"
         red.resume(address_b)
         red.until(lambda page: page.seat is not None and page.seat["player"] == "red")
         for i, column in enumerate(RED_WINS[4:], start=4):
@@ -265,7 +268,23 @@ def test_a_move_sent_while_redis_is_frozen_is_decided_once_when_it_thaws(
     assert red.applied == yellow.applied
 
 
-def test_workers_share_one_port_and_stop_together(tmp_path: Path, redis: RedisServer) -> None:
+def worker_pids(log: Path) -> list[int]:
+    """The workers' pids, from their supervisor's log ("started 2 workers on port P: ...")."""
+    line = next(line for line in log.read_text().splitlines() if "workers on port" in line)
+    return [int(pid) for pid in line.rsplit(": ", 1)[1].split(", ")]
+
+
+def running_pid(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_share_one_port_one_is_restarted_and_all_stop_together(
+    tmp_path: Path, redis: RedisServer
+) -> None:
     supervisor, address = start_server(
         tmp_path, "--redis", redis.url, "--workers", "2", name="workers"
     )
@@ -282,6 +301,13 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, redis: RedisSe
         yellow.until(lambda page: page.moves() == [3])
         for page in (*pages, yellow):
             page.close()
+        first, _ = worker_pids(tmp_path / "workers.log")
+        os.kill(first, signal.SIGKILL)  # a worker dies: another is started in its place
+        deadline = time.monotonic() + 10
+        while "starting another" not in (tmp_path / "workers.log").read_text():
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.05)
+        until_health(address, 200)
     finally:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=20) == 0
@@ -296,6 +322,22 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, redis: RedisSe
     }
     assert len(workers) == 2, logs
     assert logs.count("all workers stopped") == 1
+
+
+def test_workers_whose_supervisor_is_killed_stop_by_themselves(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    supervisor, _ = start_server(tmp_path, "--redis", redis.url, "--workers", "2", name="orphans")
+    pids = worker_pids(tmp_path / "orphans.log")
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait(timeout=10)
+    if supervisor.stdout is not None:
+        supervisor.stdout.close()
+    deadline = time.monotonic() + 15
+    while any(running_pid(pid) for pid in pids):
+        assert time.monotonic() < deadline, "orphaned workers still run"
+        time.sleep(0.05)
+    assert "the supervising process" in (tmp_path / "orphans.log").read_text()
 
 
 HAPROXY = shutil.which("haproxy")

@@ -338,15 +338,20 @@ async def main(args: argparse.Namespace, prog: str = COMMAND) -> None:
     if not private:
         site = site.with_pages(pages)  # else only on the private address
     private_site = Site(pages=pages, websocket=False)
-    shared = store = new_game_id = None
+    shared = store = new_game_id = process = None
     if args.redis is not None:
         shared, store = _share_through(args, prog, config)
-        new_game_id = shared.new_game_id
+        new_game_id, process = shared.new_game_id, shared.process
         metrics.shared = shared
         site = site.with_health(shared.health)
         private_site = private_site.with_health(shared.health)
     core = GameServer(
-        site=site, new_key=new_key, config=config, store=store, new_game_id=new_game_id
+        site=site,
+        new_key=new_key,
+        config=config,
+        store=store,
+        new_game_id=new_game_id,
+        process=process,
     )
     driver = Driver(core, poller=poller, metrics=metrics, outside=shared)
     for listener in private:

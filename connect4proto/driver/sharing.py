@@ -24,6 +24,7 @@ import collections
 import logging
 import secrets
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import trio
 
@@ -38,6 +39,11 @@ from .redis_log import Follower, GameGone, RedisLog
 from .resp import Ambiguous, RedisError, Subscription
 
 __all__ = ["SharedGames"]
+
+
+def _gone(core: GameServer, process: str, now: float) -> Output:
+    return core.process_gone(process, now)
+
 
 log = logging.getLogger("connect4proto")
 
@@ -56,14 +62,18 @@ class SharedGames:
         give_up_after: float = 5.0,
         retry: float = 0.25,
         ping_interval: float = 1.0,
+        id_block: int = ID_BLOCK,
     ) -> None:
         self.log = redis_log
         self._follower = Follower(redis_log, subscription, self._remote, retry=retry)
         self._give_up_after = give_up_after
         self._retry = retry
         self._ping_interval = ping_interval
-        # Intent ids are the core's, unique in this process: with this prefix, everywhere.
-        self._process = secrets.token_hex(8)
+        self._id_block = id_block
+        #: This process's name among those sharing games: it prefixes the core's intent ids
+        #: (unique in this process: so, everywhere), and names it in its heartbeat.
+        self.process = secrets.token_hex(8)
+        self._alive_for = max(2, round(5 * ping_interval))
         self._ids: collections.deque[int] = collections.deque()
         self._refilling = False
         self._answer: Callable[[Callable[[float], Output]], None] | None = None
@@ -93,23 +103,28 @@ class SharedGames:
 
     def new_game_id(self) -> GameId | None:
         """An id for a new game (None: none reserved, Redis is away)."""
-        if len(self._ids) < ID_BLOCK // 2 and not self._refilling and self._nursery is not None:
+        if len(self._ids) <= self._id_block // 2 and not self._refilling and self._nursery:
             self._refilling = True
-            self._nursery.start_soon(self._refill)
+            self._nursery.start_soon(self._reserve)
         return GameId(self._ids.popleft()) if self._ids else None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the intents until cancelled; started (``task_status``) once Redis has
         answered and the first game ids are reserved (waiting for it meanwhile)."""
-        await self._wait_for_redis()
+        await self._reserve()
+        log.info("games are shared through Redis at %s", self.log.redis.address)
         send, receive = trio.open_memory_channel[Follow | Unfollow](float("inf"))
         self._following = send
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._follower.run)
-            nursery.start_soon(self._follow, receive)
-            nursery.start_soon(self._ping)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._follower.run)
+                nursery.start_soon(self._follow, receive)
+                nursery.start_soon(self._heartbeat)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.log.redis.aclose()
 
     def submit(self, intents: Sequence[StoreIntent]) -> None:
         """Carry out ``intents`` (from ``Output.store``), each in a task of its own; follows
@@ -129,7 +144,7 @@ class SharedGames:
     # -- the intents ----------------------------------------------------------------------
 
     async def _append(self, intent: Append) -> None:
-        key = f"{self._process}-{intent.intent}"
+        key = f"{self.process}-{intent.intent}"
         asked = trio.current_time()
         give_up = asked + self._give_up_after
         core = self._core
@@ -204,38 +219,45 @@ class SharedGames:
 
     # -- Redis' health, and game ids ----------------------------------------------------------
 
-    async def _wait_for_redis(self) -> None:
+    async def _reserve(self) -> None:
+        """Take a block of game ids, trying again until Redis answers."""
         waited = False
-        while True:
-            try:
-                self._ids.extend(await self.log.reserve_ids(ID_BLOCK))
-            except RedisError as exc:
-                if not waited:
-                    log.warning("waiting for Redis at %s: %s", self.log.redis.address, exc)
-                    waited = True
-                await trio.sleep(self._retry)
-                continue
-            self.reachable = True
-            log.info("games are shared through Redis at %s", self.log.redis.address)
-            return
-
-    async def _refill(self) -> None:
         try:
             while True:
                 try:
-                    self._ids.extend(await self.log.reserve_ids(ID_BLOCK))
-                    self._answered("ids")
-                    return
-                except RedisError:
+                    self._ids.extend(await self.log.reserve_ids(self._id_block))
+                except RedisError as exc:
                     self._failed("unavailable")
+                    if not waited:
+                        log.warning("waiting for Redis at %s: %s", self.log.redis.address, exc)
+                        waited = True
                     await trio.sleep(self._retry)
+                    continue
+                self._answered("ids")
+                return
         finally:
             self._refilling = False
 
-    async def _ping(self) -> None:
+    async def _heartbeat(self) -> None:
+        """Say this process is alive (a key that expires unless renewed: the round trip is
+        the health check's too), and look for the processes that hold seats of the games
+        held here: the seats of one that is gone are logged away (``process_gone``)."""
+        core = self._core
+        assert core is not None
+        alive = self._alive_key(self.process)
         while True:
             try:
-                await self.log.redis.execute("PING", idempotent=True)
+                await self.log.redis.execute(
+                    "SET", alive, 1, "EX", self._alive_for, idempotent=True
+                )
+                others = sorted(core.held_elsewhere() - {self.process})
+                found = (
+                    await self.log.redis.pipeline(
+                        [("EXISTS", self._alive_key(other)) for other in others], idempotent=True
+                    )
+                    if others
+                    else []
+                )
             except RedisError as exc:
                 if self.reachable:
                     log.warning("Redis cannot be reached: %s", exc)
@@ -244,7 +266,15 @@ class SharedGames:
                 if not self.reachable:
                     log.info("Redis is back")
                 self._answered("ping")
+                for other, exists in zip(others, found, strict=True):
+                    if exists == 0:
+                        log.warning("process %s is gone: its seats are away", other)
+                        self._give(partial(_gone, core, other))
             await trio.sleep(self._ping_interval)
+
+    @staticmethod
+    def _alive_key(process: str) -> str:
+        return f"c4:process:{process}"
 
     def _answered(self, what: str) -> None:
         self.reachable = True
