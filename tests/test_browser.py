@@ -2195,12 +2195,13 @@ def test_a_game_played_across_two_processes_and_redis_going_away_meanwhile(
         for column in [0, 1, 0, 1]:
             table.play(column)
 
-        # Redis stops (everything it answered is on disk): yellow's move is refused, and
-        # the page says why; once Redis is back, the same click plays.
+        # Redis stops (everything it answered is on disk): red's move is refused, and the
+        # page says why; once Redis is back, the same click plays.
         redis.kill()
-        yellow.click_column(1)
-        expect(yellow.error).to_contain_text("reconnecting to its database")
+        red.click_column(0)
+        expect(red.error).to_contain_text("reconnecting to its database")
         redis.start()
+        table.play(0)
         table.play(1)
         table.play(0)  # red: four in column 0
         expect(red.page.locator("#banner-title")).to_have_text("You win!")
