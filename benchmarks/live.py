@@ -453,8 +453,17 @@ def _quantile(values: list[float], quantile: float) -> float:
 class Load:
     """The load client: plays games against one server and checks every event."""
 
-    def __init__(self, url: str, config: LoadConfig, server_cpu: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        url: str,
+        config: LoadConfig,
+        server_cpu: Callable[[], float],
+        urls: tuple[str, ...] = (),
+    ) -> None:
         self.url = url
+        #: Processes sharing their games (``scale_out.py``): each role connects to its own,
+        #: red to the first, yellow to the second (spectators to the first again).
+        self.urls = urls or (url,)
         self.config = config
         self.server_cpu = server_cpu
         self.result = LoadResult(server="", config=config)
@@ -568,9 +577,8 @@ class Load:
     async def open(self, conn: Conn) -> None:
         """Connect and shake hands (on uvloop, with its own connect rather than aiofastnet's)."""
         fastnet = False if HAVE_UVLOOP else None
-        await ws_connect(
-            lambda: conn, self.url, websocket_handshake_timeout=20, use_aiofastnet=fastnet
-        )
+        url = self.urls[conn.role % len(self.urls)]
+        await ws_connect(lambda: conn, url, websocket_handshake_timeout=20, use_aiofastnet=fastnet)
 
     async def init(self, conn: Conn) -> dict[str, Any]:
         assert conn.reply is not None

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from live import (  # noqa: E402
+from live import (
     OURS,
     SERVER_CPU,
     Load,
@@ -43,7 +43,7 @@ from live import (  # noqa: E402
     pin_client,
     two_cores,
 )
-from redis_servers import REDIS_SERVER, RedisServer  # noqa: E402
+from redis_servers import REDIS_SERVER, RedisServer
 
 __all__ = ["ScaleResult", "measure", "measure_workers"]
 
@@ -128,7 +128,8 @@ def measure(name: str, config: LoadConfig, directory: Path) -> ScaleResult:
                 server.settle()
         load.result.wall = time.perf_counter() - start
         result.server_cpu = sum(
-            server.cpu_seconds() - before for server, before in zip(servers, cpu_before, strict=True)
+            server.cpu_seconds() - before
+            for server, before in zip(servers, cpu_before, strict=True)
         )
         load.result.server_cpu = result.server_cpu
         if redis is not None:
@@ -150,7 +151,9 @@ def measure_workers(count: int, config: LoadConfig, directory: Path) -> ScaleRes
     redis = _redis(directory)
     assert redis.process is not None
     os.sched_setaffinity(redis.process.pid, os.sched_getaffinity(0) | {SERVER_CPU})
-    kind = ServerKind(f"workers {count}", (*OURS.argv, "--redis", redis.url, "--workers", str(count)))
+    kind = ServerKind(
+        f"workers {count}", (*OURS.argv, "--redis", redis.url, "--workers", str(count))
+    )
     server = ServerProcess(kind, pin=False)
     try:
         server.start()
@@ -189,16 +192,25 @@ def main() -> None:
             for count in (1, 2):
                 result = measure_workers(count, config, Path(directory))
                 runs.setdefault(result.name, []).append(result)
+    for line in table(runs):
+        print(line)
+
+
+def table(runs: dict[str, list[ScaleResult]]) -> list[str]:
+    """A line per setup: the median throughput, and the rest from its best run."""
+    lines = []
     for name, results in runs.items():
-        best = min(results, key=lambda r: r.per_move_us(r.server_cpu) if r.server_cpu else -r.moves_per_second)
-        print(
+        best = min(results, key=lambda r: r.per_move_us(r.server_cpu) if r.server_cpu else 0.0)
+        problems = [r.load.failures[:2] + r.problems[:2] for r in results if not r.ok]
+        lines.append(
             f"{name:10} {statistics.median(r.moves_per_second for r in results):7.0f} moves/s"
             f"  server {best.per_move_us(best.server_cpu):7.1f} us/move"
             f"  redis {best.per_move_us(best.redis_cpu):6.1f} us/move"
             f"  {best.commands_per_move:4.1f} commands/move"
             f"  p50 {best.load.latency_ms(0.5):6.2f} p99 {best.load.latency_ms(0.99):6.2f} ms"
-            f"  {'ok' if all(r.ok for r in results) else 'FAILED ' + str([r.load.failures[:2] + r.problems[:2] for r in results])}"
+            f"  {'FAILED ' + str(problems) if problems else 'ok'}"
         )
+    return lines
 
 
 if __name__ == "__main__":
