@@ -14,7 +14,10 @@ Runs, against our ``server.py`` and the websockets tutorial's server
   every move at once (``--bot-delay 0``), phases without and with alternated in one run: the
   human games' move latency in each condition, the computer's moves answered per second;
 - and, in this process, ``benchmarks/core.py``: one move through the sans-IO core in memory
-  against the bare-wsproto floor.
+  against the bare-wsproto floor;
+- many processes through Redis (``benchmarks/scale_out.py``): one process sharing its games
+  through Redis and two processes with red on one and yellow on the other, against the
+  in-memory process; Redis' CPU and commands per move; ``--workers 2`` against 1.
 
 CPU time and memory figures are the best (lowest) of their rounds: noise from other processes
 only ever adds to them. Rates and wall-clock latencies are the median of the rounds (marked
@@ -34,6 +37,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -661,6 +665,99 @@ def redis_rows(report: Report, settings: Settings) -> None:
     )
 
 
+def scale_out_rows(report: Report, settings: Settings) -> None:
+    """Many processes through Redis (benchmarks/scale_out.py): rounds of memory, one
+    process on Redis, two processes across, then 1 and 2 workers."""
+    try:
+        import scale_out
+    except ImportError as exc:  # no hiredis: say so, keep the other rows
+        report.failures.append(f"scale-out benchmark (benchmarks/scale_out.py): {exc!r}")
+        return
+    if scale_out.REDIS_SERVER is None:
+        report.failures.append("scale-out benchmark: no redis-server")
+        return
+    config = LoadConfig(games=50, spectators=0, duration=settings.load_seconds)
+    runs: dict[str, list[scale_out.ScaleResult]] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for _ in range(settings.rounds):
+            for name in ("memory", "redis", "cross"):
+                result = scale_out.measure(name, config, Path(directory))
+                progress(f"  [{name}] {result.load.summary()}")
+                runs.setdefault(name, []).append(result)
+            for count in (1, 2):
+                result = scale_out.measure_workers(count, config, Path(directory))
+                progress(f"  [{result.name}] {result.moves_per_second:.0f} moves/s")
+                runs.setdefault(result.name, []).append(result)
+    for name, results in runs.items():
+        for result in results:
+            if not result.ok:
+                _record_failures(report, name, name, result.load.failures + result.problems)
+
+    def best(name: str, figure: Callable[[scale_out.ScaleResult], float]) -> float:
+        return combine([figure(result) for result in runs[name]])
+
+    def median(name: str, figure: Callable[[scale_out.ScaleResult], float]) -> float:
+        return combine([figure(result) for result in runs[name]], "median")
+
+    def cpu(result: scale_out.ScaleResult) -> float:
+        return result.per_move_us(result.server_cpu)
+
+    in_memory = " (in memory)"
+    report.add(
+        Row(
+            "server CPU per move, one process on Redis (us)",
+            best("redis", cpu),
+            best("memory", cpu),
+            reference_label=in_memory,
+        )
+    )
+    report.add(
+        Row(
+            "server CPU per move, two processes across (us, both)",
+            best("cross", cpu),
+            best("memory", cpu),
+            reference_label=in_memory,
+        )
+    )
+    report.add(
+        Row(
+            "Redis CPU per move, two processes across (us; right: server's)",
+            best("cross", lambda r: r.per_move_us(r.redis_cpu)),
+            best("cross", cpu),
+            reference_label=" (servers)",
+            show_ratio=False,
+        )
+    )
+    report.add(
+        Row(
+            "Redis commands per move, two processes across (right: one process)",
+            median("cross", lambda r: r.commands_per_move),
+            median("redis", lambda r: r.commands_per_move),
+            reference_label=" (one)",
+            show_ratio=False,
+        )
+    )
+    for quantile in (0.5, 0.99):
+        report.add(
+            Row(
+                f"move latency p{round(quantile * 100)}, across (ms)",
+                median("cross", lambda r, q=quantile: r.load.latency_ms(q)),
+                median("memory", lambda r, q=quantile: r.load.latency_ms(q)),
+                unit_format="{:.2f}",
+                reference_label=in_memory,
+            )
+        )
+    report.add(
+        Row(
+            "time per 1,000 moves, 2 workers (ms; right: 1 worker)",
+            median("workers 2", lambda r: 1e6 / r.moves_per_second),
+            median("workers 1", lambda r: 1e6 / r.moves_per_second),
+            reference_label=" (1 worker)",
+            target=0.63,
+        )
+    )
+
+
 def machine_line() -> str:
     model = "unknown CPU"
     try:
@@ -764,6 +861,14 @@ def main(argv: list[str] | None = None) -> int:
         "The Redis client (benchmarks/redis_client.py, in this process, one redis-server)"
     )
     redis_rows(report, settings)
+
+    progress("many processes through Redis")
+    report.section(
+        "Many processes through Redis (benchmarks/scale_out.py): 50 games x 0 spectators,"
+        f" {settings.load_seconds:g} s per run; servers and Redis on the server's core, the"
+        " workers unpinned"
+    )
+    scale_out_rows(report, settings)
 
     elapsed = time.perf_counter() - started
     print(machine_line())
