@@ -440,8 +440,10 @@ class Driver:
         """Give the core something from outside the pump (the store's answer to one of its
         intents), at the time it came: ``call`` is the core's method, given the time."""
         self._now = max(self._now, trio.current_time())
+        wake = self._next_wakeup()
         self._apply(call(self._now))
-        self._poke()  # the deadlines may have moved
+        if self._next_wakeup() != wake:
+            self._poke()  # the pump sleeps until another time now
 
     async def _work_out(self, request: ComputeMove, seed: int) -> tuple[int, str]:
         """The column, and how it was found (``metrics.HOW_COMPUTED``)."""

@@ -281,6 +281,9 @@ class Redis:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _connect(self) -> Connection:
+        connection = self._connection
+        if connection is not None and connection.broken is None:
+            return connection  # (no lock: the common case, one loop pass less per command)
         async with self._connecting:
             connection = self._connection
             if connection is None or connection.broken is not None:
