@@ -187,6 +187,8 @@ def test_players_of_a_process_killed_mid_game_resume_elsewhere_and_finish(
             for page in (red, yellow):
                 page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
         seen = list(red.applied)
+        children = (Path(f"/proc/{doomed.pid}/task/{doomed.pid}/children")).read_text().split()
+        assert children  # the computer's worker process
         doomed.send_signal(signal.SIGKILL)  # no shutdown, nothing more from it
         doomed.wait(timeout=10)
         red.until_closed()
@@ -203,6 +205,11 @@ def test_players_of_a_process_killed_mid_game_resume_elsewhere_and_finish(
             page.until(lambda page: page.applied[-1]["type"] == "win")
         assert red.applied[: len(seen)] == seen  # nothing it saw accepted is missing
         assert red.moves() == yellow.moves() == RED_WINS
+        # Its computer's worker process ended with it (it holds 180 MiB).
+        deadline = time.monotonic() + 10
+        while any(running_pid(int(child)) for child in children):
+            assert time.monotonic() < deadline, "the killed server's worker process lives on"
+            time.sleep(0.05)
     finally:
         if doomed.poll() is None:
             doomed.kill()

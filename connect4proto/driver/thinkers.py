@@ -11,6 +11,8 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
@@ -30,6 +32,8 @@ log = logging.getLogger("connect4proto")
 #: work, up to 100 at the perfect and strong levels); beyond, the computer plays the casual
 #: level's move at once, so that a crowd of games against it cannot queue up seconds.
 MAX_THINKING = 64
+#: Seconds between two looks, in the worker process, at whether the server is still there.
+PARENT_CHECK = 1.0
 
 
 class Thinkers:
@@ -97,11 +101,23 @@ async def _answer(future: Future[tuple[int, str | None]]) -> tuple[int, str | No
 
 
 def _start_worker() -> None:
-    """In the worker process: nice 10, and Ctrl-C left to the server (which stops it)."""
+    """In the worker process: nice 10, Ctrl-C left to the server (which stops it), and an
+    end with the server however it ends: a server killed (kill -9) cannot stop it, and the
+    pool's queue never says so (this process holds both ends of its pipe)."""
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(10)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = os.getppid()
+    threading.Thread(target=_end_with, args=(server,), daemon=True).start()
+
+
+def _end_with(server: int) -> None:
+    """In the worker process: exit once the server that started it is gone (it has a new
+    parent then), within a second."""
+    while os.getppid() == server:
+        time.sleep(PARENT_CHECK)
+    os._exit(0)  # pragma: no cover - (a process that exits so writes no coverage data)
 
 
 @cache
