@@ -659,6 +659,13 @@ def open_game(
     return red, yellow, watch_link.input_value()
 
 
+def expect_red_won(red: Client, yellow: Client, spectator: Client) -> None:
+    """Each page's banner says how the game ended for it: red won."""
+    expect(red.page.locator("#banner-title")).to_have_text("You win!")
+    expect(yellow.page.locator("#banner-title")).to_have_text("You lose.")
+    expect(spectator.page.locator("#banner-title")).to_have_text("Red wins!")
+
+
 def open_spectator(session: Session, watch_url: str) -> Client:
     spectator = session.open("spectator", watch_url)
     expect(spectator.page.locator("#status-role")).to_have_text(
@@ -715,9 +722,7 @@ def test_two_players_and_a_spectator_see_the_same_win(session: Session, server: 
     table.play(1)
     table.play(0)  # red: four in column 0
 
-    expect(red.page.locator("#banner-title")).to_have_text("You win!")
-    expect(yellow.page.locator("#banner-title")).to_have_text("You lose.")
-    expect(spectator.page.locator("#banner-title")).to_have_text("Red wins!")
+    expect_red_won(red, yellow, spectator)
     for client in table.everyone:
         expect(client.page.locator("#banner")).to_be_visible()
         expect(client.page.locator("body")).to_have_attribute("data-phase", "over")
@@ -2204,9 +2209,7 @@ def test_a_game_played_across_two_processes_and_redis_going_away_meanwhile(
         table.play(0)
         table.play(1)
         table.play(0)  # red: four in column 0
-        expect(red.page.locator("#banner-title")).to_have_text("You win!")
-        expect(yellow.page.locator("#banner-title")).to_have_text("You lose.")
-        expect(spectator.page.locator("#banner-title")).to_have_text("Red wins!")
+        expect_red_won(red, yellow, spectator)
         for client in table.everyone:
             table.expect_board(client)
         session.assert_no_problems()

@@ -46,6 +46,15 @@ def at(now: float, *networks: SharedNetwork) -> None:
         network.advance(now)
 
 
+def created_on_first(count: int) -> tuple[SharedLog, list[SharedNetwork], Tab]:
+    """``count`` processes on one log, and a game created on the first (red's tab)."""
+    log = SharedLog()
+    networks = nodes(count, log)
+    red = Tab(networks[0])
+    assert red.keys is not None
+    return log, networks, red
+
+
 def cross_node_game(a: SharedNetwork, b: SharedNetwork, c: SharedNetwork) -> tuple[Tab, Tab, Tab]:
     """Red creates on ``a``, yellow joins on ``b``, a spectator watches on ``c``."""
     red = Tab(a)
@@ -171,10 +180,7 @@ def test_a_new_game_is_refused_while_the_store_cannot_be_reached() -> None:
 
 
 def test_a_join_is_refused_while_the_store_cannot_be_reached() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.down = True
     yellow = Tab(b, join=red.keys["join"])
     assert yellow.errors[-1]["code"] == "reconnecting"
@@ -304,20 +310,14 @@ def test_an_unknown_key_is_not_found_on_any_process() -> None:
 
 
 def test_a_lookup_the_store_cannot_answer_is_refused() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.down = True
     watcher = Tab(b, watch=red.keys["watch"])
     assert watcher.errors[-1]["code"] == "reconnecting"
 
 
 def test_a_connection_that_closes_while_its_init_is_looked_up_joins_nothing() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (a, b), red = created_on_first(2)
     log.automatic = False
     peer = b.websocket()
     peer.send({"type": "init", "join": red.keys["join"], "v": 0})
@@ -331,10 +331,7 @@ def test_a_connection_that_closes_while_its_init_is_looked_up_joins_nothing() ->
 
 
 def test_inits_that_wait_for_one_lookup_are_asked_once_and_all_answered() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.automatic = False
     first, second = b.websocket(), b.websocket()
     for peer in (first, second):
@@ -350,10 +347,7 @@ def test_inits_that_wait_for_one_lookup_are_asked_once_and_all_answered() -> Non
 
 
 def test_a_join_whose_append_the_store_refuses_leaves_the_seat_vacant() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.automatic = False
     yellow = b.websocket()
     yellow.send({"type": "init", "join": red.keys["join"], "v": 0})
@@ -463,10 +457,7 @@ def test_an_answer_of_the_computer_for_a_game_forgotten_here_is_dropped() -> Non
 
 
 def test_an_init_whose_connection_closed_is_not_refused_when_the_lookup_fails() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.automatic = False
     log.down = True
     gone, waiting = b.websocket(), b.websocket()
@@ -503,10 +494,7 @@ def test_what_a_page_sends_while_its_init_is_looked_up_comes_after_the_init() ->
 
 
 def test_a_play_behind_an_init_the_store_could_not_look_up_is_no_hot_seat_game() -> None:
-    log = SharedLog()
-    a, b = nodes(2, log)
-    red = Tab(a)
-    assert red.keys is not None
+    log, (_a, b), red = created_on_first(2)
     log.automatic = False
     log.down = True
     peer = b.websocket()

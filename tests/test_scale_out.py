@@ -107,6 +107,24 @@ class Page:
         return [m["column"] for m in self.applied if m["type"] == "play"]
 
 
+def new_game(red_at: str, yellow_at: str) -> tuple[Page, Page]:
+    """Red creates a game on ``red_at``; yellow joins it on ``yellow_at``."""
+    red = Page(red_at)
+    red.until(lambda page: page.keys is not None and page.seat is not None)
+    assert red.keys is not None
+    yellow = Page(yellow_at, join=red.keys["join"])
+    yellow.until(at(2))
+    return red, yellow
+
+
+def play(red: Page, yellow: Page, columns: list[int], start: int = 0) -> None:
+    """Moves ``start`` on of a game, each seen by both pages before the next."""
+    for i, column in enumerate(columns, start=start):
+        (red if i % 2 == 0 else yellow).play(column)
+        for page in (red, yellow):
+            page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+
+
 def at(version: int) -> Callable[[Page], bool]:
     return lambda page: page.v >= version
 
@@ -154,12 +172,9 @@ def test_a_game_is_created_joined_watched_and_won_across_processes(
     processes: list[str],
 ) -> None:
     a, b, c = processes
-    red = Page(a)
-    red.until(lambda page: page.keys is not None and page.seat is not None)
+    red, yellow = new_game(a, b)
     assert red.keys is not None
-    yellow = Page(b, join=red.keys["join"])
     spectator = Page(c, watch=red.keys["watch"])
-    yellow.until(at(2))
     for i, column in enumerate(RED_WINS):
         mover = red if i % 2 == 0 else yellow
         mover.play(column)
@@ -178,14 +193,8 @@ def test_players_of_a_process_killed_mid_game_resume_elsewhere_and_finish(
     doomed, address_a = start_server(tmp_path, "--redis", redis.url, name="doomed")
     survivor, address_b = start_server(tmp_path, "--redis", redis.url, name="survivor")
     try:
-        red = Page(address_a)
-        red.until(lambda page: page.keys is not None and page.seat is not None)
-        assert red.keys is not None
-        yellow = Page(address_b, join=red.keys["join"])
-        for i, column in enumerate(RED_WINS[:4]):
-            (red if i % 2 == 0 else yellow).play(column)
-            for page in (red, yellow):
-                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        red, yellow = new_game(address_a, address_b)
+        play(red, yellow, RED_WINS[:4])
         seen = list(red.applied)
         children = (Path(f"/proc/{doomed.pid}/task/{doomed.pid}/children")).read_text().split()
         assert children  # the computer's worker process
@@ -197,10 +206,7 @@ def test_players_of_a_process_killed_mid_game_resume_elsewhere_and_finish(
         assert yellow.applied[-1]["player"] == "red"
         red.resume(address_b)
         red.until(lambda page: page.seat is not None and page.seat["player"] == "red")
-        for i, column in enumerate(RED_WINS[4:], start=4):
-            (red if i % 2 == 0 else yellow).play(column)
-            for page in (red, yellow):
-                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        play(red, yellow, RED_WINS[4:], start=4)
         for page in (red, yellow):
             page.until(lambda page: page.applied[-1]["type"] == "win")
         assert red.applied[: len(seen)] == seen  # nothing it saw accepted is missing
@@ -223,10 +229,7 @@ def test_moves_are_refused_while_redis_is_down_and_nothing_is_lost_after_it_rest
     processes: list[str], redis: RedisServer
 ) -> None:
     a, b, _ = processes
-    red = Page(a)
-    red.until(lambda page: page.keys is not None and page.seat is not None)
-    assert red.keys is not None
-    yellow = Page(b, join=red.keys["join"])
+    red, yellow = new_game(a, b)
     red.play(3)
     for page in (red, yellow):
         page.until(lambda page: page.moves() == [3])
@@ -249,11 +252,7 @@ def test_a_move_sent_while_redis_is_frozen_is_decided_once_when_it_thaws(
     processes: list[str], redis: RedisServer
 ) -> None:
     a, b, _ = processes
-    red = Page(a)
-    red.until(lambda page: page.keys is not None and page.seat is not None)
-    assert red.keys is not None
-    yellow = Page(b, join=red.keys["join"])
-    yellow.until(at(2))
+    red, yellow = new_game(a, b)
     redis.freeze()  # holds the connections, answers nothing
     try:
         red.play(3)  # sent to Redis, not answered: sent again, then refused
@@ -381,14 +380,8 @@ def test_behind_haproxy_the_players_of_a_killed_process_come_back_through_the_ba
     front = f"http://127.0.0.1:{port}/"
     try:
         until_health(front, 200)
-        red = Page(front)
-        red.until(lambda page: page.keys is not None and page.seat is not None)
-        assert red.keys is not None
-        yellow = Page(front, join=red.keys["join"])
-        for i, column in enumerate(RED_WINS[:4]):
-            (red if i % 2 == 0 else yellow).play(column)
-            for page in (red, yellow):
-                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        red, yellow = new_game(front, front)
+        play(red, yellow, RED_WINS[:4])
         # Kill the process red's game was created on: its connections end with it.
         created = [
             index
@@ -403,10 +396,7 @@ def test_behind_haproxy_the_players_of_a_killed_process_come_back_through_the_ba
         seen = list(red.applied)
         red.resume(front)  # through the balancer, to the process that is left
         red.until(lambda page: page.v >= len(seen))
-        for i, column in enumerate(RED_WINS[4:], start=4):
-            (red if i % 2 == 0 else yellow).play(column)
-            for page in (red, yellow):
-                page.until(lambda page, moves=i + 1: len(page.moves()) >= moves)
+        play(red, yellow, RED_WINS[4:], start=4)
         for page in (red, yellow):
             page.until(lambda page: page.applied[-1]["type"] == "win")
         assert red.applied[: len(seen)] == seen
