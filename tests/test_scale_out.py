@@ -308,6 +308,7 @@ def test_workers_share_one_port_one_is_restarted_and_all_stop_together(
         for page in (*pages, yellow):
             page.close()
         first, _ = worker_pids(tmp_path / "workers.log")
+        children = Path(f"/proc/{first}/task/{first}/children").read_text().split()
         os.kill(first, signal.SIGKILL)  # a worker dies: another is started in its place
         deadline = time.monotonic() + 15
         # Replaced, and the new one up (its third "shared through Redis": two, then it).
@@ -316,6 +317,9 @@ def test_workers_share_one_port_one_is_restarted_and_all_stop_together(
             time.sleep(0.05)
         assert "starting another" in (tmp_path / "workers.log").read_text()
         until_health(address, 200)
+        while any(running_pid(int(child)) for child in children):  # its worker process too
+            assert time.monotonic() < deadline, "the killed worker's own process lives on"
+            time.sleep(0.05)
     finally:
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=20) == 0

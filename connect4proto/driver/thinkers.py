@@ -77,7 +77,10 @@ class Thinkers:
     def _worker(self) -> ProcessPoolExecutor:
         if self._process is None:
             self._process = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return self._process
 
@@ -100,15 +103,16 @@ async def _answer(future: Future[tuple[int, str | None]]) -> tuple[int, str | No
     return future.result()
 
 
-def _start_worker() -> None:
+def _start_worker(server: int) -> None:
     """In the worker process: nice 10, Ctrl-C left to the server (which stops it), and an
     end with the server however it ends: a server killed (kill -9) cannot stop it, and the
-    pool's queue never says so (this process holds both ends of its pipe)."""
+    pool's queue never says so (this process holds both ends of its pipe). ``server`` is
+    the server's pid, given by it: it may be gone before this runs (the imports take a
+    second)."""
     if hasattr(os, "nice"):
         with contextlib.suppress(OSError):
             os.nice(10)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server = os.getppid()
     threading.Thread(target=_end_with, args=(server,), daemon=True).start()
 
 
