@@ -47,6 +47,9 @@ from redis_servers import REDIS_SERVER, RedisServer
 
 __all__ = ["ScaleResult", "measure", "measure_workers"]
 
+#: Every core this process may use, before ``pin_client`` narrows it to the client's.
+_ALL_CPUS = frozenset(os.sched_getaffinity(0))
+
 
 @dataclass
 class ScaleResult:
@@ -150,10 +153,12 @@ def measure_workers(count: int, config: LoadConfig, directory: Path) -> ScaleRes
     """Throughput of ``--workers count`` (unpinned) on one Redis."""
     redis = _redis(directory)
     assert redis.process is not None
-    os.sched_setaffinity(redis.process.pid, os.sched_getaffinity(0) | {SERVER_CPU})
-    kind = ServerKind(
-        f"workers {count}", (*OURS.argv, "--redis", redis.url, "--workers", str(count))
-    )
+    os.sched_setaffinity(redis.process.pid, _ALL_CPUS)
+    # Both cores (this process, the client, is pinned to one, and a child inherits that):
+    # taskset runs the supervisor itself, whose workers inherit both.
+    cores = ",".join(map(str, sorted(_ALL_CPUS)))
+    argv = ("taskset", "-c", cores, *OURS.argv, "--redis", redis.url, "--workers", str(count))
+    kind = ServerKind(f"workers {count}", argv)
     server = ServerProcess(kind, pin=False)
     try:
         server.start()
