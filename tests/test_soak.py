@@ -47,9 +47,9 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Li
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Seconds of load after the warm-up; games still going then stop, everyone leaving.
-SOAK_SECONDS = 30.0
+SOAK_SECONDS = 20.0
 #: The same, across two processes sharing their games through Redis.
-SHARED_SOAK_SECONDS = 15.0
+SHARED_SOAK_SECONDS = 10.0
 #: Games played side by side, each by 2 players and 0 to 3 spectators.
 GAME_SLOTS = 250
 #: Seconds of the same load before the memory baseline is taken.
