@@ -413,50 +413,32 @@ class GameServer:
     def computed(self, request: ComputeMove, column: int, now: float) -> Output:
         """The computer's move for ``request`` (from ``Output.compute``), worked out by the
         driver: played if the game is still where it was asked at, else dropped."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.computed(request, column, now, batch)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.computed(request, column, now, batch))
 
     # -- games shared with other processes (a ``SharedStore``) -----------------------------
 
     def appended(self, intent: int, now: float) -> Output:
         """The store outside logged ``intent`` (an ``Append`` of ``Output.store``)."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.appended(intent, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.appended(intent, batch, now))
 
     def conflicted(self, intent: int, events: Sequence[Logged], now: float) -> Output:
         """The store outside refused ``intent``: its game's log was no longer at the version
         expected. ``events``: what it holds after that version."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.conflicted(intent, events, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.conflicted(intent, events, batch, now))
 
     def store_unavailable(self, intent: int, now: float) -> Output:
         """The store outside could not be reached for ``intent``, or gave no answer in time:
         it is undone (the driver gives a late answer to no one; the log, read again when the
         store is back, says whether it was appended after all)."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.store_unavailable(intent, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.store_unavailable(intent, batch, now))
 
     def remote(self, game: GameId, events: Sequence[Logged], now: float) -> Output:
         """Events appended to a game followed here (``Follow``), in order of version."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.remote(game, events, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.remote(game, events, batch, now))
 
     def looked_up(self, digest: bytes, found: Found | None, now: float) -> Output:
         """The answer to a ``Lookup``."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.looked_up(digest, found, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.looked_up(digest, found, batch, now))
 
     def held_elsewhere(self) -> set[str]:
         """The other processes holding seats of games held here (to watch for)."""
@@ -464,17 +446,11 @@ class GameServer:
 
     def process_gone(self, process: str, now: float) -> Output:
         """``process`` is gone: the seats it held are away (its players come back anywhere)."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.process_gone(process, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.process_gone(process, batch, now))
 
     def lookup_unavailable(self, digest: bytes, now: float) -> Output:
         """The store outside could not be reached for a ``Lookup``."""
-        self._tick(now)
-        batch = self._batch()
-        self._lobby.lookup_unavailable(digest, batch, now)
-        return self._finish(batch)
+        return self._in_lobby(now, lambda batch: self._lobby.lookup_unavailable(digest, batch, now))
 
     def shutdown(self, now: float) -> Output:
         """The server is stopping: close 1001 (going away) on every connection."""
@@ -491,6 +467,14 @@ class GameServer:
         if client is None:
             raise LocalProtocolError(f"unknown or closed connection {connection}")
         return client
+
+    def _in_lobby(self, now: float, act: Callable[[_Batch], None]) -> Output:
+        """The output of ``act``, something the lobby does at ``now`` that no socket's read
+        brought (the computer's move, an answer of the store outside)."""
+        self._tick(now)
+        batch = self._batch()
+        act(batch)
+        return self._finish(batch)
 
     def _finish_one(self, connection: ConnectionId) -> Output:
         """The output after the driver ended ``connection`` (lost, failed, too slow)."""

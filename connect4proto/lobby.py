@@ -1338,12 +1338,9 @@ class Lobby:
         elif type(event) is SeatAway and type(room.seats[event.player]) is Held:
             # Another process found this one gone (it could not reach Redis for a while),
             # yet its player is here: that is logged too (a decision: held back as any).
-            self._still_here(room, event.player, outbox, now)
+            back = SeatBack(player=event.player, process=self._process)
+            self._append(room, back, now, outbox)
         self._reschedule(room)
-
-    def _still_here(self, room: _Room, player: Player, outbox: Outbox, now: float) -> None:
-        if type(room.seats[player]) is Held:
-            self._append(room, SeatBack(player=player, process=self._process), now, outbox)
 
     def held_elsewhere(self) -> set[str]:
         """The other processes that hold seats of the games held here."""
@@ -1359,18 +1356,13 @@ class Lobby:
         from now on, as after a drop, and the game goes on (decided once, by whichever
         process logs it first)."""
         for room in list(self._rooms.values()):
-            players = [
-                player
-                for player, seat in room.seats.items()
-                if type(seat) is Elsewhere and seat.process == process
-            ]
-            if players:
+            if any(_held_by(seat, process) for seat in room.seats.values()):
                 work = _Work(partial(self._vanished, room, process))
                 self._in_room(room, work, outbox, now)
 
     def _vanished(self, room: _Room, process: str, outbox: Outbox, now: float) -> None:
         for player, seat in list(room.seats.items()):
-            if type(seat) is Elsewhere and seat.process == process:
+            if _held_by(seat, process):
                 request = SeatRequest(now=now)
                 self._change_seat(room, player, SeatInput.VANISH, request, outbox)
         self._reschedule(room)
@@ -1500,6 +1492,11 @@ class Lobby:
         if type(event) in _MOVES:
             self._statistics.moves += 1
         outbox.publish(room.id, logged)
+
+
+def _held_by(seat: SeatState, process: str) -> bool:
+    """Whether ``seat``'s holder is connected to ``process`` (another one than this)."""
+    return type(seat) is Elsewhere and seat.process == process
 
 
 def _swap_seats(room: _Room) -> None:

@@ -18,6 +18,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 import trio
@@ -432,13 +433,12 @@ class Driver:
         metrics = self.metrics
         metrics.thinking[request.level].observe(trio.current_time() - asked)
         metrics.computed[request.level, how] += 1
-        self._now = max(self._now, trio.current_time())
-        self._apply(self.core.computed(request, column, self._now))
-        self._poke()  # the deadlines may have moved
+        self.from_outside(partial(self.core.computed, request, column))
 
     def from_outside(self, call: Callable[[float], Output]) -> None:
-        """Give the core something from outside the pump (the store's answer to one of its
-        intents), at the time it came: ``call`` is the core's method, given the time."""
+        """Give the core something from outside the pump (the computer's move, the store's
+        answer to one of its intents), at the time it came: ``call`` is the core's method,
+        given the time."""
         self._now = max(self._now, trio.current_time())
         wake = self._next_wakeup()
         self._apply(call(self._now))
