@@ -354,3 +354,40 @@ async def test_a_subscription_delivers_and_comes_back_after_a_restart(
         await redis.execute("PUBLISH", "game:1", "again")
         assert await receive.receive() == Message(b"game:1", b"again")
         nursery.cancel_scope.cancel()
+
+
+@needs_redis
+async def test_subscribe_returns_once_redis_has_confirmed_it(
+    server: RedisServer, redis: Redis
+) -> None:
+    # Redis reads its connections in no promised order: a SUBSCRIBE written before a PUBLISH
+    # on another connection may take effect after it. ``subscribe`` says True only once
+    # Redis has confirmed it, and a frozen Redis confirms nothing.
+    subscription = Subscription(RedisAddress.from_url(server.url + "?timeout=0.5"), retry=0.05)
+    async with trio.open_nursery() as nursery:
+
+        async def listen() -> None:
+            async for _ in subscription.messages():
+                pass
+
+        nursery.start_soon(listen)
+        with trio.fail_after(5):
+            while not await subscription.subscribe(b"ready"):  # connected, and confirmed
+                await trio.sleep(0.01)
+        for index in range(50):
+            channel = b"game:%d" % index
+            assert await subscription.subscribe(channel) is True
+            assert await redis.execute("PUBLISH", channel, "first") == 1
+        server.freeze()
+        try:
+            assert await subscription.subscribe(b"frozen") is False  # after the timeout
+        finally:
+            server.thaw()
+        nursery.cancel_scope.cancel()
+
+
+@needs_redis
+async def test_a_subscription_without_a_connection_is_not_confirmed(server: RedisServer) -> None:
+    subscription = Subscription(RedisAddress.from_url(server.url))
+    assert await subscription.subscribe(b"news") is False  # nobody listens yet
+    assert subscription.channels == {b"news"}  # subscribed once it connects

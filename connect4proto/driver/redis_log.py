@@ -36,7 +36,16 @@ from connect4proto.persistence import decode_event, encode_event
 from connect4proto.shared import Append, Found
 from connect4proto.store import Conflict, Credential
 
-from .resp import Message, Redis, RedisError, ReplyError, Resubscribed, Subscription
+from .resp import (
+    Message,
+    Outcome,
+    Redis,
+    RedisError,
+    ReplyError,
+    Resubscribed,
+    Subscription,
+    Unavailable,
+)
 
 __all__ = ["APPEND", "Appended", "Follower", "GameGone", "RedisLog"]
 
@@ -133,34 +142,73 @@ class RedisLog:
         ``Ambiguous`` (``resp``: no answer, even after one retry on a new connection): it
         may have been applied; call again with the same ``key``, which appends nothing the
         second time and answers the same."""
-        game = intent.game
         if intent.secrets:
-            await self._add_secrets(game, intent.secrets)
+            await self._add_secrets(intent.game, intent.secrets)
+        command = self._append_command(intent, key)
+        # Idempotent by its intent id: a connection found broken is opened again and the
+        # append sent once more, which appends nothing if the first one got through.
+        try:
+            reply = await self.redis.execute(*command, idempotent=True)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            command[0:2] = ["EVAL", APPEND]
+            reply = await self.redis.execute(*command, idempotent=True)
+        return self._outcome(intent.game, reply)
+
+    def append_now(
+        self, intent: Append, key: str, done: Callable[[Appended | Conflict | Exception], None]
+    ) -> bool:
+        """The common append sent at once on the open connection (``Redis.request``), its
+        outcome (or why there is none) given to ``done`` when Redis answers. False, and
+        nothing sent, when ``append`` must do it: there are secrets to write first, or no
+        connection is open. Any failure given to ``done`` is for ``append`` to handle (an
+        unknown script, an ambiguous answer, a game gone), with the same ``key``."""
+        if intent.secrets:
+            return False
+
+        def replied(outcome: Outcome) -> None:
+            if isinstance(outcome, RedisError):
+                done(outcome)
+                return
+            (reply,) = outcome
+            if isinstance(reply, ReplyError):
+                done(reply)
+                return
+            try:
+                done(self._outcome(intent.game, reply))
+            except GameGone as exc:
+                done(exc)
+
+        try:
+            return self.redis.request([self._append_command(intent, key)], replied)
+        except Unavailable:
+            return False
+
+    def _append_command(self, intent: Append, key: str) -> list[bytes | str | int]:
         join, watch = intent.keys or ("", "")
-        arguments: list[bytes | str | int] = [
+        command: list[bytes | str | int] = [
+            "EVALSHA",
+            APPEND_SHA,
+            3,
+            *self._keys(intent.game),
             intent.expected,
             key,
-            self.channel(game),
+            self.channel(intent.game),
             self.ttl,
             "1" if intent.keys is not None else "0",
             join,
             watch,
         ]
         for logged in intent.events:
-            arguments.extend(encode_event(logged.event))
-            arguments.append(repr(logged.at))
-        keys = self._keys(game)
-        # Idempotent by its intent id: a connection found broken is opened again and the
-        # append sent once more, which appends nothing if the first one got through.
-        try:
-            reply = await self.redis.execute(
-                "EVALSHA", APPEND_SHA, 3, *keys, *arguments, idempotent=True
-            )
-        except ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            reply = await self.redis.execute("EVAL", APPEND, 3, *keys, *arguments, idempotent=True)
+            command.extend(encode_event(logged.event))
+            command.append(repr(logged.at))
+        return command
+
+    @staticmethod
+    def _outcome(game: GameId, reply: list[bytes | int]) -> Appended | Conflict:
         outcome, version = reply
+        assert isinstance(version, int)
         if outcome == b"missing":
             raise GameGone(f"game {game} is not in Redis")
         if outcome == b"conflict":
@@ -274,16 +322,24 @@ class Follower:
         return len(self._versions)
 
     async def follow(self, game: GameId, version: int) -> None:
-        """Give ``game``'s events after ``version`` from now on (reading the log for those
-        appended before the subscription took effect)."""
+        """Give ``game``'s events after ``version`` from now on: what is published once Redis
+        has confirmed the subscription, and what the log has (read after the confirmation,
+        so that nothing published in between is missed)."""
+        if game in self._versions:
+            return
+        self._versions[game] = version
+        channel = RedisLog.channel(game)
+        self._by_channel[channel] = game
+        # Not under the lock: the confirmation is read by the listener, which may need the
+        # lock meanwhile. Messages heard before the log is read are given (a gap, read from
+        # the log), or dropped once the log has given them.
+        confirmed = await self._subscription.subscribe(channel)
         async with self._lock:
-            if game in self._versions:
-                return
-            self._versions[game] = version
-            channel = RedisLog.channel(game)
-            self._by_channel[channel] = game
-            await self._subscription.subscribe(channel)
             await self._catch_up(game)
+            if not confirmed:
+                # Redis is slow or away: the log is read again later, so that a message
+                # published before the subscription took effect is not lost.
+                self._behind.add(game)
 
     async def unfollow(self, game: GameId) -> None:
         async with self._lock:
@@ -310,24 +366,32 @@ class Follower:
 
     async def _listen(self) -> None:
         async for item in self._subscription.messages():
+            if type(item) is Message and not self._lock.locked() and self._heard(item) is None:
+                continue  # given (or dropped) at once: no await, so nothing else came between
             async with self._lock:
                 if isinstance(item, Resubscribed):
                     for followed in list(self._versions):
                         await self._catch_up(followed)
                     continue
-                assert isinstance(item, Message)
-                game = self._by_channel.get(item.channel)
-                if game is None:
-                    continue  # unfollowed meanwhile
-                logged = parse_published(item.data)
-                last = self._versions[game]
-                if logged[0].version > last + 1:
-                    await self._catch_up(game)  # a gap: read it from the log
-                    continue
-                missed = [event for event in logged if event.version > last]
-                if missed:
-                    self._versions[game] = missed[-1].version
-                    self._deliver(game, missed)
+                behind = self._heard(item)
+                if behind is not None:
+                    await self._catch_up(behind)  # a gap: read it from the log
+
+    def _heard(self, message: Message) -> GameId | None:
+        """Give what ``message`` has that was not given yet; or the game, if it shows a gap
+        (something was missed before it: the log must be read)."""
+        game = self._by_channel.get(message.channel)
+        if game is None:
+            return None  # unfollowed meanwhile
+        logged = parse_published(message.data)
+        last = self._versions[game]
+        if logged[0].version > last + 1:
+            return game
+        missed = [event for event in logged if event.version > last]
+        if missed:
+            self._versions[game] = missed[-1].version
+            self._deliver(game, missed)
+        return None
 
     async def _catch_up(self, game: GameId) -> None:
         self._behind.discard(game)

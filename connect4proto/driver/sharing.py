@@ -35,7 +35,7 @@ from connect4proto.shared import Append, Follow, Lookup, StoreIntent, Unfollow
 from connect4proto.store import Conflict
 
 from .metrics import STORE_BUCKETS, Histogram
-from .redis_log import Follower, GameGone, RedisLog
+from .redis_log import Appended, Follower, GameGone, RedisLog
 from .resp import Ambiguous, RedisError, Subscription
 
 __all__ = ["SharedGames"]
@@ -134,7 +134,12 @@ class SharedGames:
         assert following is not None
         for intent in intents:
             if type(intent) is Append:
-                nursery.start_soon(self._append, intent)
+                # Sent at once on the open connection, the answer handled as it is read;
+                # what that path cannot do (secrets, no connection, a failure) is a task's.
+                asked = trio.current_time()
+                answered = partial(self._answered_now, intent, asked)
+                if not self.log.append_now(intent, self._key(intent), answered):
+                    nursery.start_soon(self._append, intent, asked)
             elif type(intent) is Lookup:
                 nursery.start_soon(self._lookup, intent)
             else:
@@ -143,9 +148,25 @@ class SharedGames:
 
     # -- the intents ----------------------------------------------------------------------
 
-    async def _append(self, intent: Append) -> None:
-        key = f"{self.process}-{intent.intent}"
-        asked = trio.current_time()
+    def _key(self, intent: Append) -> str:
+        return f"{self.process}-{intent.intent}"
+
+    def _answered_now(
+        self, intent: Append, asked: float, outcome: Appended | Conflict | Exception
+    ) -> None:
+        nursery = self._nursery
+        assert nursery is not None
+        if isinstance(outcome, Appended):
+            self._appended(intent, asked, outcome)
+        elif isinstance(outcome, Conflict):
+            self._answered("appended")
+            self.waits["append"].observe(trio.current_time() - asked)
+            nursery.start_soon(self._conflicted, intent)
+        else:  # the careful way: retried if ambiguous, with the same intent id
+            nursery.start_soon(self._append, intent, asked)
+
+    async def _append(self, intent: Append, asked: float) -> None:
+        key = self._key(intent)
         give_up = asked + self._give_up_after
         core = self._core
         assert core is not None
@@ -169,21 +190,34 @@ class SharedGames:
                 self._give(lambda now: core.store_unavailable(intent.intent, now))
                 return
             break
+        if isinstance(result, Conflict):
+            self._answered("appended")
+            self.waits["append"].observe(trio.current_time() - asked)
+            await self._conflicted(intent)
+        else:
+            self._appended(intent, asked, result)
+
+    def _appended(self, intent: Append, asked: float, result: Appended) -> None:
+        core = self._core
+        assert core is not None
         self.waits["append"].observe(trio.current_time() - asked)
         self._answered("appended")
-        if isinstance(result, Conflict):
-            try:
-                events = await self.log.since(intent.game, intent.expected) or []
-            except (RedisError, GameGone) as exc:
-                self._failed("unavailable")
-                log.warning("game %d: cannot read the log (%s)", intent.game, exc)
-                self._give(lambda now: core.store_unavailable(intent.intent, now))
-                return
-            self.outcomes["conflict"] += 1
-            self._give(lambda now: core.conflicted(intent.intent, events, now))
-            return
         self._follower.seen(intent.game, result.version)
         self._give(lambda now: core.appended(intent.intent, now))
+
+    async def _conflicted(self, intent: Append) -> None:
+        """Another process appended first: the core is given what it appended."""
+        core = self._core
+        assert core is not None
+        try:
+            events = await self.log.since(intent.game, intent.expected) or []
+        except (RedisError, GameGone) as exc:
+            self._failed("unavailable")
+            log.warning("game %d: cannot read the log (%s)", intent.game, exc)
+            self._give(lambda now: core.store_unavailable(intent.intent, now))
+            return
+        self.outcomes["conflict"] += 1
+        self._give(lambda now: core.conflicted(intent.intent, events, now))
 
     async def _lookup(self, intent: Lookup) -> None:
         core = self._core
