@@ -959,5 +959,8 @@ def soak_servers(tmp_path: Path, options: list[str], seconds: float, *, processe
     assert "Traceback" not in logs, "\n".join(unexpected[:40])
     assert "unexpected error" not in logs
     assert levels["ERROR"] == levels["CRITICAL"] == 0, "\n".join(unexpected[:40])
-    assert stats["games completed: win"] + stats["games completed: draw"] > GAME_SLOTS
+    # Games do finish (a stalled one is a problem above): at least one per slot in the
+    # 20 s soak, the same rate in a shorter one (the one across processes).
+    completed = stats["games completed: win"] + stats["games completed: draw"]
+    assert completed > GAME_SLOTS * seconds / SOAK_SECONDS
     assert stats["RSS at the end KiB"] <= stats["RSS bound KiB"]
