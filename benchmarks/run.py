@@ -756,6 +756,17 @@ def scale_out_rows(report: Report, settings: Settings) -> None:
             target=0.63,
         )
     )
+    # The load client and Redis share the machine with the workers: what one worker leaves
+    # idle is all a second one can use, so 2 workers are at most cores / busy times faster.
+    report.add(
+        Row(
+            "machine busy with 1 worker (cores; right: the machine's)",
+            median("workers 1", lambda r: r.machine_busy),
+            float(os.cpu_count() or 1),
+            unit_format="{:.2f}",
+            reference_label=" (cores)",
+        )
+    )
 
 
 def machine_line() -> str:

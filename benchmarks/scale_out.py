@@ -40,6 +40,7 @@ from live import (
     ServerProcess,
     _client_cpu,
     _run_async,
+    machine_busy_seconds,
     pin_client,
     two_cores,
 )
@@ -58,6 +59,9 @@ class ScaleResult:
     server_cpu: float = 0.0  # seconds, every server process of the run
     redis_cpu: float = 0.0
     redis_commands: int = 0
+    #: Cores of the whole machine kept busy during the load (``workers N`` only): what one
+    #: worker leaves idle bounds what a second one can add.
+    machine_busy: float = 0.0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -166,10 +170,12 @@ def measure_workers(count: int, config: LoadConfig, directory: Path) -> ScaleRes
         load = Load(server.url, config, lambda: 0.0)
         load.result.server = kind.name
         start = time.perf_counter()
+        busy = machine_busy_seconds()
         with _client_cpu(load.result):
             _run_async(load.run())
         load.result.wall = time.perf_counter() - start
         result = ScaleResult(kind.name, load.result)
+        result.machine_busy = (machine_busy_seconds() - busy) / load.result.wall
     finally:
         server.stop()
         redis.stop()
@@ -213,7 +219,8 @@ def table(runs: dict[str, list[ScaleResult]]) -> list[str]:
             f"  redis {best.per_move_us(best.redis_cpu):6.1f} us/move"
             f"  {best.commands_per_move:4.1f} commands/move"
             f"  p50 {best.load.latency_ms(0.5):6.2f} p99 {best.load.latency_ms(0.99):6.2f} ms"
-            f"  {'FAILED ' + str(problems) if problems else 'ok'}"
+            + (f"  machine {best.machine_busy:.2f} cores busy" if best.machine_busy else "")
+            + f"  {'FAILED ' + str(problems) if problems else 'ok'}"
         )
     return lines
 

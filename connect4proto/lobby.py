@@ -250,6 +250,9 @@ class _Work:
     actor: ConnectionId | None = None
     fallback: Callable[[Outbox, float], None] | None = None
     cancelled: bool = False
+    #: It only takes in what the log has (events another process appended): it decides
+    #: nothing, so there is nothing to undo, and no snapshot is taken (a ``Match.copy``).
+    folds: bool = False
 
 
 @dataclass(slots=True)
@@ -1093,7 +1096,8 @@ class Lobby:
         assert pending.snapshot is not None  # a new game's id is its own: nobody else appends
         self._undo(room, pending)
         # What the other appended first (folding it may be a decision too), then this again.
-        room.parked[:0] = [_Work(partial(self._fold_all, room, tuple(events))), pending.work]
+        folding = _Work(partial(self._fold_all, room, tuple(events)), folds=True)
+        room.parked[:0] = [folding, pending.work]
         self._drain(room, outbox, now)
 
     def store_unavailable(self, intent: int, outbox: Outbox, now: float) -> None:
@@ -1122,7 +1126,7 @@ class Lobby:
         room = self._rooms.get(game)
         if room is None:
             return  # forgotten here meanwhile
-        work = _Work(partial(self._fold_all, room, tuple(events)))
+        work = _Work(partial(self._fold_all, room, tuple(events)), folds=True)
         self._in_room(room, work, outbox, now)
 
     def looked_up(self, digest: bytes, found: Found | None, outbox: Outbox, now: float) -> None:
@@ -1177,6 +1181,7 @@ class Lobby:
             room.parked.append(work)
         else:
             self._transact(room, work, outbox, now)
+            self._drain(room, outbox, now)  # what the work left to do next (``_still_here``)
 
     def _drain(self, room: _Room, outbox: Outbox, now: float) -> None:
         """Do the work that waited in ``room``, until a decision must wait for the store."""
@@ -1201,13 +1206,14 @@ class Lobby:
         """``_transact``'s decision: done, and either sent, or held back for the store."""
         replica = self._replica
         assert replica is not None
-        snapshot = None if room is None else self._snapshot(room)
+        snapshot = None if room is None or work.folds else self._snapshot(room)
         held = _HeldOutbox()
         work.run(held, now)
         written = replica.written()
         if not written:
             held.release(outbox)
             return
+        assert not work.folds  # (a decision it leads to is work of its own: ``_still_here``)
         # A decision is made in one game (a new one, if ``room`` is None).
         assert len(written) == 1
         assert room is None or written[0] == room.id
@@ -1337,10 +1343,26 @@ class Lobby:
             self._rematch_here(room, now, outbox)
         elif type(event) is SeatAway and type(room.seats[event.player]) is Held:
             # Another process found this one gone (it could not reach Redis for a while),
-            # yet its player is here: that is logged too (a decision: held back as any).
-            back = SeatBack(player=event.player, process=self._process)
-            self._append(room, back, now, outbox)
+            # yet its player is here: that is logged too, a decision of its own, next.
+            room.parked.insert(0, _Work(partial(self._still_here, room, event.player)))
         self._reschedule(room)
+
+    def _still_here(self, room: _Room, player: Player, outbox: Outbox, now: float) -> None:
+        """Log that ``player``'s seat is back, held here, if the log says it is away while
+        a connection here holds it (decided again on the log as it is, after a conflict)."""
+        if type(room.seats[player]) is Held and self._logged_away(room, player):
+            self._append(room, SeatBack(player=player, process=self._process), now, outbox)
+
+    def _logged_away(self, room: _Room, player: Player) -> bool:
+        """Whether the log's last word on ``player``'s seat is that it is away."""
+        assert self._replica is not None
+        for logged in reversed(self._replica.since(room.id, 0) or ()):
+            event = logged.event
+            if type(event) is RematchStarted:
+                player = _OPPONENT[player]  # before it, the colours were the other way
+            elif isinstance(event, SeatAway | SeatBack | SeatTaken) and event.player is player:
+                return type(event) is SeatAway
+        return False
 
     def held_elsewhere(self) -> set[str]:
         """The other processes that hold seats of the games held here."""

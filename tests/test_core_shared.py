@@ -542,3 +542,29 @@ def test_a_process_thought_gone_says_again_that_its_player_is_here() -> None:
     red.play(3)
     read_all(red, yellow)
     assert log_of(yellow)[-1]["type"] == "play"
+
+
+def test_saying_so_again_after_a_conflict_keeps_the_events_it_lost_to() -> None:
+    # a folds b's "red away" and logs red back; yellow's move on b got in first, so a's
+    # append conflicts: a takes in the move, and logs red back after it. (Undoing to before
+    # the fold once lost the fold: the move came after a gap in a's log.)
+    log = SharedLog()
+    a, b = nodes(2, log)
+    red, yellow, _ = cross_node_game(a, b, b)
+    red.play(3)
+    read_all(red, yellow)
+    log.automatic = False
+    b.apply(b.server.process_gone("p0", b.now))
+    log.deliver(1)  # b hears that the absence is logged; a has not heard of it yet
+    yellow.play(4)  # appended by b behind the absence
+    log.deliver(1)  # a hears of the absence: it logs red back, at a version now gone
+    log.deliver()
+    read_all(red, yellow)
+    kinds = [(m["type"], m.get("player")) for m in log_of(yellow)][-3:]
+    assert kinds == [("away", "red"), ("play", "yellow"), ("joined", "red")]
+    assert log_of(red) == log_of(yellow)
+    log.automatic = True
+    red.play(2)
+    read_all(red, yellow)
+    assert log_of(yellow)[-1]["type"] == "play"
+    assert log_of(red) == log_of(yellow)
