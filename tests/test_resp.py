@@ -382,9 +382,36 @@ async def test_subscribe_returns_once_redis_has_confirmed_it(
             channel = b"game:%d" % index
             assert await subscription.subscribe(channel) is True
             assert await redis.execute("PUBLISH", channel, "first") == 1
+        assert await subscription.subscribe(b"game:0") is True  # confirmed already
+        await subscription.unsubscribe(b"never")  # nothing to undo: nothing sent
         server.freeze()
         try:
             assert await subscription.subscribe(b"frozen") is False  # after the timeout
         finally:
             server.thaw()
         nursery.cancel_scope.cancel()
+
+
+@needs_redis
+async def test_large_writes_from_two_tasks_wait_for_the_socket_and_stay_whole(
+    redis: Redis,
+) -> None:
+    # More than the kernel takes at once: the rest waits for the socket, and the second
+    # request goes out behind the first, not into the middle of it.
+    values = {b"a": b"a" * 8_000_000, b"b": bytes(range(256)) * 31_250}
+
+    async def store(key: bytes) -> None:
+        assert await redis.execute("SET", key, values[key]) == b"OK"
+
+    async with trio.open_nursery() as nursery:
+        for key in values:
+            nursery.start_soon(store, key)
+    for key, value in values.items():
+        assert await redis.execute("GET", key) == value
+
+
+@needs_redis
+async def test_tls_to_a_redis_without_it_cannot_connect(server: RedisServer) -> None:
+    address = RedisAddress.from_url(f"rediss://127.0.0.1:{server.port}/0?timeout=0.5")
+    with pytest.raises(Unavailable, match="cannot connect to rediss://"):
+        await Redis(address).execute("PING")

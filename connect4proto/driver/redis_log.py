@@ -44,7 +44,6 @@ from .resp import (
     ReplyError,
     Resubscribed,
     Subscription,
-    Unavailable,
 )
 
 __all__ = ["APPEND", "Appended", "Follower", "GameGone", "RedisLog"]
@@ -180,10 +179,7 @@ class RedisLog:
             except GameGone as exc:
                 done(exc)
 
-        try:
-            return self.redis.request([self._append_command(intent, key)], replied)
-        except Unavailable:
-            return False
+        return self.redis.request([self._append_command(intent, key)], replied)
 
     def _append_command(self, intent: Append, key: str) -> list[bytes | str | int]:
         join, watch = intent.keys or ("", "")

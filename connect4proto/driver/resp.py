@@ -25,7 +25,7 @@ may not have been applied: only an idempotent command may be retried).
 from __future__ import annotations
 
 import collections
-import errno
+import contextlib
 import logging
 import os
 import socket
@@ -95,12 +95,16 @@ class ConnectionLost(Ambiguous):
 Outcome = list[Any] | RedisError
 
 
+class _Closed(ConnectionError):
+    """The peer closed the connection (an ``OSError``, as a reset is)."""
+
+
 class _Socket:
     """A connected non-blocking socket, and TLS on it in memory when the address asks.
 
     ``wire`` turns what is to be sent into what goes on the wire (encrypted, with TLS), so
     that bytes the kernel did not take yet can wait as they are, in order; ``receive`` gives
-    what came (decrypted), None if nothing is there yet, ``b""`` once the peer closed.
+    what came (decrypted).
     """
 
     __slots__ = ("_incoming", "_outgoing", "_tls", "sock")
@@ -118,29 +122,25 @@ class _Socket:
         failure: OSError = OSError(f"{address.host} has no address")
         for family, kind, proto, _name, where in infos:
             sock = socket.socket(family, kind, proto)
+            connected = None
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                code = sock.connect_ex(where)
-                if code == errno.EINPROGRESS:
-                    await trio.lowlevel.wait_writable(sock)
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                sock.connect_ex(where)  # (EINPROGRESS: writable once connected, or refused)
+                await trio.lowlevel.wait_writable(sock)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code:
                     raise OSError(code, os.strerror(code))
+                candidate = cls(sock)
+                if address.tls:
+                    await candidate._handshake(address)
+                connected = candidate
             except OSError as exc:
-                sock.close()
                 failure = exc
                 continue
-            except BaseException:
-                sock.close()
-                raise
-            connected = cls(sock)
-            try:
-                if address.tls:
-                    await connected._handshake(address)
-            except BaseException:
-                sock.close()
-                raise
+            finally:
+                if connected is None:
+                    sock.close()  # refused, or cancelled: the next address, or nothing
             return connected
         raise failure
 
@@ -155,7 +155,7 @@ class _Socket:
                 await trio.lowlevel.wait_readable(self.sock)
                 data = self.sock.recv(RECEIVE_SIZE)
                 if not data:
-                    raise OSError("the connection closed during the TLS handshake") from None
+                    raise _Closed("the connection closed during the TLS handshake") from None
                 self._incoming.write(data)
                 continue
             await self.send_all(self._outgoing.read())
@@ -182,29 +182,25 @@ class _Socket:
             if view:
                 await trio.lowlevel.wait_writable(self.sock)
 
-    def receive(self) -> bytes | None:
+    def receive(self) -> bytes:
+        """What came (decrypted); ``b""`` if nothing yet (half a TLS record, say). Raises
+        ``_Closed`` once the peer has closed."""
         try:
             data = self.sock.recv(RECEIVE_SIZE)
         except (BlockingIOError, InterruptedError):
-            return None
+            return b""
+        if not data:
+            raise _Closed("Redis closed the connection")
         tls = self._tls
         if tls is None:
             return data
-        if not data:
-            return b""
         self._incoming.write(data)
         plain = bytearray()
-        while True:
-            try:
-                chunk = tls.read(RECEIVE_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                return bytes(plain) or b""  # the peer's close_notify: closed after this
-            if not chunk:
-                break
-            plain += chunk
-        return bytes(plain) if plain else None  # None: half a TLS record, wait for more
+        # Until it wants more bytes; a close_notify is followed by the end of the stream.
+        with contextlib.suppress(ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            while chunk := tls.read(RECEIVE_SIZE):
+                plain += chunk
+        return bytes(plain)
 
     def close(self) -> None:
         if self.sock.fileno() != -1:
@@ -272,7 +268,7 @@ class Connection:
         except BaseException as exc:
             if channel is not None:
                 channel.close()
-            if not isinstance(exc, OSError | trio.TooSlowError | ConnectionLost):
+            if not isinstance(exc, OSError | trio.TooSlowError):
                 raise
             # A refused certificate is an ssl.SSLError (an OSError): say the cause.
             why = str(exc) or type(exc).__name__
@@ -285,13 +281,9 @@ class Connection:
         replies: list[Any] = []
         while len(replies) < len(commands):
             await trio.lowlevel.wait_readable(self._socket.sock)
-            data = self._socket.receive()
-            if data == b"":
-                raise ConnectionLost("Redis closed the connection")
-            if data:
-                self._reader.feed(data)
-                while (reply := self._reader.gets()) is not False:
-                    replies.append(reply)
+            self._reader.feed(self._socket.receive())
+            while (reply := self._reader.gets()) is not False:
+                replies.append(reply)
         return replies
 
     def request(self, commands: Sequence[Command], done: Callable[[Outcome], None]) -> None:
@@ -370,24 +362,17 @@ class Connection:
                 if waiting and trio.current_time() >= waiting[0].deadline:
                     self._break(TimedOut(f"no answer within {self.timeout:g} s"))
                     break
-                data = channel.receive()
-                if data == b"":
-                    self._break(ConnectionLost("the connection broke: Redis closed it"))
-                elif data:
-                    self._dispatch(data)
+                self._dispatch(channel.receive())
         except (OSError, trio.ClosedResourceError) as exc:
             self._break(ConnectionLost(f"the connection broke: {exc!r}"))
-        except trio.Cancelled:
-            # The run is ending (trio cancels its system tasks): nobody is left to tell.
-            self._waiting.clear()
-            channel.close()
-            raise
         except Exception as exc:  # pragma: no cover - a bug here must not end the run
             log.exception("the Redis connection's reader failed")
             self._break(ConnectionLost(f"the connection broke: {exc!r}"))
         finally:
+            # Broken for good, or the run is ending (trio cancels its system tasks, and
+            # then nobody is left to tell): nothing more is read or written.
             self._wait_scope = None
-        channel.close()  # broken for good: nothing more is read or written
+            channel.close()
         broken = self.broken
         assert broken is not None
         waiting = self._waiting
@@ -426,27 +411,21 @@ class Connection:
 
     def send(self, command: Command) -> None:
         """Write ``command`` and expect no reply in line (``SUBSCRIBE``, ``UNSUBSCRIBE``)."""
-        if self.broken is None:
-            self._write(_pack(command))
+        self._write(_pack(command))  # (on a broken connection, it fails quietly)
 
     async def pushed(self) -> AsyncIterator[Any]:
         """Every reply Redis sends, as it comes, until the connection breaks."""
         assert not self._reading  # replies in line and pushed ones do not mix
         channel, reader = self._socket, self._reader
-        while self.broken is None:
+        while True:
             try:
                 await trio.lowlevel.wait_readable(channel.sock)
-                data = channel.receive()
+                reader.feed(channel.receive())
             except (OSError, trio.ClosedResourceError) as exc:
-                self._break(ConnectionLost(f"a read failed: {exc!r}"))
+                self._break(ConnectionLost(f"the subscription broke: {exc!r}"))
                 return
-            if data == b"":
-                self._break(ConnectionLost("Redis closed the connection"))
-                return
-            if data:
-                reader.feed(data)
-                while (reply := reader.gets()) is not False:
-                    yield reply
+            while (reply := reader.gets()) is not False:
+                yield reply
 
     async def aclose(self) -> None:
         self._break(ConnectionLost("the connection broke: closed"))
@@ -610,16 +589,14 @@ class Subscription:
                     back = False
                     yield Resubscribed(why)
                 async for reply in connection.pushed():
-                    if isinstance(reply, list) and len(reply) == 3:
-                        if reply[0] == b"message":
-                            yield Message(reply[1], reply[2])
-                        elif reply[0] == b"subscribe":
-                            confirmed = unconfirmed.pop(reply[1], None)
-                            if confirmed is not None:
-                                confirmed.set()
-                            if back and not unconfirmed:
-                                back = False
-                                yield Resubscribed(why)
+                    kind = reply[0] if type(reply) is list and len(reply) == 3 else None
+                    if kind == b"message":
+                        yield Message(reply[1], reply[2])
+                    elif kind == b"subscribe":
+                        unconfirmed.pop(reply[1], trio.Event()).set()
+                        if back and not unconfirmed:
+                            back = False
+                            yield Resubscribed(why)
                     # Else an unsubscribe confirmation: nothing to do.
                 why = str(connection.broken or "the subscription ended")
             finally:

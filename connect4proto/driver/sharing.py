@@ -123,6 +123,7 @@ class SharedGames:
                 nursery.start_soon(self._heartbeat)
                 task_status.started()
         finally:
+            self._nursery = None  # stopping: what Redis still answers is dropped
             with trio.CancelScope(shield=True):
                 await self.log.redis.aclose()
 
@@ -155,7 +156,8 @@ class SharedGames:
         self, intent: Append, asked: float, outcome: Appended | Conflict | Exception
     ) -> None:
         nursery = self._nursery
-        assert nursery is not None
+        if nursery is None:
+            return  # this process is stopping: nothing more is decided here
         if isinstance(outcome, Appended):
             self._appended(intent, asked, outcome)
         elif isinstance(outcome, Conflict):
