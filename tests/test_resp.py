@@ -4,6 +4,7 @@ pipelining from many tasks, errors, logging in, and each way Redis can fail unde
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,23 @@ async def redis(server: RedisServer) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@asynccontextmanager
+async def listening(
+    subscription: Subscription,
+) -> AsyncIterator[trio.MemoryReceiveChannel[Message | Resubscribed]]:
+    """What ``subscription`` hears, from a task of its own while the block runs."""
+    send, receive = trio.open_memory_channel[Message | Resubscribed](100)
+
+    async def listen() -> None:
+        async for item in subscription.messages():
+            await send.send(item)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listen)
+        yield receive
+        nursery.cancel_scope.cancel()
 
 
 def test_an_address_comes_from_a_url() -> None:
@@ -177,14 +195,7 @@ async def test_a_subscription_started_while_redis_is_down_waits_for_it(
     server.stop()
     subscription = Subscription(RedisAddress.from_url(server.url + "?timeout=0.5"), retry=0.02)
     await subscription.subscribe(b"news")
-    async with trio.open_nursery() as nursery:
-        send, receive = trio.open_memory_channel[Message | Resubscribed](10)
-
-        async def listen() -> None:
-            async for item in subscription.messages():
-                await send.send(item)
-
-        nursery.start_soon(listen)
+    async with listening(subscription) as receive:
         await trio.testing.wait_all_tasks_blocked()  # it tried, and waits to try again
         server.start()
         with trio.fail_after(5):
@@ -196,7 +207,6 @@ async def test_a_subscription_started_while_redis_is_down_waits_for_it(
             with trio.move_on_after(0.05):
                 assert await receive.receive() == Message(b"news", b"up")
                 break
-        nursery.cancel_scope.cancel()
 
 
 @needs_redis
@@ -321,15 +331,7 @@ async def test_a_subscription_delivers_and_comes_back_after_a_restart(
     subscription = Subscription(RedisAddress.from_url(server.url + "?timeout=0.5"), retry=0.05)
     await subscription.subscribe(b"game:1", b"game:2")
     received: list[Message | Resubscribed] = []
-    async with trio.open_nursery() as nursery:
-        messages = trio.open_memory_channel[Message | Resubscribed](100)
-        send, receive = messages
-
-        async def listen() -> None:
-            async for item in subscription.messages():
-                await send.send(item)
-
-        nursery.start_soon(listen)
+    async with listening(subscription) as receive:
         # A publish before the subscription is in place reaches nobody: publish until heard.
         while not received:
             await redis.execute("PUBLISH", "game:1", "hello")
@@ -353,7 +355,6 @@ async def test_a_subscription_delivers_and_comes_back_after_a_restart(
         ]  # fmt: skip
         await redis.execute("PUBLISH", "game:1", "again")
         assert await receive.receive() == Message(b"game:1", b"again")
-        nursery.cancel_scope.cancel()
 
 
 @needs_redis
@@ -365,14 +366,7 @@ async def test_subscribe_returns_once_redis_has_confirmed_it(
     # Redis has confirmed it, and a frozen Redis confirms nothing.
     subscription = Subscription(RedisAddress.from_url(server.url + "?timeout=0.5"), retry=0.05)
     assert await subscription.subscribe(b"ready") is False  # not connected yet
-    async with trio.open_nursery() as nursery:
-        send, receive = trio.open_memory_channel[Message | Resubscribed](100)
-
-        async def listen() -> None:
-            async for item in subscription.messages():
-                await send.send(item)
-
-        nursery.start_soon(listen)
+    async with listening(subscription) as receive:
         heard = None
         while heard is None:  # publish until the listener is connected and subscribed
             await redis.execute("PUBLISH", "ready", "up")
@@ -389,7 +383,6 @@ async def test_subscribe_returns_once_redis_has_confirmed_it(
             assert await subscription.subscribe(b"frozen") is False  # after the timeout
         finally:
             server.thaw()
-        nursery.cancel_scope.cancel()
 
 
 @needs_redis
