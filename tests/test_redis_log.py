@@ -355,4 +355,6 @@ async def test_an_unfollowed_game_is_heard_no_more(server: RedisServer, log: Red
 async def test_a_key_that_is_not_a_games_is_an_error_not_a_conflict(log: RedisLog) -> None:
     await log.redis.execute("SET", b"c4:{15}:meta", "not a hash")
     with pytest.raises(ReplyError, match="WRONGTYPE"):
-        await log.append(appending(GameId(15), 0, [move(0)]), "x")
+        await log.append(appending(GameId(15), 0, [move(0)]), "x")  # (the script is loaded)
+    with pytest.raises(ReplyError, match="WRONGTYPE"):
+        await log.append(appending(GameId(15), 0, [move(0)]), "y")  # (it was loaded)

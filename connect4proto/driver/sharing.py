@@ -192,12 +192,7 @@ class SharedGames:
                 self._give(lambda now: core.store_unavailable(intent.intent, now))
                 return
             break
-        if isinstance(result, Conflict):
-            self._answered("appended")
-            self.waits["append"].observe(trio.current_time() - asked)
-            await self._conflicted(intent)
-        else:
-            self._appended(intent, asked, result)
+        self._answered_now(intent, asked, result)  # as if it had come the quick way
 
     def _appended(self, intent: Append, asked: float, result: Appended) -> None:
         core = self._core
@@ -237,16 +232,13 @@ class SharedGames:
         self._give(lambda now: core.looked_up(intent.digest, found, now))
 
     async def _follow(self, intents: trio.MemoryReceiveChannel[Follow | Unfollow]) -> None:
+        # Neither raises: a subscription that is down subscribes to every channel once it is
+        # back, and a log that cannot be read is read again later (``Follower``).
         async for intent in intents:
-            try:
-                if type(intent) is Follow:
-                    await self._follower.follow(intent.game, intent.version)
-                else:
-                    await self._follower.unfollow(intent.game)
-            except (RedisError, trio.BrokenResourceError) as exc:
-                # The subscription is being opened again: it subscribes to every channel,
-                # and reads what was missed, once it is back.
-                log.warning("game %d: subscription interrupted (%s)", intent.game, exc)
+            if type(intent) is Follow:
+                await self._follower.follow(intent.game, intent.version)
+            else:
+                await self._follower.unfollow(intent.game)
 
     def _remote(self, game: GameId, events: list[Logged]) -> None:
         core = self._core
