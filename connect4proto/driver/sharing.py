@@ -158,14 +158,16 @@ class SharedGames:
         nursery = self._nursery
         if nursery is None:
             return  # this process is stopping: nothing more is decided here
-        if isinstance(outcome, Appended):
-            self._appended(intent, asked, outcome)
-        elif isinstance(outcome, Conflict):
-            self._answered("appended")
-            self.waits["append"].observe(trio.current_time() - asked)
-            nursery.start_soon(self._conflicted, intent)
-        else:  # the careful way: retried if ambiguous, with the same intent id
+        if not isinstance(outcome, Appended | Conflict):
+            # The careful way: retried if ambiguous, with the same intent id.
             nursery.start_soon(self._append, intent, asked)
+            return
+        self.waits["append"].observe(trio.current_time() - asked)
+        self._answered("appended")
+        if isinstance(outcome, Conflict):
+            nursery.start_soon(self._conflicted, intent)
+        else:
+            self._appended(intent, outcome)
 
     async def _append(self, intent: Append, asked: float) -> None:
         key = self._key(intent)
@@ -194,11 +196,9 @@ class SharedGames:
             break
         self._answered_now(intent, asked, result)  # as if it had come the quick way
 
-    def _appended(self, intent: Append, asked: float, result: Appended) -> None:
+    def _appended(self, intent: Append, result: Appended) -> None:
         core = self._core
         assert core is not None
-        self.waits["append"].observe(trio.current_time() - asked)
-        self._answered("appended")
         self._follower.seen(intent.game, result.version)
         self._give(lambda now: core.appended(intent.intent, now))
 
