@@ -46,6 +46,7 @@ ACCEPT_PAUSE = 0.1
 #: A socket error means the peer is gone (reset, broken pipe, ...): not our bug.
 _GONE = (ConnectionError, TimeoutError)
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_NOTHING_READY: list[tuple[int, int]] = []  # never changed: a turn only reads it
 
 
 class StoreOutside(Protocol):
@@ -236,18 +237,40 @@ class Driver:
         self._thinkers_pool.start(Level.PERFECT in self._config.computer_levels)
 
     async def _pump(self) -> None:
+        """Wait, take what is ready, turn; again.
+
+        What a wake-up costs is what a move costs at human pace, so the wait is kept lean:
+
+        - After a quiet turn (one ready socket or none), the pump waits at once: asking the
+          poller again would find nothing, one system call per move for nothing. After a busy
+          turn it lets trio run others first (a checkpoint), then takes what came meanwhile
+          without waiting, so that a saturated server never pays for a wait.
+        - One cancel scope serves wait after wait: its deadline is moved only when the next
+          wake-up moves (rarely: it is the earliest of every connection's timers). A scope
+          per wait costs more than the rest of the wait. It ends when its deadline passes or
+          something outside the pump pokes it (``_poke``), and the next one starts.
+        """
         poller = self._poller
+        busy = False
         while True:
-            ready = poller.ready()
-            if ready:
-                await trio.lowlevel.checkpoint()  # let signals and other tasks in
-            else:
-                wake = self._next_wakeup()
-                with trio.CancelScope(deadline=wake) as self._wait_scope:
-                    await poller.wait()
-                self._wait_scope = None
-                ready = poller.ready()
-            self._turn(ready)
+            with trio.CancelScope() as scope:
+                while True:
+                    ready = _NOTHING_READY
+                    if busy:
+                        await trio.lowlevel.checkpoint()  # let signals and other tasks in
+                        ready = poller.ready()
+                    if not ready:
+                        wake = self._next_wakeup()
+                        if wake != scope.deadline:
+                            scope.deadline = wake
+                        self._wait_scope = scope
+                        await poller.wait()
+                        self._wait_scope = None
+                        ready = poller.ready()
+                    busy = len(ready) > 1
+                    self._turn(ready)
+            self._wait_scope = None
+            busy = True  # the deadline passed or the pump was poked: look before waiting
 
     def _next_wakeup(self) -> float:
         wake = self.core.next_deadline
