@@ -16,23 +16,19 @@ from wsproto.connection import SERVER as CONNECTION_TYPE_SERVER
 from wsproto.connection import Connection as WebSocket
 from wsproto.connection import ConnectionState as WebSocketState
 from wsproto.events import (
-    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
-    RejectConnection,
-    Request,
     TextMessage,
 )
 from wsproto.frame_protocol import CloseReason
-from wsproto.handshake import H11Handshake
-from wsproto.utilities import RemoteProtocolError as WebSocketHandshakeError
 
 from .assembler import MessageAssembler, TooBig
 from .config import Config
 from .errors import LocalProtocolError
 from .events import Fault
 from .ratelimit import Admission, RateLimit
+from .upgrade import Refused, judge_upgrade
 from .web import Site, error_response, serialize
 
 __all__ = ["ClientConnection", "ConnectionState", "Throttled"]
@@ -81,8 +77,7 @@ class ClientConnection:
         "_assembler",
         "_config",
         "_h11",
-        "_head",
-        "_head_buffer",
+        "_head_bytes",
         "_now",
         "_ping_sent",
         "_rate",
@@ -106,12 +101,12 @@ class ClientConnection:
         self._h11: h11.Connection | None = h11.Connection(
             h11.SERVER, max_incomplete_event_size=config.max_head_size
         )
-        # The bytes given to h11 since the current request began (at most two pieces of
-        # ``max_head_size``: h11 refuses more), and the raw head of the last request read.
-        self._head_buffer = bytearray()
-        self._head = b""
+        # How many bytes were given to h11 since the current request began (at most two
+        # pieces of ``max_head_size``: h11 refuses more): what the head's size is taken from.
+        self._head_bytes = 0
         self._websocket: WebSocket | None = None
-        self._request: h11.Request | None = None  # the request being read
+        # The request being read, and its header fields.
+        self._request: tuple[h11.Request, list[tuple[bytes, bytes]]] | None = None
         #: Bytes for the peer, in order, not yet collected by the core (which also appends
         #: broadcast frames here directly: the same object for every recipient).
         self.queued: list[bytes] = []
@@ -295,12 +290,12 @@ class ClientConnection:
         assert connection is not None
         piece = self._config.max_head_size
         if len(data) <= piece:
-            self._head_buffer += data
+            self._head_bytes += len(data)
             connection.receive_data(data)
             return self._receive_http()
         for start in range(0, len(data), piece):
             chunk = data[start : start + piece]
-            self._head_buffer += chunk
+            self._head_bytes += len(chunk)
             connection.receive_data(chunk)
             trailing = self._receive_http()
             if trailing is not None:
@@ -309,26 +304,26 @@ class ClientConnection:
                 return None
         return None
 
-    def _take_head(self, request: h11.Request) -> int:
-        """The size of the head h11 just read, in bytes; keep them if wsproto will need them.
+    def _take_head(self) -> int:
+        """The size of the head h11 just read, in bytes.
 
-        Every byte given to h11 since the request began is in ``_head_buffer``; what h11
-        still holds after the head belongs to the next request (or to the WebSocket).
+        Every byte given to h11 since the request began is counted in ``_head_bytes``; what
+        h11 still holds after the head belongs to the next request (or to the WebSocket).
         """
         connection = self._h11
         assert connection is not None
-        buffer = self._head_buffer
-        size = len(buffer) - len(connection.trailing_data[0])
-        if any(name == b"upgrade" for name, _ in request.headers):
-            self._head = bytes(buffer[:size])  # wsproto's handshake reads the request itself
-        del buffer[:size]
+        size = self._head_bytes - len(connection.trailing_data[0])
+        self._head_bytes -= size
         return size
 
-    def _head_problem(self, request: h11.Request, size: int) -> tuple[HTTPStatus, str] | None:
+    def _head_problem(
+        self, request: h11.Request, fields: list[tuple[bytes, bytes]], size: int
+    ) -> tuple[HTTPStatus, str] | None:
         """What is wrong with a request head that h11 accepted, by our limits, if anything.
 
-        ``size`` counts every byte the head arrived in; line lengths are those of the parsed
-        fields (h11 drops the optional whitespace around values), which the head size bounds.
+        ``fields``: the request's header fields; ``size`` counts every byte the head arrived
+        in; line lengths are those of the parsed fields (h11 drops the optional whitespace
+        around values), which the head size bounds.
         """
         config = self._config
         line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
@@ -336,24 +331,24 @@ class ClientConnection:
             return HTTPStatus.REQUEST_URI_TOO_LONG, (
                 f"Request line longer than {config.max_line_size} bytes."
             )
-        headers = request.headers
-        if len(headers) > config.max_headers:
+        if len(fields) > config.max_headers:
             return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                 f"More than {config.max_headers} header fields."
             )
-        for name, value in headers:
+        body = False
+        for name, value in fields:
             if len(name) + len(value) + 4 > config.max_line_size:  # name: value CRLF
                 return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                     f"Header line longer than {config.max_line_size} bytes."
                 )
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                body = True
         if size > config.max_head_size:
             return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
                 f"Request head larger than {config.max_head_size} bytes."
             )
-        for name, value in headers:
-            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-                # Nothing here takes a body: refuse it instead of reading it.
-                return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
+        if body:  # nothing here takes a body: refuse it instead of reading it
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
         return None
 
     def _receive_http(self) -> bytes | None:
@@ -369,25 +364,27 @@ class ClientConnection:
             if event is h11.NEED_DATA:
                 return None
             if isinstance(event, h11.Request):
-                problem = self._head_problem(event, self._take_head(event))
+                # h11's ``Headers`` iterate slowly (a ``Sequence``'s ``__getitem__`` per
+                # field): once, here, for every check of the request.
+                fields = list(event.headers)
+                problem = self._head_problem(event, fields, self._take_head())
                 if problem is not None:
                     self._refuse_http(*problem)
                     return None
-                self._request = event
+                self._request = event, fields
             elif isinstance(event, h11.EndOfMessage):
-                request = self._request
-                assert request is not None
+                assert self._request is not None
+                request, fields = self._request
                 self._request = None
                 # h11 treats any request with an Upgrade header as a protocol switch
-                # proposal and pauses after it; wsproto judges whether it is a valid one.
-                # ``_take_head`` kept the head's bytes for exactly those requests.
-                if self._head and not self._site.websocket:
-                    self._head = b""  # answered as a plain request: 404, the switch declined
-                if self._head:
-                    if not self._origin_allowed(request):
+                # proposal and pauses after it; ``judge_upgrade`` says whether it is a valid
+                # one. A site without the game answers it as a plain request (404: the
+                # switch declined).
+                if self._site.websocket and any(name == b"upgrade" for name, _ in fields):
+                    if not self._origin_allowed(fields):
                         self._refuse_http(HTTPStatus.FORBIDDEN, "Origin not allowed.")
                         return None
-                    return self._upgrade(request)
+                    return self._upgrade(request, fields)
                 self._respond(request)
                 if connection.our_state is h11.MUST_CLOSE:
                     self.state = ConnectionState.CLOSED
@@ -399,12 +396,12 @@ class ClientConnection:
                 return None
             # Data (a request body): read and dropped; the response waits for its end.
 
-    def _origin_allowed(self, request: h11.Request) -> bool:
+    def _origin_allowed(self, fields: list[tuple[bytes, bytes]]) -> bool:
         """Whether a page of this origin may open a WebSocket (any, unless configured)."""
         allowed = self._config.allowed_origins
         if not allowed:
             return True
-        origins = [value for name, value in request.headers if name == b"origin"]
+        origins = [value for name, value in fields if name == b"origin"]
         if len(origins) != 1:
             return False  # a browser always sends exactly one; refuse what we cannot judge
         origin = origins[0].decode("ascii", "replace").rstrip("/").lower()
@@ -415,49 +412,31 @@ class ClientConnection:
         assert connection is not None
         self.queued.append(serialize(connection, *self._site.respond(request)))
 
-    def _refuse_http(self, status: HTTPStatus, reason: str) -> None:
-        """Answer a request we cannot serve with ``status``, then close."""
+    def _refuse_http(
+        self, status: HTTPStatus, reason: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        """Answer a request we cannot serve with ``status`` (and ``headers``), then close."""
         connection = self._h11
         assert connection is not None
         self._ended(Fault.TIMEOUT if status is HTTPStatus.REQUEST_TIMEOUT else Fault.PEER, reason)
         self.state = ConnectionState.CLOSED
         if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return  # pragma: no cover - h11 raises only while a request is being read
-        self.queued.append(serialize(connection, *error_response(status, reason)))
+        self.queued.append(serialize(connection, *error_response(status, reason, headers)))
 
-    def _upgrade(self, request: h11.Request) -> bytes | None:
-        """Hand an upgrade request to wsproto; the bytes after it if it succeeds."""
+    def _upgrade(self, request: h11.Request, fields: list[tuple[bytes, bytes]]) -> bytes | None:
+        """Answer an upgrade request; the bytes after it if it opens a WebSocket."""
         connection = self._h11
         assert connection is not None
+        answer = judge_upgrade(request, fields)
+        if isinstance(answer, Refused):
+            self._refuse_http(answer.status, answer.reason, answer.headers)
+            return None
         trailing = connection.trailing_data[0]
         self._h11 = None
-        handshake = H11Handshake(CONNECTION_TYPE_SERVER)
-        try:
-            # The request's own bytes, not ``initiate_upgrade_connection``: that one rebuilds
-            # the request from our parsed headers and serialises it for wsproto to parse
-            # again (a third of the handshake's cost).
-            head, self._head = self._head, b""
-            self._head_buffer = bytearray()
-            handshake.receive_data(head)
-            (event,) = handshake.events()
-        except WebSocketHandshakeError as exc:
-            self._ended(Fault.PEER, f"WebSocket handshake refused: {exc}")
-            self.state = ConnectionState.CLOSED
-            hint = exc.event_hint
-            assert isinstance(hint, RejectConnection)
-            self.queued.append(handshake.send(hint))
-            return None
-        except UnicodeError as exc:
-            # wsproto 1.3.2 decodes the Host header as IDNA and lets the error escape.
-            self._ended(Fault.PEER, f"WebSocket handshake refused: bad Host header ({exc})")
-            self.state = ConnectionState.CLOSED
-            self.queued.append(handshake.send(RejectConnection(status_code=400)))
-            return None
-        assert isinstance(event, Request)
-        # No extensions: permessage-deflate would inflate without any size limit.
-        self.queued.append(handshake.send(AcceptConnection()))
-        self._websocket = handshake.connection
-        self.path = event.target
+        self.queued.append(answer.response)
+        self._websocket = WebSocket(CONNECTION_TYPE_SERVER)
+        self.path = answer.target
         self.state = ConnectionState.OPEN
         self._since = self._now
         return bytes(trailing)

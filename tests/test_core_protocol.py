@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from peers import SITE, Network, WebSocketPeer, byte_by_byte, header
+from peers import SITE, Network, Peer, WebSocketPeer, byte_by_byte, header
 from wsproto.events import CloseConnection, Message
 from wsproto.frame_protocol import FrameProtocol
 
@@ -349,6 +349,106 @@ def test_bad_requests_get_an_http_error_and_are_closed(request_bytes: bytes, sta
     assert any(isinstance(e, ConnectionEnded) for e in network.events)
     # The server still serves others.
     assert network.http().get("/healthz")[0].status_code == 200
+
+
+_KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "problem"),
+    [
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + _KEY
+            + b"Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n",
+            400,
+            "Request method must be GET",
+            id="post",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
+            + _KEY
+            + b"Sec-WebSocket-Version: 13\r\n\r\n",
+            400,
+            "Missing header, 'Connection: Upgrade'",
+            id="connection-without-upgrade",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + _KEY
+            + b"\r\n",
+            400,
+            "Missing header, 'Sec-WebSocket-Version'",
+            id="no-version",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n",
+            400,
+            "Missing header, 'Sec-WebSocket-Key'",
+            id="no-key",
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+            + _KEY
+            + b"Sec-WebSocket-Version: 13\r\n\r\n",
+            400,
+            "Missing header, 'Upgrade: websocket'",
+            id="upgrade-to-something-else",
+        ),
+    ],
+)
+def test_a_refused_handshake_says_why(request_bytes: bytes, status: int, problem: str) -> None:
+    network = Network()
+    http = network.http()
+    http.send_bytes(request_bytes)
+    ((response, body),) = http.responses
+    assert response.status_code == status
+    assert f"WebSocket handshake refused: {problem}" in body.decode()
+    assert header(response, "connection") == "close"
+    assert http.transport_closed
+
+
+def test_an_unknown_websocket_version_gets_426_naming_ours() -> None:
+    network = Network()
+    http = network.http()
+    http.send_bytes(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + _KEY
+        + b"Sec-WebSocket-Version: 8\r\n\r\n"
+    )
+    ((response, _),) = http.responses
+    assert response.status_code == 426
+    assert header(response, "sec-websocket-version") == "13"
+
+
+def test_the_upgrade_tokens_are_read_in_any_case_and_among_others() -> None:
+    # Firefox sends "Connection: keep-alive, Upgrade"; the RFC's tokens are case-insensitive.
+    network = Network()
+    peer = RawPeer(network)
+    peer.send_bytes(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive, upgrade\r\n"
+        + _KEY
+        + b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert peer.received == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        # RFC 6455 section 1.3's own example key and its accept value.
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    assert not peer.transport_closed
+    assert network.server.statistics.handshakes == 1
+
+
+class RawPeer(Peer):
+    """A client that keeps the server's bytes as they come, for tests of exact bytes."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__(network)
+        self.received = b""
+
+    def receive(self, data: bytes) -> None:
+        self.received += data
 
 
 def test_end_of_stream_during_http_closes_quietly() -> None:
