@@ -248,7 +248,8 @@ class Driver:
         - One cancel scope serves wait after wait: its deadline is moved only when the next
           wake-up moves (rarely: it is the earliest of every connection's timers). A scope
           per wait costs more than the rest of the wait. It ends when its deadline passes or
-          something outside the pump pokes it (``_poke``), and the next one starts.
+          something outside the pump pokes it (``_poke``); a turn follows at once (the timers
+          due run in it), and the next scope starts.
         """
         poller = self._poller
         busy = False
@@ -270,7 +271,9 @@ class Driver:
                     busy = len(ready) > 1
                     self._turn(ready)
             self._wait_scope = None
-            busy = True  # the deadline passed or the pump was poked: look before waiting
+            ready = poller.ready()
+            busy = len(ready) > 1
+            self._turn(ready)
 
     def _next_wakeup(self) -> float:
         wake = self.core.next_deadline
