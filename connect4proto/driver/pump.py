@@ -282,12 +282,11 @@ class Driver:
             wake = deadlines[0][0]
         return min(self._accepting_again, float("inf") if wake is None else wake)
 
-    def _resume_accepting(self, now: float) -> None:
-        if now >= self._accepting_again:
-            self._accepting_again = float("inf")
-            for listener in self._paused:
-                self._poller.register(listener.fileno())
-            self._paused.clear()
+    def _resume_accepting(self) -> None:
+        self._accepting_again = float("inf")
+        for listener in self._paused:
+            self._poller.register(listener.fileno())
+        self._paused.clear()
 
     def _poke(self) -> None:
         """Wake the pump: something outside it changed the deadlines."""
@@ -309,13 +308,20 @@ class Driver:
         one clock reading per wake-up, not one per socket.
         """
         now = self._now = trio.current_time()
-        try:
-            self._apply(self.core.advance(now))
-        except Exception:  # a bug in a timer: log it, and keep serving everyone else
-            log.exception("timers: unexpected error")
+        # Most turns have no timer due: the core is asked only when one is (``advance``
+        # would find nothing), and only what waits is written, which is a wake-up's cost
+        # less at human pace, where each move is a wake-up of its own.
+        due = self.core.next_deadline
+        if due is not None and due <= now:
+            try:
+                self._apply(self.core.advance(now))
+            except Exception:  # a bug in a timer: log it, and keep serving everyone else
+                log.exception("timers: unexpected error")
         self._expire(now)
-        self._resume_accepting(now)
-        self._flush()  # pings and timeouts go out even when no socket is ready
+        if now >= self._accepting_again:
+            self._resume_accepting()
+        if self._dirty:  # pings and timeouts, and what came from outside the pump
+            self._flush()
         links = self._links
         later: list[tuple[int, int]] = []
         for fd, mask in ready:
