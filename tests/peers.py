@@ -243,6 +243,18 @@ class WebSocketPeer(Peer):
         return messages
 
 
+class RawPeer(Peer):
+    """Keeps the server's bytes as they come: for tests of exact bytes, and for answers an
+    h11 client must read in its own order."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__(network)
+        self.received = b""
+
+    def receive(self, data: bytes) -> None:
+        self.received += data
+
+
 class HttpPeer(Peer):
     """A plain HTTP client, played by h11's client side."""
 

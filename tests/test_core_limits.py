@@ -19,6 +19,7 @@ from peers import (
     HttpPeer,
     Network,
     Peer,
+    RawPeer,
     WebSocketPeer,
     byte_by_byte,
     header,
@@ -376,17 +377,6 @@ def test_ten_mebibyte_head_in_one_read_is_refused_without_parsing_it_all() -> No
     assert http.transport_closed
     assert_state(network)
     assert_still_serves(network)
-
-
-class RawPeer(Peer):
-    """Keeps what the server sent, for answers an h11 client must read in its own order."""
-
-    def __init__(self, network: Network) -> None:
-        super().__init__(network)
-        self.received = b""
-
-    def receive(self, data: bytes) -> None:
-        self.received += data
 
 
 def test_pipelined_request_within_limits_then_one_over_in_one_read() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from peers import SITE, Network, Peer, WebSocketPeer, byte_by_byte, header
+from peers import SITE, Network, RawPeer, WebSocketPeer, byte_by_byte, header
 from wsproto.events import CloseConnection, Message
 from wsproto.frame_protocol import FrameProtocol
 
@@ -438,17 +438,6 @@ def test_the_upgrade_tokens_are_read_in_any_case_and_among_others() -> None:
     )
     assert not peer.transport_closed
     assert network.server.statistics.handshakes == 1
-
-
-class RawPeer(Peer):
-    """A client that keeps the server's bytes as they come, for tests of exact bytes."""
-
-    def __init__(self, network: Network) -> None:
-        super().__init__(network)
-        self.received = b""
-
-    def receive(self, data: bytes) -> None:
-        self.received += data
 
 
 def test_end_of_stream_during_http_closes_quietly() -> None:
