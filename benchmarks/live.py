@@ -130,6 +130,13 @@ _ALLOWED_CPUS = frozenset(
 )  # (importable elsewhere, so that the test suite collects on macOS and Windows)
 
 
+def _ticked_cpu_seconds(pid: int) -> float:
+    """A process's CPU time (user + system) from ``/proc/PID/stat``, counted in clock ticks."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def two_cores() -> bool:
     """Whether the server and the client can each have a core of their own."""
     return {SERVER_CPU, CLIENT_CPU} <= _ALLOWED_CPUS
@@ -208,9 +215,7 @@ class ServerProcess:
         try:
             return time.clock_gettime(self._clock)
         except OSError:  # no per-process CPU clocks: fall back to /proc ticks
-            with open(f"/proc/{self.pid}/stat") as file:
-                fields = file.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            return _ticked_cpu_seconds(self.pid)
 
     def status_kib(self, key: str) -> int:
         """A ``/proc/PID/status`` memory line (``VmRSS``, ``VmHWM``), in KiB."""
@@ -243,12 +248,8 @@ class ServerProcess:
         except OSError:
             return total
         for child in children:
-            try:
-                with open(f"/proc/{child}/stat") as file:
-                    fields = file.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # it ended meanwhile
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                total += _ticked_cpu_seconds(int(child))
         return total
 
     def stop(self) -> None:
