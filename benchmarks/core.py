@@ -93,6 +93,24 @@ def floor_run(games: int, spectators: int) -> float:
     return time.perf_counter() - start
 
 
+def frame_layer_floor_run(games: int) -> float:
+    """The floor on wsproto's frame layer (``FrameProtocol``), which the core drives: the
+    same frames without ``Connection``'s events. The ratio is against ``floor_run``."""
+    layers = [FrameProtocol(client=False, extensions=[]) for _ in range(2 * games)]
+    framer = FrameProtocol(client=False, extensions=[])
+    reply = '{"type":"play","player":"red","column":3,"row":0}'
+    start = time.perf_counter()
+    for index, column in enumerate(DRAW):
+        frame = PLAY_FRAMES[column]
+        for game in range(games):
+            layer = layers[2 * game + index % 2]
+            layer.receive_bytes(frame)
+            for received in layer.received_frames():
+                assert type(received.payload) is str
+                framer.send_data(reply)
+    return time.perf_counter() - start
+
+
 GRID_GAMES = (1, 100, 1000)
 GRID_SPECTATORS = (0, 10, 100)
 
@@ -241,12 +259,13 @@ def main() -> None:
                   f" {cell['messages_out_per_s']:10.0f}")  # fmt: skip
         return
     moves = 42 * args.games
-    core_best = floor_best = float("inf")
+    core_best = floor_best = layer_best = float("inf")
     delivered = 0
     for _ in range(args.rounds):  # alternate core and floor: same noise for both
         seconds, delivered = core_run(args.games, args.spectators)
         core_best = min(core_best, seconds)
         floor_best = min(floor_best, floor_run(args.games, args.spectators))
+        layer_best = min(layer_best, frame_layer_floor_run(args.games))
     print(
         f"{args.games} games x {args.spectators} spectators, {moves} moves, best of {args.rounds}"
     )
@@ -254,6 +273,8 @@ def main() -> None:
           f" {delivered / core_best:9.0f} connection writes/s")  # fmt: skip
     print(f"  floor: {floor_best / moves * 1e6:7.2f} us per move (bare wsproto parse + frame)")
     print(f"  ratio core / floor: {core_best / floor_best:.2f}")
+    print(f"  wsproto's frame layer alone (no Connection, what the core drives):"
+          f" {layer_best / moves * 1e6:.2f} us per move")  # fmt: skip
     json_table()
     print("Server handshake, a browser's request (us):")
     for name, microseconds in handshakes().items():

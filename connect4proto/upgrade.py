@@ -6,7 +6,8 @@ cost (``benchmarks/core.py``). wsproto documents the other way for a request alr
 answer it yourself, with the accept value from ``wsproto.utilities.generate_accept_token``,
 and drive a bare ``wsproto.connection.Connection``. So this module judges the request h11
 gave us, with wsproto's checks in wsproto's order (the same requests pass, the same fail,
-with the same statuses), and writes the 101. Framing stays wsproto's.
+with the same statuses), and writes the 101. Framing stays wsproto's: the connection drives
+its frame layer (``FrameProtocol``) directly, the part of ``Connection`` that does it.
 """
 
 from __future__ import annotations

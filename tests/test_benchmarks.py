@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import core as core_benchmark
+import instructions as instructions_benchmark
 from redis_servers import needs_redis
 
 
@@ -19,6 +20,12 @@ def test_core_benchmark_plays_whole_games_to_every_participant() -> None:
     # 42 moves, each written to red, yellow and the spectator of its game.
     assert writes == 42 * 2 * 3
     assert core_benchmark.floor_run(games=2, spectators=1) > 0
+
+
+def test_the_instruction_count_plays_every_move_of_its_games_only_when_asked() -> None:
+    assert instructions_benchmark.child("core") == instructions_benchmark.MOVES
+    assert instructions_benchmark.child("none") == 0
+    assert core_benchmark.frame_layer_floor_run(games=2) > 0
 
 
 def test_the_handshake_table_times_each_way_to_answer_an_upgrade() -> None:

@@ -689,6 +689,20 @@ def test_unanswered_close_frame_is_given_up_after_the_close_timeout() -> None:
     assert_still_serves(network)
 
 
+def test_a_peer_that_drops_after_its_refusal_is_logged_for_the_refusal() -> None:
+    network = Network()
+    red, yellow = start_game(network)
+    yellow.answer_close = False
+    yellow.send({"type": "init", "padding": "x" * 5000})
+    assert yellow.close_code == 1009
+    network.feed(yellow, None)  # the stream ends, no close frame: not "vanished"
+    assert yellow.transport_closed
+    assert red.take() == [{"type": "left", "player": "yellow"}]  # told once
+    assert refusals(network, yellow) == ["Message larger than 4096 bytes."]
+    assert faults(network, yellow) == [Fault.PEER]
+    assert_state(network, connections=1, members=1, games=1)
+
+
 def test_shutdown_waits_for_close_frames_at_most_the_close_timeout() -> None:
     network = Network()
     red, yellow = start_game(network)
