@@ -80,6 +80,7 @@ class ClientConnection:
         "_request",
         "_since",
         "_site",
+        "answered_ping",
         "close_fault",
         "close_reason",
         "last_seen",
@@ -126,6 +127,9 @@ class ClientConnection:
         self.last_seen = now
         self._since = now
         self._ping_sent: float | None = None
+        #: Whether the last read ended a wait for the answer to our ping: then, and when the
+        #: state changes, the deadline may come earlier; else a read only moves it later.
+        self.answered_ping = False
         # Rate limit: messages counted in a one-second window.
         self._rate = RateLimit(config.max_messages_per_second)
 
@@ -233,6 +237,7 @@ class ClientConnection:
             raise LocalProtocolError("receive_data() on a closed connection")
         self._now = now
         self.last_seen = now
+        self.answered_ping = self._ping_sent is not None
         self._ping_sent = None  # any bytes prove the peer alive, not only the pong
         frames = self._frames
         if frames is None:

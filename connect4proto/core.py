@@ -376,9 +376,12 @@ class GameServer:
         if opening and client.path is not None:
             statistics.handshakes += 1
         batch.touched[connection] = None
-        # Only a connection that was just read from can need an earlier wake-up (its next
-        # ping, or the wait for its close); a later one is found when its entry comes due.
-        self._timers.schedule(connection, client.deadline())
+        # Only a connection that was just read from can need an earlier wake-up, and only if
+        # its state changed (the wait for its close, its first ping) or its ping was answered:
+        # else a read only moves its next ping later, which the timers find lazily when the
+        # entry it has comes due. (Two calls fewer on almost every read.)
+        if opening or client.state is not _OPEN or client.answered_ping:
+            self._timers.schedule(connection, client.deadline())
         return self._finish(batch)
 
     def connection_lost(
@@ -485,33 +488,49 @@ class GameServer:
     def _batch(self) -> _Batch:
         return _Batch(self._connections, self._lobby, self._framer, self._now, self._grace)
 
-    def _finish(self, batch: _Batch) -> Output:
-        """Take connections that stopped being open out of their games; collect the output."""
+    def _leave(
+        self, ended: list[ConnectionId], batch: _Batch, data: dict[ConnectionId, bytes]
+    ) -> None:
+        """Take ``ended`` out of their games, and add what that sends to ``data``.
+
+        Only open connections are in games, so the broadcasts of ``leave`` touch only open
+        connections: none of them is one of ``ended``, whose list is then complete.
+        """
         connections = self._connections
-        lobby = self._lobby
-        touched = batch.touched
-        # Only open connections are in games, so the broadcasts of ``leave`` touch only open
-        # connections: iterating over a snapshot visits every one that needs to leave.
-        ended = [
-            c
-            for c in touched
-            if (state := connections[c].state) is not _OPEN and state is not _HTTP
-        ]
         for connection in ended:
             client = connections[connection]
             going_away = client.peer_close_code in _COMING_BACK
-            lobby.leave(connection, batch, self._now, going_away=going_away)
+            self._lobby.leave(connection, batch, self._now, going_away=going_away)
             if client.state is ConnectionState.CLOSING:
                 # Closed during another connection's call (its seat was taken over): the
                 # wait for its close frame needs its own deadline.
                 self._timers.schedule(connection, client.deadline())
-        data: dict[ConnectionId, bytes] = {}
-        for connection in touched:
+        for connection in batch.touched:  # the leaves' broadcasts come after what was taken
             client = connections[connection]
             queued = client.queued
-            if queued:  # this runs once per recipient of every broadcast: kept inline
+            if queued:
+                client.queued = []
+                data[connection] = data.get(connection, b"") + b"".join(queued)
+
+    def _finish(self, batch: _Batch) -> Output:
+        """Take connections that stopped being open out of their games; collect the output."""
+        connections = self._connections
+        touched = batch.touched
+        # One pass takes what each touched connection has queued and finds those that
+        # ended. This runs once per recipient of every broadcast: kept inline.
+        data: dict[ConnectionId, bytes] = {}
+        ended: list[ConnectionId] = []
+        for connection in touched:
+            client = connections[connection]
+            state = client.state
+            if state is not _OPEN and state is not _HTTP:
+                ended.append(connection)
+            queued = client.queued
+            if queued:
                 client.queued = []
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
+        if ended:
+            self._leave(ended, batch, data)
         compute = tuple(batch.computing)
         store = tuple(batch.storing) if batch.storing else ()
         statistics = self._statistics

@@ -29,6 +29,7 @@ _HEIGHT = ROWS + 1  # one sentinel bit on top of each column
 _FULL_BOARD = sum(((1 << ROWS) - 1) << (c * _HEIGHT) for c in range(COLUMNS))
 # Shifts from a cell to its neighbour: up, right, up-right, down-right.
 _DIRECTIONS = (1, _HEIGHT, _HEIGHT + 1, _HEIGHT - 1)
+assert _DIRECTIONS == (1, 7, 8, 6)  # ``play`` has them as literals
 
 
 class Player(enum.Enum):
@@ -194,8 +195,16 @@ class Game:
         self._boards[player] = board
         move = Move(player=player, column=column, row=row)
         moves.append(move)
-        cells = _fours(board)
-        if cells:
+        # Is there a four? One test per direction, with the shifts as literals (1 up, 7
+        # across, 8 and 6 the diagonals: ``_DIRECTIONS``): most moves make none, and
+        # ``_fours`` finds which cells only when one was made.
+        if (
+            (pairs := board & (board >> 1)) & (pairs >> 2)
+            or (pairs := board & (board >> 7)) & (pairs >> 14)
+            or (pairs := board & (board >> 8)) & (pairs >> 16)
+            or (pairs := board & (board >> 6)) & (pairs >> 12)
+        ):
+            cells = _fours(board)
             self._winner = player
             self._ending = Ending.FOUR_IN_A_ROW
             self._winning_cells = tuple(

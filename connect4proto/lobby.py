@@ -879,7 +879,8 @@ class Lobby:
             self.refuse(connection, _SPECTATOR_REFUSALS.get(action, SPECTATORS_CANNOT_ACT), outbox)
             return
         room, player = member.room, _PLAYER_OF_ROLE[role]
-        self._settle_clock(room, now, outbox)  # a clock that ran out is settled first
+        if room.match.clock is not None:  # an untimed game has none: a call saved per move
+            self._settle_clock(room, now, outbox)  # a clock that ran out is settled first
         seat_refusal = None
         if action is Action.CLAIM:
             seat_refusal = self._claim_refusal(room, player, now)
