@@ -280,7 +280,12 @@ class ClientConnection:
                     else:
                         message = self._reassemble(frame)
                     if message is not None:
-                        yield message if self._admit() else Throttled.MESSAGE
+                        admission = self._rate.admit(now)  # ``_admit``, inlined: every message
+                        if admission is _ADMIT:
+                            yield message
+                        else:
+                            self._over_limit(admission)
+                            yield Throttled.MESSAGE
                 elif opcode is _PING:
                     # A ping flood is held to the message rate: beyond it, no pong.
                     if self.state is ConnectionState.OPEN and self._admit():
@@ -461,13 +466,17 @@ class ClientConnection:
         admission = self._rate.admit(self._now)
         if admission is _ADMIT:
             return True
+        self._over_limit(admission)
+        return False
+
+    def _over_limit(self, admission: Admission) -> None:
+        """A message or ping beyond the rate limit: dropped, and at twice it, a flood."""
         if admission is Admission.CLOSE:
             limit = self._config.max_messages_per_second
             assert limit is not None
             self.refuse(
                 CloseReason.POLICY_VIOLATION, f"More than {2 * limit} messages in one second."
             )
-        return False
 
     def _reassemble(self, frame: Frame) -> str | bytes | None:
         """Add one piece of a message; the message once complete and within limits."""

@@ -9,7 +9,7 @@ keys come from the ``new_key`` factory and the web UI's files from the ``Site``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, cast
+from typing import Protocol
 
 import msgspec
 from wsproto.frame_protocol import CloseReason, FrameProtocol
@@ -165,11 +165,13 @@ class _Batch:
         for member, profile in self._lobby.members(game).items():
             if profile is _TUTORIAL:
                 if tutorial is _UNSET:
-                    tutorial = self._project(logged, profile)
+                    message = project(logged, profile, self.now, self._grace)
+                    tutorial = None if message is None else self._frame(message)
                 frame = tutorial
             else:
                 if versioned is _UNSET:
-                    versioned = self._project(logged, profile)
+                    message = project(logged, profile, self.now, self._grace)
+                    versioned = None if message is None else self._frame(message)
                 frame = versioned
             if frame is None:
                 continue
@@ -179,10 +181,6 @@ class _Batch:
                 touched[member] = None
                 sent += 1
         self.sent += sent
-
-    def _project(self, logged: Logged, profile: Profile) -> bytes | None:
-        message = project(logged, profile, self.now, self._grace)
-        return None if message is None else self._frame(message)
 
     def send_data(self, connection: ConnectionId, data: str | bytes) -> None:
         # wsproto's FrameProtocol makes a text frame of a str and a binary frame of bytes.
@@ -356,8 +354,10 @@ class GameServer:
 
     def receive_data(self, connection: ConnectionId, data: bytes | None, now: float) -> Output:
         """Bytes read from ``connection``; ``None`` when the peer ended the stream."""
-        client = self._client(connection)
-        if now < self._now:  # ``_tick``, inlined: this runs on every read
+        client = self._connections.get(connection)  # ``_client`` and ``_tick``, inlined:
+        if client is None:  # this runs on every read
+            raise LocalProtocolError(f"unknown or closed connection {connection}")
+        if now < self._now:
             raise LocalProtocolError(f"time went backwards: {now} < {self._now}")
         self._now = now
         batch = _Batch(self._connections, self._lobby, self._framer, now, self._grace)
@@ -573,7 +573,7 @@ class _GameMessages:
         self, connection: ConnectionId, data: str | bytes, replies: Replies
     ) -> None:
         # The core's own batch: the lobby also publishes to games through it.
-        batch = cast("_Batch", replies)
+        batch: _Batch = replies  # type: ignore[assignment]  # (``cast`` is a call)
         if not isinstance(data, str):
             batch.refuse(
                 connection, CloseReason.UNSUPPORTED_DATA, "Binary frames are not supported."
