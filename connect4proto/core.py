@@ -19,7 +19,7 @@ from .connection import ClientConnection, ConnectionState, Throttled
 from .errors import LocalProtocolError
 from .events import ComputeMove, ConnectionEnded, ConnectionId, Event, GameId
 from .lobby import RECONNECTING, Lobby
-from .log import Logged
+from .log import Logged, MovePlayed
 from .messages import (
     Draw,
     InvalidMessage,
@@ -165,8 +165,16 @@ class _Batch:
         for member, profile in self._lobby.members(game).items():
             if profile is _TUTORIAL:
                 if tutorial is _UNSET:
-                    message = project(logged, profile, self.now, self._grace)
-                    tutorial = None if message is None else self._frame(message)
+                    event = logged.event
+                    # A move's frame in the tutorial's protocol is the move's alone (no
+                    # version, no clock): one of 84, each framed once per process.
+                    tutorial = _MOVE_FRAMES.get(event) if type(event) is MovePlayed else None
+                    if tutorial is None:
+                        message = project(logged, profile, self.now, self._grace)
+                        tutorial = None if message is None else self._frame(message)
+                        if type(event) is MovePlayed:
+                            assert tutorial is not None
+                            _MOVE_FRAMES[event] = tutorial
                 frame = tutorial
             else:
                 if versioned is _UNSET:
@@ -595,3 +603,4 @@ _TUTORIAL = Profile.TUTORIAL
 #: of ``play``, and the presence events): each is encoded and framed once per process.
 _REPEATED = frozenset({Played, Joined, Left, Draw})
 _FRAMES: dict[ServerMessage, bytes] = {}
+_MOVE_FRAMES: dict[MovePlayed, bytes] = {}
