@@ -14,7 +14,8 @@ Runs, against our ``server.py`` and the websockets tutorial's server
   every move at once (``--bot-delay 0``), phases without and with alternated in one run: the
   human games' move latency in each condition, the computer's moves answered per second;
 - and, in this process, ``benchmarks/core.py``: one move through the sans-IO core in memory
-  against the bare-wsproto floor;
+  against the bare-wsproto floor, timed, and counted in instructions by callgrind
+  (``benchmarks/instructions.py``, if valgrind is installed: the same count run after run);
 - many processes through Redis (``benchmarks/scale_out.py``): one process sharing its games
   through Redis and two processes with red on one and yellow on the other, against the
   in-memory process; Redis' CPU and commands per move; ``--workers 2`` against 1.
@@ -35,6 +36,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -69,6 +71,8 @@ class Settings:
     strace_seconds: float = 1.0
     core_games: int = 100
     core_rounds: int = 5
+    #: Count the instructions of a move through the core (callgrind, if valgrind is here).
+    core_instructions: bool = True
     #: The in-memory grid: cells with more connections than this are skipped.
     core_grid_largest: int | None = None
     #: The computer: games per pair of levels, positions of each of Pons' sets (None: all).
@@ -101,6 +105,7 @@ QUICK = Settings(
     strace_seconds=0.3,
     core_games=20,
     core_rounds=1,
+    core_instructions=False,
     core_grid_largest=300,
     bot_games=1,
     solver_positions=20,
@@ -460,6 +465,35 @@ def core_rows(report: Report, settings: Settings) -> None:
             core_best / moves * 1e6,
             floor_best / moves * 1e6,
             "{:.2f}",
+            1.3,
+            reference_label=" (floor)",
+        )
+    )
+
+
+def instruction_rows(report: Report, settings: Settings) -> None:
+    """Instructions per move through the core and the floor: the same from run to run, where
+    the timed row above swings with the machine (``benchmarks/instructions.py``)."""
+    if not settings.core_instructions:
+        return
+    if shutil.which("valgrind") is None:
+        report.failures.append("instruction counts skipped: valgrind is not installed")
+        return
+    try:
+        import instructions  # benchmarks/instructions.py
+
+        figures = instructions.per_move(Path(__file__).resolve().parent.parent)
+    except Exception as exc:
+        report.failures.append(f"instruction count (benchmarks/instructions.py) failed: {exc!r}")
+        return
+    progress(f"  [instructions] core {figures['core']:.0f}, floor {figures['floor']:.0f}")
+    report.add(
+        Row(
+            f"in memory, one move, {instructions.GAMES} games x 0 spectators (instructions,"
+            " callgrind; right: bare-wsproto floor)",
+            figures["core"],
+            figures["floor"],
+            "{:,.0f}",
             1.3,
             reference_label=" (floor)",
         )
@@ -857,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     progress("core in memory")
     report.section("Core in memory (benchmarks/core.py)")
     core_rows(report, settings)
+    instruction_rows(report, settings)
     core_grid_rows(report, settings)
 
     progress("the computer")
