@@ -22,29 +22,28 @@ _INFINITY = float("inf")
 class Timers(Generic[K]):
     """When each owner wants to be woken next, at the latest."""
 
-    __slots__ = ("_count", "_earliest", "_heap")
+    __slots__ = ("_count", "_earliest", "_heap", "next_deadline")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []
         self._earliest: dict[K, float] = {}
         self._count = 0
+        #: The earliest entry's time (possibly a stale one: waking early is harmless). Kept
+        #: as the heap changes, not worked out when asked: the driver asks twice a wake-up.
+        self.next_deadline: float | None = None
 
     def schedule(self, owner: K, when: float) -> None:
         """Wake ``owner`` at ``when`` (or earlier, if it asked for an earlier time)."""
         if when < self._earliest.get(owner, _INFINITY):
             self._earliest[owner] = when
             self._count += 1
-            heapq.heappush(self._heap, (when, self._count, owner))
+            heap = self._heap
+            heapq.heappush(heap, (when, self._count, owner))
+            self.next_deadline = heap[0][0]
 
     def cancel(self, owner: K) -> None:
         """Forget ``owner``'s deadline (it is gone): its heap entries become stale."""
         self._earliest.pop(owner, None)
-
-    @property
-    def next_deadline(self) -> float | None:
-        """The earliest entry's time (possibly a stale one: waking early is harmless)."""
-        heap = self._heap
-        return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> list[K]:
         """The owners whose deadline is at or before ``now``, each once, in time order.
@@ -59,4 +58,5 @@ class Timers(Generic[K]):
             if earliest.get(owner) == when:
                 del earliest[owner]
                 due.append(owner)
+        self.next_deadline = heap[0][0] if heap else None
         return due

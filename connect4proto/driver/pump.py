@@ -317,7 +317,9 @@ class Driver:
                 self._apply(self.core.advance(now))
             except Exception:  # a bug in a timer: log it, and keep serving everyone else
                 log.exception("timers: unexpected error")
-        self._expire(now)
+        deadlines = self._deadlines
+        if deadlines and deadlines[0][0] <= now:
+            self._expire(now)
         if now >= self._accepting_again:
             self._resume_accepting()
         if self._dirty:  # pings and timeouts, and what came from outside the pump
