@@ -1,8 +1,11 @@
-"""One client's byte stream: HTTP requests with h11, then (after an upgrade) WebSocket with wsproto.
+"""One client's byte stream: HTTP requests (``exchange``), then, after an upgrade, WebSocket
+messages on wsproto's frame layer.
 
-The connection turns bytes into complete text messages and keeps the bytes to send back. It
-knows nothing of games: the core decides what a message means. Everything the peer can do
-wrong is answered here (an HTTP error, a close frame) and never raised.
+The connection turns bytes into complete messages and keeps the bytes to send back. It knows
+nothing of games: the core decides what a message means. Everything the peer can do wrong is
+answered here (an HTTP error, a close frame) and never raised. Its states and what moves it
+between them are a table (``TRANSITIONS``); the rate limit and the reassembly of fragmented
+messages are classes of their own (``ratelimit``, ``assembler``).
 """
 
 from __future__ import annotations
@@ -11,22 +14,28 @@ import enum
 from collections.abc import Iterator
 from http import HTTPStatus
 
-import h11
 from wsproto.frame_protocol import CloseReason, Frame, FrameProtocol, Opcode, ParseFailed
 
 from .assembler import MessageAssembler, TooBig
 from .config import Config
 from .errors import LocalProtocolError
 from .events import Fault
+from .exchange import Ended, HttpExchange
 from .ratelimit import Admission, RateLimit
-from .upgrade import Refused, judge_upgrade
-from .web import Site, error_response, serialize
+from .web import Site
 
-__all__ = ["ClientConnection", "ConnectionState", "Throttled"]
+__all__ = [
+    "TRANSITIONS",
+    "Change",
+    "ClientConnection",
+    "ConnectionState",
+    "Throttled",
+    "next_state",
+]
 
 
 class ConnectionState(enum.Enum):
-    """Where a connection is in its life. Transitions: see ``ClientConnection``."""
+    """Where a connection is in its life. What moves it on: ``TRANSITIONS``."""
 
     #: Reading HTTP requests (keep-alive: several in a row), any of which may be an upgrade.
     HTTP = "http"
@@ -41,6 +50,62 @@ class ConnectionState(enum.Enum):
     __hash__ = object.__hash__
 
 
+class Change(enum.Enum):
+    """What moves a connection from one state to the next."""
+
+    #: A valid upgrade request was answered with 101.
+    UPGRADED = "upgraded"
+    #: The HTTP exchange is over: the client closed, h11 must close, a request was refused,
+    #: or a keep-alive connection stayed idle.
+    HTTP_ENDED = "http ended"
+    #: We close: a close frame if the WebSocket is open (its answer is awaited), else nothing.
+    CLOSE = "close"
+    #: The peer's close frame: its start of the closing handshake (echoed), or its answer.
+    CLOSE_RECEIVED = "close received"
+    #: The peer's bytes are not valid WebSocket (our close frame says why, if still open).
+    PROTOCOL_ERROR = "protocol error"
+    #: The peer ended its stream without a close frame.
+    STREAM_ENDED = "stream ended"
+    #: No answer in time: to our ping, or to our close frame.
+    TIMED_OUT = "timed out"
+    #: We end it at once: the transport is gone, or we close without waiting for an answer.
+    DROPPED = "dropped"
+
+    __hash__ = object.__hash__
+
+
+_HTTP, _OPEN, _CLOSING, _CLOSED = ConnectionState
+
+#: Every move a connection can make, ``(state, change) -> next state``. Any other pair is a
+#: bug of ours (``next_state`` says so), never something a peer can cause.
+TRANSITIONS: dict[tuple[ConnectionState, Change], ConnectionState] = {
+    (_HTTP, Change.UPGRADED): _OPEN,
+    (_HTTP, Change.HTTP_ENDED): _CLOSED,
+    (_HTTP, Change.CLOSE): _CLOSED,  # no WebSocket yet: nothing to say, nothing to wait for
+    (_HTTP, Change.DROPPED): _CLOSED,
+    (_OPEN, Change.CLOSE): _CLOSING,
+    (_OPEN, Change.CLOSE_RECEIVED): _CLOSED,  # echoed at once: the handshake is complete
+    (_OPEN, Change.PROTOCOL_ERROR): _CLOSED,
+    (_OPEN, Change.STREAM_ENDED): _CLOSED,
+    (_OPEN, Change.TIMED_OUT): _CLOSED,  # the ping's answer
+    (_OPEN, Change.DROPPED): _CLOSED,
+    (_CLOSING, Change.CLOSE_RECEIVED): _CLOSED,
+    (_CLOSING, Change.PROTOCOL_ERROR): _CLOSED,
+    (_CLOSING, Change.STREAM_ENDED): _CLOSED,
+    (_CLOSING, Change.TIMED_OUT): _CLOSED,  # the close frame's answer
+    (_CLOSING, Change.DROPPED): _CLOSED,
+    (_CLOSED, Change.DROPPED): _CLOSED,  # ending what has ended changes nothing
+}
+
+
+def next_state(state: ConnectionState, change: Change) -> ConnectionState:
+    """The state ``change`` moves a connection in ``state`` to (``TRANSITIONS``)."""
+    following = TRANSITIONS.get((state, change))
+    if following is None:
+        raise LocalProtocolError(f"a connection cannot go from {state.value} by {change.value}")
+    return following
+
+
 class Throttled(enum.Enum):
     """Stands in for a message dropped by the rate limit, so the application can say so."""
 
@@ -53,16 +118,10 @@ _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _PING = Opcode.PING
 _CLOSE = Opcode.CLOSE
-_HEAD_OVERHEAD = len(b" HTTP/1.1\r\n") + 1  # request line: method SP target SP version CRLF
 
 
 class ClientConnection:
-    """The server side of one client's transport.
-
-    ``HTTP`` -> ``OPEN`` on a successful upgrade; ``HTTP`` -> ``CLOSED`` when the client or
-    h11 ends the HTTP exchange, or a handshake is refused. ``OPEN`` -> ``CLOSING`` when we
-    start a closing handshake; ``OPEN``/``CLOSING`` -> ``CLOSED`` when the closing handshake
-    completes, the peer's data is not valid WebSocket, or the stream ends.
+    """The server side of one client's transport: its HTTP exchange, then its WebSocket.
 
     Time comes in as ``now`` (seconds, any epoch) with each call that reads; ``deadline``
     says when ``on_timer`` must run next (slowloris, idle pings, a close left unanswered).
@@ -71,15 +130,12 @@ class ClientConnection:
     __slots__ = (
         "_assembler",
         "_config",
+        "_exchange",
         "_frames",
-        "_h11",
-        "_head_bytes",
         "_now",
         "_ping_sent",
         "_rate",
-        "_request",
         "_since",
-        "_site",
         "answered_ping",
         "close_fault",
         "close_reason",
@@ -91,21 +147,13 @@ class ClientConnection:
     )
 
     def __init__(self, *, site: Site, config: Config, now: float = 0.0) -> None:
-        self._site = site
         self._config = config
-        # h11 refuses an unfinished head beyond this (431); ``_head_problem`` a finished one.
-        self._h11: h11.Connection | None = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=config.max_head_size
-        )
-        # How many bytes were given to h11 since the current request began (at most two
-        # pieces of ``max_head_size``: h11 refuses more): what the head's size is taken from.
-        self._head_bytes = 0
+        # The HTTP requests, until one upgrades (then None).
+        self._exchange: HttpExchange | None = HttpExchange(site=site, config=config)
         # wsproto's frame layer, once upgraded. Its ``Connection`` would wrap it in a second
         # state machine (open, closing, closed: ours) and an event object and a generator
         # per message: a fifth of the parse's time, on every message of every game.
         self._frames: FrameProtocol | None = None
-        # The request being read, and its header fields.
-        self._request: tuple[h11.Request, list[tuple[bytes, bytes]]] | None = None
         #: Bytes for the peer, in order, not yet collected by the core (which also appends
         #: broadcast frames here directly: the same object for every recipient).
         self.queued: list[bytes] = []
@@ -156,15 +204,15 @@ class ClientConnection:
         if self.state is ConnectionState.OPEN:
             assert self._frames is not None
             self.queued.append(bytes(self._frames.close(code, reason or None)))
-            self.state = ConnectionState.CLOSING
+            self._change(Change.CLOSE)
             self._since = self._now
         elif self.state is ConnectionState.HTTP:
-            self.state = ConnectionState.CLOSED
+            self._change(Change.CLOSE)
 
     def close_now(self, code: int, reason: str) -> None:
         """Send a close frame if open, and end without waiting for the peer's answer."""
         self.close(code, reason)  # no wait follows: the time does not matter
-        self.state = ConnectionState.CLOSED
+        self._change(Change.DROPPED)
 
     def abort(self, vanished: bool = False) -> None:
         """The transport is gone: drop whatever is queued; the connection is closed.
@@ -172,7 +220,10 @@ class ClientConnection:
         self.queued = []
         if vanished and self.close_reason is None and self.state is not ConnectionState.CLOSED:
             self._ended(Fault.VANISHED, "The connection was lost (reset, or a broken pipe).")
-        self.state = ConnectionState.CLOSED
+        self._change(Change.DROPPED)
+
+    def _change(self, change: Change) -> None:
+        self.state = next_state(self.state, change)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -204,21 +255,26 @@ class ClientConnection:
                 self._ping_sent = now
                 return
             self._ended(Fault.TIMEOUT, f"No answer to a ping within {config.ping_timeout:g} s.")
-            self.abort()  # RFC 6455 section 7.1.1 allows dropping a peer that does not answer
+            # RFC 6455 section 7.1.1 allows dropping a peer that does not answer.
+            self.queued = []
+            self._change(Change.TIMED_OUT)
         elif state is ConnectionState.HTTP:
-            connection = self._h11
-            assert connection is not None
-            if connection.their_state is h11.IDLE and not connection.trailing_data[0]:
-                self.state = ConnectionState.CLOSED  # an idle keep-alive: nothing to answer
+            exchange = self._exchange
+            assert exchange is not None
+            if exchange.idle:  # an idle keep-alive: nothing to answer
+                self._change(Change.HTTP_ENDED)
             else:
-                self._refuse_http(
-                    HTTPStatus.REQUEST_TIMEOUT,
-                    f"Request not complete within {config.request_timeout:g} s.",
+                self._http_ended(
+                    exchange,
+                    exchange.refuse(
+                        HTTPStatus.REQUEST_TIMEOUT,
+                        f"Request not complete within {config.request_timeout:g} s.",
+                    ),
                 )
         else:  # CLOSING (a closed connection has no deadline, so never gets here)
             if self.close_reason is None:
                 self._ended(Fault.TIMEOUT, f"No close frame within {config.close_timeout:g} s.")
-            self.state = ConnectionState.CLOSED
+            self._change(Change.TIMED_OUT)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -245,17 +301,15 @@ class ClientConnection:
                 data = b""  # h11 takes an empty read as the end of the stream
             elif not data:
                 return
-            trailing = self._feed_http(data)
-            if trailing is None:
+            opened = self._read_http(data)
+            if opened is None:
                 return
-            data = trailing
-            frames = self._frames
-            assert frames is not None
+            frames, data = opened
         if data is None:
             # The stream ended without a close frame: 1006 (RFC 6455 section 7.1.5).
             if self.close_reason is None:
                 self._ended(Fault.VANISHED, "Connection closed without a close frame.")
-            self.state = ConnectionState.CLOSED
+            self._change(Change.STREAM_ENDED)
             return
         if data:
             frames.receive_bytes(data)
@@ -300,166 +354,39 @@ class ClientConnection:
         except ParseFailed as failure:
             self._protocol_error(frames, failure)
 
-    def _feed_http(self, data: bytes) -> bytes | None:
-        """Give h11 at most one head's worth at a time; the bytes after an upgrade, if any.
-
-        h11 bounds a head only while it is incomplete: a whole 10 MiB head in one read would
-        be parsed. Fed in pieces of ``max_head_size``, it refuses one before it gets there.
-        """
-        connection = self._h11
-        assert connection is not None
-        piece = self._config.max_head_size
-        if len(data) <= piece:
-            self._head_bytes += len(data)
-            connection.receive_data(data)
-            return self._receive_http()
-        for start in range(0, len(data), piece):
-            chunk = data[start : start + piece]
-            self._head_bytes += len(chunk)
-            connection.receive_data(chunk)
-            trailing = self._receive_http()
-            if trailing is not None:
-                return trailing + data[start + piece :]
-            if self.state is not ConnectionState.HTTP:
-                return None
-        return None
-
-    def _take_head(self) -> int:
-        """The size of the head h11 just read, in bytes.
-
-        Every byte given to h11 since the request began is counted in ``_head_bytes``; what
-        h11 still holds after the head belongs to the next request (or to the WebSocket).
-        """
-        connection = self._h11
-        assert connection is not None
-        size = self._head_bytes - len(connection.trailing_data[0])
-        self._head_bytes -= size
-        return size
-
-    def _head_problem(
-        self, request: h11.Request, fields: list[tuple[bytes, bytes]], size: int
-    ) -> tuple[HTTPStatus, str] | None:
-        """What is wrong with a request head that h11 accepted, by our limits, if anything.
-
-        ``fields``: the request's header fields; ``size`` counts every byte the head arrived
-        in; line lengths are those of the parsed fields (h11 drops the optional whitespace
-        around values), which the head size bounds.
-        """
-        config = self._config
-        line = len(request.method) + len(request.target) + _HEAD_OVERHEAD
-        if line > config.max_line_size:
-            return HTTPStatus.REQUEST_URI_TOO_LONG, (
-                f"Request line longer than {config.max_line_size} bytes."
-            )
-        if len(fields) > config.max_headers:
-            return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
-                f"More than {config.max_headers} header fields."
-            )
-        body = False
-        for name, value in fields:
-            if len(name) + len(value) + 4 > config.max_line_size:  # name: value CRLF
-                return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
-                    f"Header line longer than {config.max_line_size} bytes."
-                )
-            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
-                body = True
-        if size > config.max_head_size:
-            return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, (
-                f"Request head larger than {config.max_head_size} bytes."
-            )
-        if body:  # nothing here takes a body: refuse it instead of reading it
-            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request bodies are not accepted."
-        return None
-
-    def _receive_http(self) -> bytes | None:
-        """Answer every complete request; after an upgrade, the bytes that followed it."""
-        connection = self._h11
-        assert connection is not None
-        while True:
-            try:
-                event = connection.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._refuse_http(HTTPStatus(exc.error_status_hint), str(exc))
-                return None
-            if event is h11.NEED_DATA:
-                return None
-            if isinstance(event, h11.Request):
-                # h11's ``Headers`` iterate slowly (a ``Sequence``'s ``__getitem__`` per
-                # field): once, here, for every check of the request.
-                fields = list(event.headers)
-                problem = self._head_problem(event, fields, self._take_head())
-                if problem is not None:
-                    self._refuse_http(*problem)
-                    return None
-                self._request = event, fields
-            elif isinstance(event, h11.EndOfMessage):
-                assert self._request is not None
-                request, fields = self._request
-                self._request = None
-                # h11 treats any request with an Upgrade header as a protocol switch
-                # proposal and pauses after it; ``judge_upgrade`` says whether it is a valid
-                # one. A site without the game answers it as a plain request (404: the
-                # switch declined).
-                if self._site.websocket and any(name == b"upgrade" for name, _ in fields):
-                    if not self._origin_allowed(fields):
-                        self._refuse_http(HTTPStatus.FORBIDDEN, "Origin not allowed.")
-                        return None
-                    return self._upgrade(request, fields)
-                self._respond(request)
-                if connection.our_state is h11.MUST_CLOSE:
-                    self.state = ConnectionState.CLOSED
-                    return None
-                connection.start_next_cycle()
-                self._since = self._now  # the next request has its own time to arrive
-            elif isinstance(event, h11.ConnectionClosed):
-                self.state = ConnectionState.CLOSED
-                return None
-            # Data (a request body): read and dropped; the response waits for its end.
-
-    def _origin_allowed(self, fields: list[tuple[bytes, bytes]]) -> bool:
-        """Whether a page of this origin may open a WebSocket (any, unless configured)."""
-        allowed = self._config.allowed_origins
-        if not allowed:
-            return True
-        origins = [value for name, value in fields if name == b"origin"]
-        if len(origins) != 1:
-            return False  # a browser always sends exactly one; refuse what we cannot judge
-        origin = origins[0].decode("ascii", "replace").rstrip("/").lower()
-        return any(origin == candidate.rstrip("/").lower() for candidate in allowed)
-
-    def _respond(self, request: h11.Request) -> None:
-        connection = self._h11
-        assert connection is not None
-        self.queued.append(serialize(connection, *self._site.respond(request)))
-
-    def _refuse_http(
-        self, status: HTTPStatus, reason: str, headers: tuple[tuple[bytes, bytes], ...] = ()
-    ) -> None:
-        """Answer a request we cannot serve with ``status`` (and ``headers``), then close."""
-        connection = self._h11
-        assert connection is not None
-        self._ended(Fault.TIMEOUT if status is HTTPStatus.REQUEST_TIMEOUT else Fault.PEER, reason)
-        self.state = ConnectionState.CLOSED
-        if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return  # pragma: no cover - h11 raises only while a request is being read
-        self.queued.append(serialize(connection, *error_response(status, reason, headers)))
-
-    def _upgrade(self, request: h11.Request, fields: list[tuple[bytes, bytes]]) -> bytes | None:
-        """Answer an upgrade request; the bytes after it if it opens a WebSocket."""
-        connection = self._h11
-        assert connection is not None
-        answer = judge_upgrade(request, fields)
-        if isinstance(answer, Refused):
-            self._refuse_http(answer.status, answer.reason, answer.headers)
+    def _read_http(self, data: bytes) -> tuple[FrameProtocol, bytes] | None:
+        """Bytes for the HTTP exchange; once it upgrades, the frame layer and what followed."""
+        exchange = self._exchange
+        assert exchange is not None
+        answered = exchange.answered
+        outcome = exchange.receive(data)
+        if exchange.answered != answered:
+            self._since = self._now  # the next request has its own time to arrive
+        if outcome is None:
+            self._take(exchange)
             return None
-        trailing = connection.trailing_data[0]
-        self._h11 = None
-        self.queued.append(answer.response)
-        self._frames = FrameProtocol(client=False, extensions=[])
-        self.path = answer.target
-        self.state = ConnectionState.OPEN
+        if isinstance(outcome, Ended):
+            self._http_ended(exchange, outcome)
+            return None
+        self._take(exchange)
+        self._exchange = None
+        frames = self._frames = FrameProtocol(client=False, extensions=[])
+        self.path = outcome.target
+        self._change(Change.UPGRADED)
         self._since = self._now
-        return bytes(trailing)
+        return frames, outcome.trailing
+
+    def _take(self, exchange: HttpExchange) -> None:
+        """The exchange's responses, in order, after what is queued already."""
+        if exchange.queued:
+            self.queued.extend(exchange.queued)
+            exchange.queued = []
+
+    def _http_ended(self, exchange: HttpExchange, ended: Ended) -> None:
+        self._take(exchange)
+        if ended.reason is not None:
+            self._ended(ended.fault, ended.reason)
+        self._change(Change.HTTP_ENDED)
 
     def _admit(self) -> bool:
         """Count a message or ping against the rate limit; False if it must be dropped."""
@@ -511,7 +438,7 @@ class ClientConnection:
             # The peer starts the closing handshake: echo its code (section 5.5.1).
             self.peer_close_code = code
             self.queued.append(bytes(frames.close(code, reason)))
-        self.state = ConnectionState.CLOSED
+        self._change(Change.CLOSE_RECEIVED)
 
     def _protocol_error(self, frames: FrameProtocol, failure: ParseFailed) -> None:
         """wsproto could not parse the peer's bytes (invalid framing, invalid UTF-8, ...):
@@ -520,4 +447,4 @@ class ClientConnection:
         self._ended(Fault.PEER, reason or f"WebSocket protocol error {failure.code}")
         if self.state is ConnectionState.OPEN:
             self.queued.append(bytes(frames.close(failure.code, reason)))
-        self.state = ConnectionState.CLOSED
+        self._change(Change.PROTOCOL_ERROR)
