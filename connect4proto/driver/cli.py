@@ -6,7 +6,6 @@ Every mistake is said in one line with exit status 2, before anything slow start
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import os
 import secrets
@@ -29,7 +28,7 @@ from .serving import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     WallClock,
     browser_address,
-    open_listeners,
+    listen_or_exit,
     raise_open_file_limit,
     serve,
 )
@@ -268,44 +267,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if limits["max_messages_per_second"] == 0:
         limits["max_messages_per_second"] = None
     return Config(**limits, allowed_origins=tuple(args.allowed_origin))
-
-
-def listen_or_exit(
-    host: str,
-    port: int,
-    prog: str = COMMAND,
-    flag: str | None = None,
-    *,
-    reuse_port: bool = False,
-    listen: bool = True,
-) -> list[socket.socket]:
-    """``open_listeners``, or the reason it failed and what to do in one line, exit 2;
-    ``flag``: the one option that gave both host and port (else ``--host`` and ``--port``)."""
-    host_flag, port_flag = (flag, flag) if flag is not None else ("--host", "--port")
-    try:
-        return open_listeners(host, port, reuse_port=reuse_port, listen=listen)
-    except socket.gaierror:
-        reason = (
-            f"cannot find the address of {host_flag} {host}: check it "
-            "(127.0.0.1 for this machine only, 0.0.0.0 for every address)"
-        )
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            reason = (
-                f"port {port} is in use on {host} (another server?): stop it, or choose "
-                f"another with {port_flag}"
-            )
-        elif exc.errno == errno.EACCES:
-            reason = (
-                f"not allowed to listen on port {port}: ports below 1024 need privileges; "
-                f"choose {port_flag} {8000 if flag is None else 9100}, for example"
-            )
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            reason = f"{host_flag} {host} is not an address of this machine: check it"
-        else:
-            reason = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
-    sys.stderr.write(f"{prog}: {reason}\n")
-    sys.exit(2)
 
 
 async def main(args: argparse.Namespace, prog: str = COMMAND) -> None:

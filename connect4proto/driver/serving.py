@@ -4,6 +4,7 @@ pump."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -91,6 +92,44 @@ def open_listeners(
             sock.close()
         raise
     return listeners
+
+
+def listen_or_exit(
+    host: str,
+    port: int,
+    prog: str,
+    flag: str | None = None,
+    *,
+    reuse_port: bool = False,
+    listen: bool = True,
+) -> list[socket.socket]:
+    """``open_listeners``, or the reason it failed and what to do in one line, exit 2;
+    ``flag``: the one option that gave both host and port (else ``--host`` and ``--port``)."""
+    host_flag, port_flag = (flag, flag) if flag is not None else ("--host", "--port")
+    try:
+        return open_listeners(host, port, reuse_port=reuse_port, listen=listen)
+    except socket.gaierror:
+        reason = (
+            f"cannot find the address of {host_flag} {host}: check it "
+            "(127.0.0.1 for this machine only, 0.0.0.0 for every address)"
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            reason = (
+                f"port {port} is in use on {host} (another server?): stop it, or choose "
+                f"another with {port_flag}"
+            )
+        elif exc.errno == errno.EACCES:
+            reason = (
+                f"not allowed to listen on port {port}: ports below 1024 need privileges; "
+                f"choose {port_flag} {8000 if flag is None else 9100}, for example"
+            )
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            reason = f"{host_flag} {host} is not an address of this machine: check it"
+        else:
+            reason = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+    sys.stderr.write(f"{prog}: {reason}\n")
+    sys.exit(2)
 
 
 async def serve(

@@ -23,7 +23,7 @@ import sys
 import time
 from types import FrameType
 
-from .serving import STOP_SIGNALS, browser_address
+from .serving import STOP_SIGNALS, browser_address, listen_or_exit
 
 __all__ = ["supervise"]
 
@@ -37,7 +37,6 @@ RESTART_AFTER = 1.0
 
 def supervise(argv: list[str], args: argparse.Namespace, prog: str) -> int:
     """Run ``args.workers`` workers until stopped; the exit status."""
-    from .cli import listen_or_exit  # (cli imports this module)
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
