@@ -539,13 +539,19 @@ class GameServer:
                 data[connection] = queued[0] if len(queued) == 1 else b"".join(queued)
         if ended:
             self._leave(ended, batch, data)
-        compute = tuple(batch.computing)
+        # Most calls report, compute and store nothing: no tuple to build for them.
+        compute = tuple(batch.computing) if batch.computing else ()
         store = tuple(batch.storing) if batch.storing else ()
+        events = batch.events
         statistics = self._statistics
         statistics.messages_sent += batch.sent
         if not ended:
             return Output(
-                data=data, close=_NOBODY, events=tuple(batch.events), compute=compute, store=store
+                data=data,
+                close=_NOBODY,
+                events=tuple(events) if events else (),
+                compute=compute,
+                store=store,
             )
         close = frozenset(c for c in ended if connections[c].state is ConnectionState.CLOSED)
         for connection in close:

@@ -26,7 +26,7 @@ import msgspec
 
 from .clock import Clock, Clocks, TimeControl
 from .errors import LocalProtocolError
-from .game import Ending, Game, IllegalMove, Player
+from .game import Ending, Game, IllegalMove, Move, Player
 from .log import (
     GameEvent,
     GameOver,
@@ -245,8 +245,12 @@ def _move(match: Match, request: MatchRequest) -> Step | Refusal:
     player, now = request.player, request.now
     game = match.game
     result = game.play(player, request.column)
-    if isinstance(result, IllegalMove):
+    if type(result) is not Move:
+        assert isinstance(result, IllegalMove)
         return Refusal(code=result.code, message=result.reason)
+    clock = match.clock
+    if clock is None and match.phase is Phase.PLAYING and game.ending is None:
+        return Step((result,))  # the common move: nothing else to say
     events: list[GameEvent] = []
     phase = None
     if match.phase is Phase.DRAW_OFFERED and player is not match.offer_by:
@@ -254,10 +258,7 @@ def _move(match: Match, request: MatchRequest) -> Step | Refusal:
         events.append(OfferDeclined(offer=OfferKind.DRAW, player=player))
         match.offer_by = None
         phase = Phase.PLAYING
-    clock = match.clock
     if clock is None:
-        if not events and game.ending is None:
-            return Step((result,), phase)  # the common move: nothing else to say
         events.append(result)
     else:
         clock.moved(player, now)
