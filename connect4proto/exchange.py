@@ -103,8 +103,10 @@ class HttpExchange:
     ) -> Ended:
         """Answer the request under way with ``status`` (and ``headers``): the end."""
         connection = self._h11
-        if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # else h11 raised mid-body
-            self.queued.append(serialize(connection, *error_response(status, reason, headers)))
+        # h11 raises only while a request is being read, and a request is answered at its
+        # end: there is always a response to send.
+        assert connection.our_state in (h11.IDLE, h11.SEND_RESPONSE), connection.our_state
+        self.queued.append(serialize(connection, *error_response(status, reason, headers)))
         return Ended(reason, Fault.TIMEOUT if status is HTTPStatus.REQUEST_TIMEOUT else Fault.PEER)
 
     def _answer(self) -> Upgraded | Ended | None:
@@ -142,9 +144,11 @@ class HttpExchange:
                     return Ended()
                 connection.start_next_cycle()
                 self.answered += 1
-            elif isinstance(event, h11.ConnectionClosed):
+            else:
+                # Nothing else comes: a body is refused at its head (no ``Data``), and each
+                # request is answered at its end (no ``PAUSED``).
+                assert isinstance(event, h11.ConnectionClosed), event
                 return Ended()
-            # Data (a request body): read and dropped; the response waits for its end.
 
     def _take_head(self) -> int:
         """The size of the head h11 just read, in bytes.

@@ -93,6 +93,18 @@ def test_a_websocket_we_close_waits_for_the_answer() -> None:
     assert client.server.close_reason is None  # a normal close
 
 
+def test_closing_again_while_closing_sends_nothing_more() -> None:
+    client = Client()
+    client.open()
+    client.server.close(1000)
+    client.server.close(1001, "again")
+    client.deliver()
+    (close,) = client.peer.events()
+    assert isinstance(close, CloseConnection)
+    assert close.code == 1000
+    assert client.states == [HTTP, OPEN, CLOSING]
+
+
 def test_plain_requests_keep_the_connection_until_the_client_ends_it() -> None:
     client = Client()
     request = b"GET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n"
