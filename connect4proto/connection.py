@@ -341,6 +341,8 @@ class ClientConnection:
                         else:
                             self._over_limit(admission)
                             yield Throttled.MESSAGE
+                        if self.state is _CLOSED:  # (mypy: the state may change at yield)
+                            return  # ended meanwhile (``close_now``, ``abort``): read no more
                 elif opcode is _PING:
                     # A ping flood is held to the message rate: beyond it, no pong.
                     if self.state is ConnectionState.OPEN and self._admit():

@@ -129,6 +129,22 @@ def test_bytes_that_are_not_websocket_close_with_a_reason() -> None:
     assert client.server.close_reason == "Invalid opcode 0xf"
 
 
+def test_a_connection_ended_while_its_messages_are_read_reads_no_further() -> None:
+    client = Client()
+    client.open()
+    data = client.peer.send(TextMessage(data="one")) + client.peer.send(CloseConnection(code=1000))
+    messages = []
+    for message in client.server.receive_data(data, 0.0):
+        messages.append(message)
+        client.server.close_now(1013, "Too slow to keep up.")
+    client.deliver()
+    assert messages == ["one"]
+    (close,) = client.peer.events()  # ours; the peer's close frame is not echoed
+    assert isinstance(close, CloseConnection)
+    assert close.code == 1013
+    assert client.states == [HTTP, OPEN, CLOSED]
+
+
 def test_a_closed_connection_reads_nothing_more() -> None:
     client = Client()
     client.open()
