@@ -363,15 +363,14 @@ class ClientConnection:
         assert exchange is not None
         answered = exchange.answered
         outcome = exchange.receive(data)
+        self._take(exchange)
         if exchange.answered != answered:
             self._since = self._now  # the next request has its own time to arrive
         if outcome is None:
-            self._take(exchange)
             return None
         if isinstance(outcome, Ended):
             self._http_ended(exchange, outcome)
             return None
-        self._take(exchange)
         self._exchange = None
         frames = self._frames = FrameProtocol(client=False, extensions=[])
         self.path = outcome.target

@@ -170,16 +170,14 @@ class _Batch:
                     # version, no clock): one of 84, each framed once per process.
                     tutorial = _MOVE_FRAMES.get(event) if type(event) is MovePlayed else None
                     if tutorial is None:
-                        message = project(logged, profile, self.now, self._grace)
-                        tutorial = None if message is None else self._frame(message)
+                        tutorial = self._project(logged, profile)
                         if type(event) is MovePlayed:
                             assert tutorial is not None
                             _MOVE_FRAMES[event] = tutorial
                 frame = tutorial
             else:
                 if versioned is _UNSET:
-                    message = project(logged, profile, self.now, self._grace)
-                    versioned = None if message is None else self._frame(message)
+                    versioned = self._project(logged, profile)
                 frame = versioned
             if frame is None:
                 continue
@@ -189,6 +187,10 @@ class _Batch:
                 touched[member] = None
                 sent += 1
         self.sent += sent
+
+    def _project(self, logged: Logged, profile: Profile) -> bytes | None:
+        message = project(logged, profile, self.now, self._grace)
+        return None if message is None else self._frame(message)
 
     def send_data(self, connection: ConnectionId, data: str | bytes) -> None:
         # wsproto's FrameProtocol makes a text frame of a str and a binary frame of bytes.
