@@ -43,8 +43,9 @@ def client_frame(text: str) -> bytes:
 PLAY_FRAMES = [client_frame(json.dumps({"type": "play", "column": c})) for c in range(7)]
 
 
-def core_run(games: int, spectators: int) -> tuple[float, int]:
-    """Seconds spent in the core for ``games`` full games, and messages delivered."""
+def set_up(games: int, spectators: int) -> tuple[GameServer, list[tuple[int, int]]]:
+    """A core with ``games`` games begun (red and yellow in each, ``spectators`` watching):
+    the server, and each game's red and yellow connections."""
     keys = itertools.count()
     server = GameServer(
         site=Site.from_files({}),
@@ -66,13 +67,26 @@ def core_run(games: int, spectators: int) -> tuple[float, int]:
             watch = json.dumps({"type": "init", "watch": f"k{4 * game + 1}"})
             server.receive_data(watcher, client_frame(watch), 0.0)
         pairs.append((red, yellow))
+    return server, pairs
+
+
+def play(server: GameServer, pairs: list[tuple[int, int]]) -> int:
+    """Every game of ``pairs`` played to its end (a draw), move by move across the games:
+    the messages delivered."""
     delivered = 0
-    start = time.perf_counter()
     for index, column in enumerate(DRAW):
         frame = PLAY_FRAMES[column]
         for red, yellow in pairs:
             output = server.receive_data(red if index % 2 == 0 else yellow, frame, 0.0)
             delivered += len(output.data)
+    return delivered
+
+
+def core_run(games: int, spectators: int) -> tuple[float, int]:
+    """Seconds spent in the core for ``games`` full games, and messages delivered."""
+    server, pairs = set_up(games, spectators)
+    start = time.perf_counter()
+    delivered = play(server, pairs)
     return time.perf_counter() - start, delivered
 
 

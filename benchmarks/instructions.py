@@ -21,8 +21,6 @@ Usage (needs ``valgrind``, Debian's package of that name):
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import os
 import re
 import shutil
@@ -41,24 +39,9 @@ def child(mode: str) -> int:
     played (none but in mode ``core``)."""
     import core  # benchmarks/core.py, beside this file (the script's folder is on sys.path)
 
-    from connect4proto import Config, GameServer, Site
-
-    keys = itertools.count()
-    server = GameServer(site=Site.from_files({}), new_key=lambda: f"k{next(keys)}", config=Config())
-    pairs = []
-    for game in range(GAMES):
-        red, yellow = server.open_connection(0.0), server.open_connection(0.0)
-        server.receive_data(red, core.HANDSHAKE, 0.0)
-        server.receive_data(red, core.client_frame('{"type": "init"}'), 0.0)
-        server.receive_data(yellow, core.HANDSHAKE, 0.0)
-        join = json.dumps({"type": "init", "join": f"k{4 * game}"})
-        server.receive_data(yellow, core.client_frame(join), 0.0)
-        pairs.append((red, yellow))
+    server, pairs = core.set_up(GAMES, 0)
     if mode == "core":
-        for index, column in enumerate(core.DRAW):
-            frame = core.PLAY_FRAMES[column]
-            for red, yellow in pairs:
-                server.receive_data(red if index % 2 == 0 else yellow, frame, 0.0)
+        core.play(server, pairs)
     elif mode == "floor":
         core.floor_run(GAMES, 0)
     elif mode == "frame_layer":
